@@ -1,0 +1,168 @@
+"""The CustomResourceDefinition for llmmodels.llm.nebari.dev, derived from the pydantic models.
+
+Never edit the CRD by hand: change the models and run `llmpack crd`. Pydantic's JSON schema is turned
+into a Kubernetes structural schema (refs inlined, Optional unwrapped, titles dropped), and the
+cross-field rules that a cluster without our webhook must still enforce are added as CEL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llmpack.api.model import GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION
+from llmpack.api.names import MAX_MODEL_NAME_LENGTH
+from llmpack.api.spec import LLMModelSpec
+from llmpack.api.status import LLMModelStatus
+
+# (path into the spec schema, CEL rule, message, fieldPath relative to that path)
+SPEC_RULES: list[tuple[tuple[str, ...], str, str, str]] = [
+    (
+        ("model",),
+        "self.source != 'oci' || has(self.image)",
+        "spec.model.image is required when spec.model.source is oci (the image that holds the weights "
+        "under /models)",
+        ".image",
+    ),
+    (
+        ("model",),
+        "self.source == 'oci' || self.storage.type != 'pvc' || has(self.storage.size)",
+        "spec.model.storage.size is required when storage.type is pvc: size it 10-20% above the model's "
+        "files (e.g. 30Gi for a 20 GB model)",
+        ".storage.size",
+    ),
+    (
+        ("model", "storage"),
+        "!has(self.size) || !isQuantity(string(self.size)) || quantity(string(self.size)).sign() > 0",
+        "spec.model.storage.size must be greater than zero",
+        ".size",
+    ),
+]
+
+ROOT_RULES: list[dict[str, str]] = [
+    {
+        "rule": f"self.metadata.name.size() <= {MAX_MODEL_NAME_LENGTH}",
+        "message": f"metadata.name must be at most {MAX_MODEL_NAME_LENGTH} characters: it names the "
+        "model's Service and label values",
+    },
+    {
+        "rule": "self.metadata.name.matches('^[a-z]')",
+        "message": "metadata.name must start with a letter: it names the model's Service",
+    },
+]
+
+PRINTER_COLUMNS = [
+    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+    {"name": "Model", "type": "string", "jsonPath": ".spec.model.name"},
+    {"name": "Ready", "type": "integer", "jsonPath": ".status.replicas.ready"},
+    {"name": "Desired", "type": "integer", "jsonPath": ".status.replicas.desired", "priority": 1},
+    {"name": "Progress", "type": "string", "jsonPath": ".status.download.percent", "priority": 1},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]
+
+
+def _structural(node: Any, defs: dict[str, Any]) -> Any:
+    """Rewrite one pydantic JSON-schema node into the subset Kubernetes accepts."""
+    if isinstance(node, list):
+        return [_structural(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target = defs[node["$ref"].rsplit("/", 1)[-1]]
+        merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+        return _structural(merged, defs)
+    if "anyOf" in node and not node.get("x-kubernetes-int-or-string"):
+        options = [o for o in node["anyOf"] if o.get("type") != "null"]
+        if len(options) == 1:  # Optional[X] is X: absence, not null, means unset
+            rest = {k: v for k, v in node.items() if k != "anyOf"}
+            return _structural({**options[0], **rest}, defs)
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in ("title", "$defs", "additionalProperties") and value is False:
+            continue
+        if key in ("title", "$defs"):
+            continue
+        if key == "default" and value is None:
+            continue
+        if key == "properties":
+            out[key] = {name: _structural(sub, defs) for name, sub in value.items()}
+        elif key == "x-kubernetes-int-or-string":
+            out[key] = value
+        elif key == "anyOf" and node.get("x-kubernetes-int-or-string"):
+            # Structural int-or-string: the types in anyOf, the string pattern hoisted beside it.
+            out[key] = [{"type": o["type"]} for o in value]
+            for option in value:
+                if "pattern" in option:
+                    out["pattern"] = option["pattern"]
+        else:
+            out[key] = _structural(value, defs)
+    if out.get("type") == "object" and "properties" not in out and "additionalProperties" not in out:
+        out.setdefault("x-kubernetes-preserve-unknown-fields", True)
+    return out
+
+
+def _schema_of(model: Any) -> dict[str, Any]:
+    raw = model.model_json_schema(by_alias=True, mode="validation")
+    return dict(_structural(raw, raw.get("$defs", {})))
+
+
+def _at(schema: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+    for part in path:
+        schema = schema["properties"][part]
+    return schema
+
+
+def spec_schema() -> dict[str, Any]:
+    schema = _schema_of(LLMModelSpec)
+    for path, rule, message, field_path in SPEC_RULES:
+        _at(schema, path).setdefault("x-kubernetes-validations", []).append(
+            {"rule": rule, "message": message, "fieldPath": field_path}
+        )
+    return schema
+
+
+def status_schema() -> dict[str, Any]:
+    return _schema_of(LLMModelStatus)
+
+
+def crd() -> dict[str, Any]:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{PLURAL}.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "names": {
+                "kind": KIND,
+                "listKind": f"{KIND}List",
+                "plural": PLURAL,
+                "singular": SINGULAR,
+                "shortNames": SHORT_NAMES,
+                "categories": ["all"],
+            },
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": PRINTER_COLUMNS,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": "A large language model served by vLLM, with its weights cached once.",
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": spec_schema(),
+                                "status": status_schema(),
+                            },
+                            "x-kubernetes-validations": ROOT_RULES,
+                        }
+                    },
+                }
+            ],
+        },
+    }

@@ -1,0 +1,161 @@
+"""The desired state of an LLMModel (llm.nebari.dev/v1alpha1), field for field the LLM Serving Pack's API.
+
+Field names and defaults are a compatibility contract: existing manifests must apply unchanged.
+Additions lift limitations the seed documents (storage.accessMode, storage.retainOnDelete).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field, StringConstraints, model_validator
+
+from llmpack.api.base import ApiModel, FreeObject, Quantity, nested
+from llmpack.api.quantity import parse_quantity
+
+
+class Source(StrEnum):
+    HUGGINGFACE = "huggingface"
+    OCI = "oci"
+    UNSET = ""  # the seed treats an empty source as Hugging Face
+
+
+class StorageType(StrEnum):
+    PVC = "pvc"
+    EMPTY_DIR = "emptyDir"
+
+
+class AccessMode(StrEnum):
+    READ_WRITE_ONCE = "ReadWriteOnce"
+    READ_WRITE_MANY = "ReadWriteMany"
+    READ_ONLY_MANY = "ReadOnlyMany"
+
+
+class UpdateStrategy(StrEnum):
+    RECREATE = "Recreate"
+    ROLLING_UPDATE = "RollingUpdate"
+
+
+NonEmpty = Annotated[str, StringConstraints(min_length=1)]
+
+
+class Storage(ApiModel):
+    type: StorageType = Field(StorageType.PVC, description="pvc (default): a cache that survives restarts; "
+                              "emptyDir: node disk, downloaded again on every pod start.")
+    size: Quantity | None = Field(None, description="PVC size (required for pvc); emptyDir sizeLimit when set.")
+    storage_class_name: str | None = Field(
+        None, description="Overrides the operator default (Helm defaults.storage.storageClassName).")
+    access_mode: AccessMode | None = Field(
+        None, description="PVC access mode; unset = operator default (ReadWriteOnce). ReadWriteMany lets "
+        "replicas on different nodes share one cache.")
+    retain_on_delete: bool = Field(
+        False, description="Keep the PVC (the downloaded weights) when the LLMModel is deleted.")
+
+    @model_validator(mode="after")
+    def _size_is_positive(self) -> Storage:
+        if self.size is not None and parse_quantity(self.size) <= 0:
+            raise ValueError("size: must be greater than zero")
+        return self
+
+
+class Model(ApiModel):
+    name: NonEmpty = Field(description="Hugging Face repo id (org/name); also vLLM --served-model-name.")
+    source: Source = Field(Source.HUGGINGFACE, description="huggingface (default) or oci; empty means huggingface.")
+    revision: NonEmpty | None = Field(None, description="Branch, tag or commit to download.")
+    auth_secret_name: NonEmpty | None = Field(
+        None, description="Secret in the model's namespace with key HF_TOKEN, given to the downloader only.")
+    image: NonEmpty | None = Field(None, description="OCI model image with weights under /models (source oci).")
+    preload: bool = Field(True, description="Download (or copy) the weights before vLLM starts.")
+    storage: Storage = nested(Storage, "Where the weights live, mounted at /model-cache.")
+
+    @model_validator(mode="after")
+    def _source_has_what_it_needs(self) -> Model:
+        # The same rules as the CRD's CEL (api/crd.py SPEC_RULES), so `llmpack render` agrees with the cluster.
+        if self.is_oci and self.image is None:
+            raise ValueError("image: required when source is oci (the image that holds the weights under /models)")
+        if not self.is_oci and self.storage.type == StorageType.PVC and self.storage.size is None:
+            raise ValueError("storage.size: required when storage.type is pvc; size it 10-20% above the "
+                             "model's files (e.g. 30Gi for a 20 GB model)")
+        return self
+
+    @property
+    def is_oci(self) -> bool:
+        return self.source == Source.OCI
+
+
+class Gpu(ApiModel):
+    count: int = Field(1, ge=0, description="GPUs per replica (nvidia.com/gpu); 0 for CPU-only.")
+    type: NonEmpty | None = Field(
+        None, description="GPU product; pods are placed on nodes labelled nvidia.com/gpu.product=<type>.")
+
+
+class Resources(ApiModel):
+    gpu: Gpu = nested(Gpu, "GPUs per replica.")
+    requests: dict[str, Quantity] = Field(default_factory=dict, description="Extra container requests.")
+    limits: dict[str, Quantity] = Field(default_factory=dict, description="Extra container limits.")
+
+
+class Monitoring(ApiModel):
+    enabled: bool = Field(False, description="Annotate pods so Prometheus scrapes vLLM's /metrics.")
+
+
+class Serving(ApiModel):
+    image: NonEmpty | None = Field(None, description="vLLM image; unset = operator default.")
+    command: list[str] | None = Field(None, description="Overrides the image entrypoint.")
+    replicas: int = Field(1, ge=0, description="vLLM replicas.")
+    tensor_parallelism: int | None = Field(None, ge=1, description="--tensor-parallel-size; unset = gpu.count.")
+    data_parallelism: int = Field(1, ge=1, description="--data-parallel-size.")
+    vllm_args: list[str] = Field(default_factory=list, description="Extra vLLM arguments.")
+    update_strategy: UpdateStrategy = Field(UpdateStrategy.RECREATE, description="Recreate or RollingUpdate.")
+    monitoring: Monitoring = nested(Monitoring, "Prometheus scraping.")
+
+
+class Access(ApiModel):
+    public: bool = False
+    groups: list[str] = Field(default_factory=list)
+
+
+class ExternalEndpoint(ApiModel):
+    enabled: bool = True
+    subdomain: str | None = None
+
+
+class InternalEndpoint(ApiModel):
+    enabled: bool = True
+
+
+class Endpoints(ApiModel):
+    external: ExternalEndpoint = nested(ExternalEndpoint, "The public, API-key protected route.")
+    internal: InternalEndpoint = nested(InternalEndpoint, "The in-organisation, OIDC protected route.")
+    request_timeout: str = Field("600s", description="Gateway request timeout (a duration such as 600s).")
+
+
+class Vllm(ApiModel):
+    extra_args: list[str] = Field(default_factory=list)
+    extra_env: list[FreeObject] = Field(default_factory=list)
+    tolerations: list[FreeObject] = Field(default_factory=list)
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    affinity: FreeObject | None = None
+
+
+class InferencePool(ApiModel):
+    scheduler_config: str | None = None
+
+
+class Advanced(ApiModel):
+    vllm: Vllm = nested(Vllm, "Pod-level settings of the vLLM pods.")
+    inference_pool: InferencePool = nested(InferencePool, "Endpoint picker settings.")
+
+
+class LLMModelSpec(ApiModel):
+    model: Model
+    resources: Resources = nested(Resources, "Compute per replica.")
+    serving: Serving = nested(Serving, "How vLLM runs.")
+    access: Access | None = None
+    endpoints: Endpoints = nested(Endpoints, "Routes to the model.")
+    advanced: Advanced = nested(Advanced, "Escape hatches for the vLLM pods.")
+
+    @property
+    def tensor_parallel_size(self) -> int:
+        return self.serving.tensor_parallelism or max(self.resources.gpu.count, 1)

@@ -1,0 +1,66 @@
+"""What the operator reports about an LLMModel. Every field is written by the operator only."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field
+
+from llmpack.api.base import ApiModel
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"          # nothing scheduled yet, or storage not bound
+    DOWNLOADING = "Downloading"  # weights are being downloaded or copied
+    STARTING = "Starting"        # weights present, vLLM not ready yet
+    READY = "Ready"              # every desired replica serves
+    DEGRADED = "Degraded"        # some replicas serve, or a child failed after being Ready
+    ERROR = "Error"              # the spec cannot be applied; the Ready condition says why
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Condition(ApiModel):
+    """metav1.Condition."""
+
+    type: str
+    status: ConditionStatus
+    reason: str
+    message: str = ""
+    last_transition_time: str | None = None
+    observed_generation: int | None = None
+
+
+class Replicas(ApiModel):
+    ready: int = 0
+    desired: int = 0
+
+
+class EndpointStatus(ApiModel):
+    external: str | None = None
+    internal: str | None = None
+
+
+class Download(ApiModel):
+    """Progress of the shared download, mirrored from the download Lease."""
+
+    bytes_done: int = 0
+    bytes_total: int | None = None
+    percent: int | None = Field(None, ge=0, le=100)
+    rate: str | None = Field(None, description="Bytes per second, human readable (12.3Mi/s).")
+    eta: str | None = Field(None, description="Time left, such as 4m10s.")
+    holder: str | None = Field(None, description="The pod doing the download.")
+
+
+class LLMModelStatus(ApiModel):
+    phase: Phase | None = None
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    model_size: str | None = Field(None, description="Size of the weights on disk, when known.")
+    replicas: Replicas | None = None
+    endpoints: EndpointStatus | None = None
+    download: Download | None = None

@@ -1,0 +1,93 @@
+"""Operator settings: one typed object, read from Helm-style values and LLMPACK_* environment variables.
+
+Precedence, lowest first: built-in defaults, a values file (the chart's keys, e.g.
+`defaults.storage.storageClassName`), environment variables. Renderers receive a Config; they never
+read the environment themselves.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from llmpack import __version__
+from llmpack.api.spec import AccessMode
+
+DEFAULT_DOWNLOADER_IMAGE = f"ghcr.io/nebari-dev/llmpack/model-downloader:{__version__}"
+DEFAULT_SERVING_IMAGE = "vllm/vllm-openai:v0.11.0"
+FIELD_MANAGER = "llmpack"
+
+
+class ConfigError(ValueError):
+    """Settings that cannot be used; the message names the key and the source."""
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    downloader_image: str = Field(DEFAULT_DOWNLOADER_IMAGE, min_length=1)
+    serving_image: str = Field(DEFAULT_SERVING_IMAGE, min_length=1)
+    storage_class_name: str = Field("", description="Empty: the cluster's default StorageClass.")
+    access_mode: AccessMode = AccessMode.READ_WRITE_ONCE
+    watch_namespaces: tuple[str, ...] = Field((), description="Empty: every namespace.")
+    # The pod's fsGroup: files the downloader writes stay readable by vLLM, whatever uid each runs as.
+    fs_group: int = Field(65532, ge=0)
+
+
+# (values-file path, environment variable, Config field)
+SETTINGS: tuple[tuple[str, str, str], ...] = (
+    ("modelDownloader.image", "LLMPACK_DOWNLOADER_IMAGE", "downloader_image"),
+    ("defaults.serving.image", "LLMPACK_SERVING_IMAGE", "serving_image"),
+    ("defaults.storage.storageClassName", "LLMPACK_STORAGE_CLASS_NAME", "storage_class_name"),
+    ("defaults.storage.accessMode", "LLMPACK_STORAGE_ACCESS_MODE", "access_mode"),
+    ("watchNamespaces", "LLMPACK_WATCH_NAMESPACES", "watch_namespaces"),
+    ("podSecurityContext.fsGroup", "LLMPACK_FS_GROUP", "fs_group"),
+)
+
+
+def _dig(values: Mapping[str, Any], dotted: str) -> Any:
+    node: Any = values
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _from_env(field: str, text: str) -> Any:
+    if field == "watch_namespaces":
+        return tuple(ns.strip() for ns in text.split(",") if ns.strip())
+    return text
+
+
+def load_config(values_file: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    env = os.environ if env is None else env
+    values: Mapping[str, Any] = {}
+    if values_file is not None:
+        try:
+            loaded = yaml.safe_load(values_file.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{values_file}: cannot read values: {exc}") from None
+        if not isinstance(loaded, Mapping | None):
+            raise ConfigError(f"{values_file}: values must be a mapping of keys")
+        values = loaded or {}
+    chosen: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for dotted, var, field in SETTINGS:
+        if (found := _dig(values, dotted)) is not None:
+            chosen[field] = tuple(found) if isinstance(found, list) else found
+            origin[field] = f"{values_file}: {dotted}"
+        if var in env:
+            chosen[field] = _from_env(field, env[var])
+            origin[field] = f"environment variable {var}"
+    try:
+        return Config(**chosen)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        raise ConfigError(f"{origin.get(field, field)}: {error['msg']}") from None

@@ -1,0 +1,23 @@
+"""Pure functions from (LLMModel, Config) to the Kubernetes objects that should exist for it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llmpack.api import LLMModel
+from llmpack.config import Config
+from llmpack.render import serving
+from llmpack.render.storage import StorageLayout, build_storage
+
+
+def render(model: LLMModel, config: Config) -> list[dict[str, Any]]:
+    """Every object the model needs, in a stable order (dependencies before dependents)."""
+    layout = build_storage(model, config)
+    objects = [serving.service_account(model)]
+    if layout.pvc is not None:
+        objects.append(layout.pvc)
+    objects += [serving.service(model), serving.deployment(model, config, layout)]
+    return objects
+
+
+__all__ = ["StorageLayout", "build_storage", "render"]

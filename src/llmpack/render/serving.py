@@ -1,0 +1,176 @@
+"""The vLLM side of an LLMModel: ServiceAccount, Service and Deployment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llmpack.api import LLMModel, UpdateStrategy, names
+from llmpack.config import Config
+from llmpack.render.meta import IDENTITY_ANNOTATION, identity, labels, metadata, selector_labels
+from llmpack.render.storage import RESTRICTED, StorageLayout
+
+PORT = 8000
+VLLM = "vllm"
+VLLM_UID = 1000
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+# Loading 80 GB of weights and compiling kernels can take long; the startup probe allows an hour.
+STARTUP_PROBE_SECONDS = 3600
+PROBE_PERIOD = 10
+
+
+def service_account(model: LLMModel) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": metadata(model, names.service_account(model.name)),
+        "automountServiceAccountToken": False,  # vLLM has no business with the API server
+    }
+
+
+def service(model: LLMModel) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(model, names.service(model.name)),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector_labels(model),
+            "ports": [{"name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def vllm_args(model: LLMModel, layout: StorageLayout) -> list[str]:
+    spec = model.spec
+    return [
+        "--model", layout.model_path,
+        "--served-model-name", spec.model.name,
+        "--tensor-parallel-size", str(spec.tensor_parallel_size),
+        "--data-parallel-size", str(spec.serving.data_parallelism),
+        *spec.serving.vllm_args,
+        *spec.advanced.vllm.extra_args,
+    ]
+
+
+def _env(model: LLMModel) -> list[dict[str, Any]]:
+    ours: list[dict[str, Any]] = [{"name": "HOME", "value": "/tmp"}]  # vLLM caches under $HOME; / is not ours
+    if model.spec.model.preload:
+        ours.append({"name": "HF_HUB_OFFLINE", "value": "1"})  # the weights are local; never call the Hub
+    theirs = model.spec.advanced.vllm.extra_env
+    overridden = {e.get("name") for e in theirs}
+    return [e for e in ours if e["name"] not in overridden] + list(theirs)
+
+
+def _resources(model: LLMModel) -> dict[str, Any]:
+    r = model.spec.resources
+    requests: dict[str, Any] = dict(r.requests)
+    limits: dict[str, Any] = dict(r.limits)
+    if r.gpu.count > 0:
+        requests[GPU_RESOURCE] = limits[GPU_RESOURCE] = str(r.gpu.count)
+    out: dict[str, Any] = {}
+    if requests:
+        out["requests"] = requests
+    if limits:
+        out["limits"] = limits
+    return out
+
+
+def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": "http"},
+        "periodSeconds": period,
+        "failureThreshold": failures,
+        "timeoutSeconds": 5,
+    }
+
+
+def vllm_container(model: LLMModel, config: Config, layout: StorageLayout) -> dict[str, Any]:
+    serving = model.spec.serving
+    container: dict[str, Any] = {
+        "name": VLLM,
+        "image": serving.image or config.serving_image,
+        "args": vllm_args(model, layout),
+        "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
+        "env": _env(model),
+        "volumeMounts": [*layout.vllm_mounts, {"name": "dshm", "mountPath": "/dev/shm"}],
+        "startupProbe": _probe("/v1/models", PROBE_PERIOD, STARTUP_PROBE_SECONDS // PROBE_PERIOD),
+        "readinessProbe": _probe("/v1/models", PROBE_PERIOD, 3),
+        "livenessProbe": _probe("/health", 30, 3),
+        "securityContext": {**RESTRICTED, "runAsUser": VLLM_UID},
+    }
+    if serving.command:
+        container["command"] = list(serving.command)
+    if resources := _resources(model):
+        container["resources"] = resources
+    return container
+
+
+def _shm_volume(model: LLMModel) -> dict[str, Any]:
+    # NCCL and vLLM's workers exchange tensors through /dev/shm; cap it by the memory limit when one is set.
+    memory = model.spec.resources.limits.get("memory")
+    return {"name": "dshm", "emptyDir": {"medium": "Memory", **({"sizeLimit": memory} if memory else {})}}
+
+
+def _scheduling(model: LLMModel) -> dict[str, Any]:
+    spec = model.spec
+    advanced = spec.advanced.vllm
+    node_selector = dict(advanced.node_selector)
+    tolerations = list(advanced.tolerations)
+    if spec.resources.gpu.count > 0:
+        if spec.resources.gpu.type:
+            node_selector.setdefault(GPU_PRODUCT_LABEL, spec.resources.gpu.type)
+        tolerations.append({"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
+    out: dict[str, Any] = {}
+    if node_selector:
+        out["nodeSelector"] = node_selector
+    if tolerations:
+        out["tolerations"] = tolerations
+    if advanced.affinity:
+        out["affinity"] = advanced.affinity
+    return out
+
+
+def _pod_annotations(model: LLMModel) -> dict[str, str]:
+    annotations = {IDENTITY_ANNOTATION: identity(model)}
+    if model.spec.serving.monitoring.enabled:
+        annotations |= {"prometheus.io/scrape": "true", "prometheus.io/port": str(PORT),
+                        "prometheus.io/path": "/metrics"}
+    return annotations
+
+
+def deployment(model: LLMModel, config: Config, layout: StorageLayout) -> dict[str, Any]:
+    serving = model.spec.serving
+    strategy: dict[str, Any] = {"type": serving.update_strategy.value}
+    if serving.update_strategy == UpdateStrategy.ROLLING_UPDATE:
+        # A surge pod would need GPUs nobody has spare; replace one replica at a time instead.
+        strategy["rollingUpdate"] = {"maxSurge": 0, "maxUnavailable": 1}
+    pod_spec: dict[str, Any] = {
+        "serviceAccountName": names.service_account(model.name),
+        "securityContext": {
+            "runAsNonRoot": True,
+            "fsGroup": config.fs_group,
+            # Never chown 80 GB of weights on every start; only when the volume root is not ours yet.
+            "fsGroupChangePolicy": "OnRootMismatch",
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [vllm_container(model, config, layout)],
+        "volumes": [*layout.volumes, _shm_volume(model)],
+        **_scheduling(model),
+    }
+    if layout.init_containers:
+        pod_spec["initContainers"] = layout.init_containers
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(model, names.deployment(model.name)),
+        "spec": {
+            "replicas": serving.replicas,
+            "selector": {"matchLabels": selector_labels(model)},
+            "strategy": strategy,
+            "template": {
+                "metadata": {"labels": labels(model), "annotations": _pod_annotations(model)},
+                "spec": pod_spec,
+            },
+        },
+    }

@@ -1,0 +1,110 @@
+"""The seed's storage layout: where the weights live and what fills that place before vLLM starts.
+
+build_storage(model, config) returns a StorageLayout: the PVC (if any), the init container that fills the
+volume (if any), the pod volumes and the vLLM container's mounts. Every path of loading puts the weights at
+/model-cache, the path vLLM is given with --model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmpack.api import LLMModel, StorageType, names
+from llmpack.config import Config
+from llmpack.render.meta import metadata
+
+VOLUME = "model-storage"
+MODEL_PATH = "/model-cache"
+OCI_SOURCE_DIR = "/models"
+OCI_TARGET_DIR = "/shared-models"  # where the seed's copy step sees the shared volume
+DOWNLOADER = "model-downloader"
+LOADER = "model-loader"
+DOWNLOADER_UID = 65532
+
+RESTRICTED = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "runAsNonRoot": True,
+}
+
+
+@dataclass(frozen=True)
+class StorageLayout:
+    pvc: dict[str, Any] | None
+    init_containers: list[dict[str, Any]] = field(default_factory=list)
+    volumes: list[dict[str, Any]] = field(default_factory=list)
+    vllm_mounts: list[dict[str, Any]] = field(default_factory=list)
+    model_path: str = MODEL_PATH
+
+
+def pvc(model: LLMModel, config: Config) -> dict[str, Any]:
+    storage = model.spec.model.storage
+    assert storage.size is not None  # the API models refuse a pvc without a size
+    spec: dict[str, Any] = {
+        "accessModes": [(storage.access_mode or config.access_mode).value],
+        "resources": {"requests": {"storage": storage.size}},
+    }
+    storage_class = storage.storage_class_name or config.storage_class_name
+    if storage_class:  # unset means the cluster's default StorageClass
+        spec["storageClassName"] = storage_class
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": metadata(model, names.storage_pvc(model.name), owned=not storage.retain_on_delete),
+        "spec": spec,
+    }
+
+
+def downloader(model: LLMModel, config: Config) -> dict[str, Any]:
+    m = model.spec.model
+    args = [m.name, "--local-dir", MODEL_PATH]
+    if m.revision:
+        args += ["--revision", m.revision]
+    container: dict[str, Any] = {
+        "name": DOWNLOADER,
+        "image": config.downloader_image,
+        "args": args,
+        "volumeMounts": [{"name": VOLUME, "mountPath": MODEL_PATH}],
+        "securityContext": {**RESTRICTED, "runAsUser": DOWNLOADER_UID},
+        "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+    }
+    if m.auth_secret_name:
+        container["env"] = [
+            {
+                "name": "HF_TOKEN",
+                "valueFrom": {"secretKeyRef": {"name": m.auth_secret_name, "key": "HF_TOKEN"}},
+            }
+        ]
+    return container
+
+
+def loader(model: LLMModel) -> dict[str, Any]:
+    assert model.spec.model.image is not None
+    return {
+        "name": LOADER,
+        "image": model.spec.model.image,
+        "command": ["cp", "-r", f"{OCI_SOURCE_DIR}/.", f"{OCI_TARGET_DIR}/"],
+        "volumeMounts": [{"name": VOLUME, "mountPath": OCI_TARGET_DIR}],
+        "securityContext": {**RESTRICTED, "runAsUser": DOWNLOADER_UID},
+    }
+
+
+def _empty_dir(size: str | None) -> dict[str, Any]:
+    return {"name": VOLUME, "emptyDir": {"sizeLimit": size} if size else {}}
+
+
+def build_storage(model: LLMModel, config: Config) -> StorageLayout:
+    m = model.spec.model
+    mounts = [{"name": VOLUME, "mountPath": MODEL_PATH}]
+    if m.is_oci:
+        # Weights baked into an image: copied into an emptyDir on every pod start (no PVC).
+        size = m.storage.size if m.storage.type == StorageType.EMPTY_DIR else None
+        init = [loader(model)] if m.preload else []
+        return StorageLayout(None, init, [_empty_dir(size)], mounts)
+    init = [downloader(model, config)] if m.preload else []
+    if m.storage.type == StorageType.EMPTY_DIR:
+        return StorageLayout(None, init, [_empty_dir(m.storage.size)], mounts)
+    claim = pvc(model, config)
+    volume = {"name": VOLUME, "persistentVolumeClaim": {"claimName": claim["metadata"]["name"]}}
+    return StorageLayout(claim, init, [volume], mounts)

@@ -1,0 +1,131 @@
+"""The vLLM Deployment, Service and ServiceAccount."""
+
+from __future__ import annotations
+
+from llmpack.config import Config
+from llmpack.render import render
+from llmpack.render.meta import IDENTITY_ANNOTATION
+from tests.unit.factories import model
+from tests.unit.render_helpers import container, find, pod_spec
+
+CONFIG = Config(serving_image="example.org/vllm:1")
+
+
+def _args(spec: dict[str, object]) -> list[str]:
+    vllm = container(render(model(spec), CONFIG), "vllm")
+    assert vllm is not None
+    return list(vllm["args"])
+
+
+def test_parallelism_defaults_to_gpu_count_then_user_args_then_extra_args() -> None:
+    args = _args({
+        "resources": {"gpu": {"count": 4}},
+        "serving": {"vllmArgs": ["--max-model-len", "8192"]},
+        "advanced": {"vllm": {"extraArgs": ["--enforce-eager"]}},
+    })
+    assert args == [
+        "--model", "/model-cache", "--served-model-name", "Qwen/Qwen3-8B",
+        "--tensor-parallel-size", "4", "--data-parallel-size", "1",
+        "--max-model-len", "8192", "--enforce-eager",
+    ]
+
+
+def test_explicit_tensor_parallelism_wins_over_gpu_count() -> None:
+    args = _args({"resources": {"gpu": {"count": 4}}, "serving": {"tensorParallelism": 2, "dataParallelism": 2}})
+    assert args[args.index("--tensor-parallel-size") + 1] == "2"
+    assert args[args.index("--data-parallel-size") + 1] == "2"
+
+
+def test_gpus_are_limited_and_tolerated() -> None:
+    objects = render(model({"resources": {"gpu": {"count": 2, "type": "NVIDIA-A100-SXM4-80GB"}}}), CONFIG)
+    vllm = container(objects, "vllm")
+    assert vllm is not None
+    assert vllm["resources"]["limits"]["nvidia.com/gpu"] == "2"
+    spec = pod_spec(objects)
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec["tolerations"]
+    assert spec["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}
+
+
+def test_cpu_only_model_asks_for_no_gpu() -> None:
+    objects = render(model({"resources": {"gpu": {"count": 0}}}), CONFIG)
+    vllm = container(objects, "vllm")
+    assert vllm is not None
+    assert "nvidia.com/gpu" not in str(vllm.get("resources", {}))
+    assert "tolerations" not in pod_spec(objects)
+    assert _args({"resources": {"gpu": {"count": 0}}})[5] == "1"
+
+
+def test_shared_memory_is_capped_by_the_memory_limit() -> None:
+    objects = render(model({"resources": {"limits": {"memory": "64Gi"}}}), CONFIG)
+    volumes = {v["name"]: v for v in pod_spec(objects)["volumes"]}
+    assert volumes["dshm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "64Gi"}
+
+
+def test_startup_probe_allows_at_least_an_hour_to_load_weights() -> None:
+    vllm = container(render(model(), CONFIG), "vllm")
+    assert vllm is not None
+    probe = vllm["startupProbe"]
+    assert probe["httpGet"]["path"] == "/v1/models"
+    assert probe["periodSeconds"] * probe["failureThreshold"] >= 3600
+    assert vllm["readinessProbe"]["httpGet"]["path"] == "/v1/models"
+    assert vllm["livenessProbe"]["httpGet"]["path"] == "/health"
+
+
+def test_pods_run_as_non_root_and_share_files_through_fs_group() -> None:
+    spec = pod_spec(render(model(), CONFIG))
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["fsGroup"] == 65532
+    assert spec["securityContext"]["fsGroupChangePolicy"] == "OnRootMismatch"
+
+
+def test_user_env_overrides_ours_by_name() -> None:
+    vllm = container(render(model({"advanced": {"vllm": {"extraEnv": [{"name": "HOME", "value": "/data"}]}}}), CONFIG),
+                     "vllm")
+    assert vllm is not None
+    assert [e for e in vllm["env"] if e["name"] == "HOME"] == [{"name": "HOME", "value": "/data"}]
+
+
+def test_rolling_update_never_surges_past_the_gpus_the_model_has() -> None:
+    deployment = find(render(model({"serving": {"updateStrategy": "RollingUpdate"}}), CONFIG), "Deployment")
+    assert deployment is not None
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
+    deployment = find(render(model(), CONFIG), "Deployment")
+    assert deployment is not None
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def test_identity_annotation_changes_with_the_weights_and_only_with_them() -> None:
+    def identity(spec: dict[str, object]) -> str:
+        deployment = find(render(model(spec), CONFIG), "Deployment")
+        assert deployment is not None
+        return str(deployment["spec"]["template"]["metadata"]["annotations"][IDENTITY_ANNOTATION])
+
+    base = identity({})
+    assert identity({"model": {"revision": "v2"}}) != base
+    assert identity({"model": {"name": "Qwen/Other"}}) != base
+    assert identity({"model": {"storage": {"type": "emptyDir"}}}) != base
+    assert identity({"model": {"source": ""}}) == base  # "" is Hugging Face too
+    assert identity({"serving": {"replicas": 3, "vllmArgs": ["--enforce-eager"]}}) == base
+
+
+def test_service_selects_the_vllm_pods_on_port_8000() -> None:
+    objects = render(model(), CONFIG)
+    service = find(objects, "Service")
+    deployment = find(objects, "Deployment")
+    assert service is not None
+    assert deployment is not None
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["ports"][0]["port"] == 8000
+    template_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert set(service["spec"]["selector"].items()) <= set(template_labels.items())
+
+
+def test_every_child_carries_the_standard_labels_and_an_owner() -> None:
+    for obj in render(model(), CONFIG):
+        labels = obj["metadata"]["labels"]
+        assert labels["app.kubernetes.io/managed-by"] == "llmpack"
+        assert labels["app.kubernetes.io/instance"] == "qwen"
+        assert labels["app.kubernetes.io/name"] == "llmmodel"
+        assert labels["llm.nebari.dev/model"] == "qwen"
+        assert obj["metadata"]["ownerReferences"][0]["uid"] == "1234-uid"
