@@ -1,0 +1,55 @@
+"""Session fixtures: one real control plane for all cluster tests, started and stopped by the tests."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from lightkube import AsyncClient, KubeConfig
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.core_v1 import Namespace
+
+from llmpack.testing.cluster import LocalCluster
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/cluster/" in str(item.fspath):
+            item.add_marker(pytest.mark.cluster)
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    bin_dir = Path(os.environ.get("LLMPACK_TESTBIN", ROOT / ".testbin"))
+    local = LocalCluster(tmp_path_factory.mktemp("cluster"), bin_dir)
+    try:
+        local.up()
+        yield local
+    finally:
+        local.down(keep_state=bool(os.environ.get("LLMPACK_KEEP_CLUSTER")))
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(cluster: LocalCluster) -> Path:
+    return cluster.kubeconfig
+
+
+@pytest.fixture(scope="session")
+async def client(cluster: LocalCluster) -> AsyncIterator[AsyncClient]:
+    api = AsyncClient(KubeConfig.from_file(str(cluster.kubeconfig)), field_manager="llmpack-tests")
+    yield api
+    await api.close()
+
+
+@pytest.fixture
+async def namespace(client: AsyncClient) -> AsyncIterator[str]:
+    """A fresh namespace per test, deleted afterwards."""
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    await client.create(Namespace(metadata=ObjectMeta(name=name)))
+    yield name
+    await client.delete(Namespace, name)
