@@ -2,10 +2,13 @@
 package main
 
 import (
-	"os"
-
 	"k8s.io/component-base/cli"
 	"k8s.io/kubectl/pkg/cmd"
+	"k8s.io/kubectl/pkg/cmd/util"
 )
 
-func main() { os.Exit(cli.RunNoErrOutput(cmd.NewDefaultKubectlCommand())) }
+func main() {
+	if err := cli.RunNoErrOutput(cmd.NewDefaultKubectlCommand()); err != nil {
+		util.CheckErr(err) // prints the error the way kubectl does and exits non-zero
+	}
+}
