@@ -129,3 +129,15 @@ def test_every_child_carries_the_standard_labels_and_an_owner() -> None:
         assert labels["app.kubernetes.io/name"] == "llmmodel"
         assert labels["llm.nebari.dev/model"] == "qwen"
         assert obj["metadata"]["ownerReferences"][0]["uid"] == "1234-uid"
+
+
+def test_replicas_sharing_a_read_write_once_pvc_are_kept_on_one_node() -> None:
+    spec = pod_spec(render(model(), CONFIG))
+    term = spec["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert term["labelSelector"]["matchLabels"] == {"app.kubernetes.io/instance": "qwen",
+                                                    "app.kubernetes.io/name": "llmmodel"}
+    shared = pod_spec(render(model({"model": {"storage": {"accessMode": "ReadWriteMany"}}}), CONFIG))
+    assert "affinity" not in shared
+    theirs = {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}}
+    assert pod_spec(render(model({"advanced": {"vllm": {"affinity": theirs}}}), CONFIG))["affinity"] == theirs

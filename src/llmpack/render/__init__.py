@@ -10,13 +10,17 @@ from llmpack.render import serving
 from llmpack.render.storage import StorageLayout, build_storage
 
 
-def render(model: LLMModel, config: Config) -> list[dict[str, Any]]:
-    """Every object the model needs, in a stable order (dependencies before dependents)."""
+def render(model: LLMModel, config: Config, *, hold: bool = False) -> list[dict[str, Any]]:
+    """Every object the model needs, in a stable order (dependencies before dependents).
+
+    `hold` renders the Deployment at 0 replicas: used while something outside the spec (a missing Secret)
+    stops the model from progressing, so no pod sits on a GPU waiting for it.
+    """
     layout = build_storage(model, config)
     objects = [serving.service_account(model)]
     if layout.pvc is not None:
         objects.append(layout.pvc)
-    objects += [serving.service(model), serving.deployment(model, config, layout)]
+    objects += [serving.service(model), serving.deployment(model, config, layout, hold=hold)]
     return objects
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmpack.api import LLMModel, UpdateStrategy, names
+from llmpack.api import AccessMode, LLMModel, UpdateStrategy, names
 from llmpack.config import Config
 from llmpack.render.meta import IDENTITY_ANNOTATION, identity, labels, metadata, selector_labels
 from llmpack.render.storage import RESTRICTED, StorageLayout
@@ -112,7 +112,14 @@ def _shm_volume(model: LLMModel) -> dict[str, Any]:
     return {"name": "dshm", "emptyDir": {"medium": "Memory", **({"sizeLimit": memory} if memory else {})}}
 
 
-def _scheduling(model: LLMModel) -> dict[str, Any]:
+def _colocate(model: LLMModel) -> dict[str, Any]:
+    """Replicas sharing a ReadWriteOnce PVC can only run on the node it is attached to: say so to the
+    scheduler, so extra replicas wait visibly as Pending instead of failing to mount (Multi-Attach)."""
+    return {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"labelSelector": {"matchLabels": selector_labels(model)}, "topologyKey": "kubernetes.io/hostname"}]}}
+
+
+def _scheduling(model: LLMModel, layout: StorageLayout) -> dict[str, Any]:
     spec = model.spec
     advanced = spec.advanced.vllm
     node_selector = dict(advanced.node_selector)
@@ -127,7 +134,9 @@ def _scheduling(model: LLMModel) -> dict[str, Any]:
     if tolerations:
         out["tolerations"] = tolerations
     if advanced.affinity:
-        out["affinity"] = advanced.affinity
+        out["affinity"] = advanced.affinity  # the user's placement wins over ours
+    elif layout.pvc is not None and layout.pvc["spec"]["accessModes"] == [AccessMode.READ_WRITE_ONCE.value]:
+        out["affinity"] = _colocate(model)
     return out
 
 
@@ -139,7 +148,8 @@ def _pod_annotations(model: LLMModel) -> dict[str, str]:
     return annotations
 
 
-def deployment(model: LLMModel, config: Config, layout: StorageLayout) -> dict[str, Any]:
+def deployment(model: LLMModel, config: Config, layout: StorageLayout, *, hold: bool = False) -> dict[str, Any]:
+    """`hold` keeps the Deployment at 0 replicas: no pod (and no GPU) while the model cannot progress."""
     serving = model.spec.serving
     strategy: dict[str, Any] = {"type": serving.update_strategy.value}
     if serving.update_strategy == UpdateStrategy.ROLLING_UPDATE:
@@ -156,7 +166,7 @@ def deployment(model: LLMModel, config: Config, layout: StorageLayout) -> dict[s
         },
         "containers": [vllm_container(model, config, layout)],
         "volumes": [*layout.volumes, _shm_volume(model)],
-        **_scheduling(model),
+        **_scheduling(model, layout),
     }
     if layout.init_containers:
         pod_spec["initContainers"] = layout.init_containers
@@ -165,7 +175,7 @@ def deployment(model: LLMModel, config: Config, layout: StorageLayout) -> dict[s
         "kind": "Deployment",
         "metadata": metadata(model, names.deployment(model.name)),
         "spec": {
-            "replicas": serving.replicas,
+            "replicas": 0 if hold else serving.replicas,
             "selector": {"matchLabels": selector_labels(model)},
             "strategy": strategy,
             "template": {
