@@ -40,6 +40,22 @@ def cmd_crd(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    import logging
+    import os
+
+    from llmpack.operator.runner import run
+
+    if args.kubeconfig:
+        os.environ["KUBECONFIG"] = str(args.kubeconfig)
+    config = load_config(args.values)
+    namespaces = args.namespace or list(config.watch_namespaces)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run(config, namespaces, workers=args.workers, health=args.health)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llmpack",
@@ -61,6 +77,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--values", type=Path, metavar="VALUES.yaml",
                    help="operator settings with the Helm chart's keys, e.g. defaults.storage.storageClassName")
     p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser(
+        "run",
+        help="run the operator against the current cluster",
+        description="Watch LLMModels (in every namespace, or those given) and keep their storage, "
+        "downloader and vLLM replicas as the spec says, reporting phase and conditions in status. "
+        "Uses $KUBECONFIG, ~/.kube/config, or the in-cluster service account.",
+    )
+    p.add_argument("-n", "--namespace", action="append", metavar="NS",
+                   help="watch only this namespace; repeat for several (default: all, or watchNamespaces)")
+    p.add_argument("--values", type=Path, metavar="VALUES.yaml", help="operator settings (Helm chart keys)")
+    p.add_argument("--kubeconfig", type=Path, help="kubeconfig file (default: $KUBECONFIG or in-cluster)")
+    p.add_argument("--workers", type=int, default=8, help="models reconciled at once (default 8)")
+    p.add_argument("--health", metavar="URL", help="serve liveness here, e.g. http://0.0.0.0:8080/healthz")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("crd", help="print the LLMModel CustomResourceDefinition",
                        description="Print the CRD for llmmodels.llm.nebari.dev; apply it with kubectl apply -f -.")

@@ -32,7 +32,7 @@ SPEC_RULES: list[tuple[tuple[str, ...], str, str, str]] = [
     ),
     (
         ("model", "storage"),
-        "!has(self.size) || !isQuantity(string(self.size)) || quantity(string(self.size)).sign() > 0",
+        "!has(self.size) || !isQuantity(string(self.size)) || quantity(string(self.size)).isGreaterThan(quantity('0'))",
         "spec.model.storage.size must be greater than zero",
         ".size",
     ),

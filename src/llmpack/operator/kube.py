@@ -1,0 +1,65 @@
+"""The few API calls the operator makes, behind small verbs (lightkube, async)."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from lightkube import AsyncClient, codecs
+from lightkube.core.exceptions import ApiError
+from lightkube.generic_resource import create_namespaced_resource
+from lightkube.models.core_v1 import EventSource, ObjectReference
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.core_v1 import Event, Secret
+from lightkube.types import PatchType
+
+from llmpack.api import API_VERSION, GROUP, KIND, PLURAL, VERSION
+from llmpack.config import FIELD_MANAGER
+
+LLMModelResource = create_namespaced_resource(GROUP, VERSION, KIND, PLURAL)
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def apply(client: AsyncClient, obj: dict[str, Any]) -> None:
+    """Server-side apply with our fixed field manager; force, because these fields are ours."""
+    await client.apply(codecs.from_dict(obj), field_manager=FIELD_MANAGER, force=True)
+
+
+async def apply_status(client: AsyncClient, namespace: str, name: str, status: dict[str, Any]) -> None:
+    body = {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": name, "namespace": namespace},
+            "status": status}
+    await client.patch(LLMModelResource.Status, name, body, namespace=namespace,
+                       patch_type=PatchType.APPLY, field_manager=FIELD_MANAGER, force=True)
+
+
+async def secret_problem(client: AsyncClient, namespace: str, name: str, key: str) -> str | None:
+    """Why the Secret cannot give the downloader its token, or None when it can."""
+    try:
+        secret = await client.get(Secret, name, namespace=namespace)
+    except ApiError as exc:
+        if exc.status.code == 404:
+            return (f"Secret {name} not found in namespace {namespace}: create it with `kubectl create secret "
+                    f"generic {name} -n {namespace} --from-literal={key}=hf_...`")
+        if exc.status.code == 403:
+            return f"the operator may not read Secret {namespace}/{name}: check its RBAC"
+        raise
+    if key not in (secret.data or {}) and key not in (secret.stringData or {}):
+        return f"Secret {namespace}/{name} has no key {key}: add the Hugging Face token under that key"
+    return None
+
+
+async def record_event(client: AsyncClient, model: dict[str, Any], type_: str, reason: str, message: str) -> None:
+    meta = model["metadata"]
+    stamp = now()
+    await client.create(Event(
+        metadata=ObjectMeta(generateName=f"{meta['name']}.", namespace=meta["namespace"]),
+        involvedObject=ObjectReference(apiVersion=API_VERSION, kind=KIND, name=meta["name"],
+                                       namespace=meta["namespace"], uid=meta.get("uid"),
+                                       resourceVersion=meta.get("resourceVersion")),
+        type=type_, reason=reason, message=message, count=1,
+        firstTimestamp=stamp, lastTimestamp=stamp,  # type: ignore[arg-type]
+        source=EventSource(component="llmpack"), reportingComponent="llmpack",
+    ))

@@ -1,0 +1,71 @@
+"""A work queue of model keys: coalesces bursts of events, never runs one key twice at once, and backs off
+exponentially when a key keeps failing (1 s, 2 s, 4 s ... capped at 5 min)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+from llmpack.operator.store import Key
+
+BASE_DELAY = 1.0
+MAX_DELAY = 300.0
+
+
+class WorkQueue:
+    def __init__(self, base_delay: float = BASE_DELAY, max_delay: float = MAX_DELAY) -> None:
+        self._queue: asyncio.Queue[Key] = asyncio.Queue()
+        self._queued: set[Key] = set()
+        self._active: set[Key] = set()
+        self._dirty: set[Key] = set()
+        self._failures: Counter[Key] = Counter()
+        self._timers: dict[Key, asyncio.TimerHandle] = {}
+        self.base_delay, self.max_delay = base_delay, max_delay
+
+    def add(self, key: Key) -> None:
+        if key in self._active:
+            self._dirty.add(key)  # run once more when the current pass ends
+        elif key not in self._queued:
+            self._queued.add(key)
+            self._queue.put_nowait(key)
+
+    def add_after(self, key: Key, delay: float) -> None:
+        timer = self._timers.get(key)
+        if timer is not None and timer.when() <= asyncio.get_running_loop().time() + delay:
+            return  # an earlier retry is already scheduled
+        if timer is not None:
+            timer.cancel()
+        self._timers[key] = asyncio.get_running_loop().call_later(delay, self._fire, key)
+
+    def _fire(self, key: Key) -> None:
+        self._timers.pop(key, None)
+        self.add(key)
+
+    async def get(self) -> Key:
+        key = await self._queue.get()
+        self._queued.discard(key)
+        self._active.add(key)
+        return key
+
+    def done(self, key: Key, *, failed: bool = False) -> float | None:
+        """Finish a pass; returns the back-off delay when the key failed and will be retried."""
+        self._active.discard(key)
+        delay = None
+        if failed:
+            self._failures[key] += 1
+            delay = min(self.max_delay, self.base_delay * 2 ** (self._failures[key] - 1))
+            self.add_after(key, delay)
+        else:
+            self._failures.pop(key, None)
+        if key in self._dirty:
+            self._dirty.discard(key)
+            self.add(key)
+        return delay
+
+    def forget(self, key: Key) -> None:
+        self._failures.pop(key, None)
+        if (timer := self._timers.pop(key, None)) is not None:
+            timer.cancel()
+
+    def __len__(self) -> int:
+        return self._queue.qsize()

@@ -1,0 +1,129 @@
+"""One idempotent pass for one model: apply what differs, then report the truth.
+
+Every event for a model or one of its children leads here. The pass reads only the Store (kept by
+watches), applies only objects the cluster does not already hold, and writes status only when it
+changed; an idle cluster therefore sees no writes at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from lightkube import AsyncClient
+from lightkube.core.exceptions import ApiError
+from pydantic import ValidationError
+
+from llmpack.api import Condition, ConditionStatus, LLMModel, LLMModelStatus, Phase
+from llmpack.config import Config
+from llmpack.manifests import describe
+from llmpack.operator import kube
+from llmpack.operator.diff import holds
+from llmpack.operator.guards import Problem, pvc_problem
+from llmpack.operator.status import Observed, compute, settle
+from llmpack.operator.store import Key, Store
+from llmpack.render import render
+
+log = logging.getLogger("llmpack.reconcile")
+TOKEN_KEY = "HF_TOKEN"
+
+
+@dataclass
+class Stats:
+    applies: int = 0
+    status_writes: int = 0
+    events: int = 0
+
+
+class Reconciler:
+    def __init__(self, client: AsyncClient, store: Store, config: Config) -> None:
+        self.client, self.store, self.config = client, store, config
+        self.stats = Stats()
+
+    async def reconcile(self, key: Key) -> bool:
+        """Returns True when the model should be retried with back-off (it could not progress)."""
+        body = self.store.models.get(key)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return False  # owner references let the garbage collector remove the children
+        try:
+            model = LLMModel.from_body(body)
+        except ValidationError as exc:
+            # The CRD admitted it but our models do not: report rather than guess.
+            invalid = ("InvalidSpec", f"{describe(exc.errors()[0])}; fix the manifest and apply it again")
+            await self._report(body, None, Observed(problem=invalid))
+            return False
+        blocked = await self._external_problem(model)
+        problem = await self._apply(key, render(model, self.config, hold=blocked is not None)) or blocked
+        observed = Observed(
+            pvc=next(iter(self.store.of_kind(key, "PersistentVolumeClaim")), None),
+            pods=self.store.of_kind(key, "Pod"),
+            problem=problem,
+        )
+        await self._report(body, model, observed)
+        return problem is not None
+
+    async def _external_problem(self, model: LLMModel) -> Problem | None:
+        """What outside the spec stops this model: today, the token Secret of a gated model."""
+        m = model.spec.model
+        if not m.auth_secret_name or not m.preload or m.is_oci:
+            return None
+        assert model.namespace is not None
+        message = await kube.secret_problem(self.client, model.namespace, m.auth_secret_name, TOKEN_KEY)
+        return ("SecretMissing", message) if message else None
+
+    async def _apply(self, key: Key, desired: list[dict[str, Any]]) -> Problem | None:
+        problem: Problem | None = None
+        for obj in desired:
+            kind, name = obj["kind"], obj["metadata"]["name"]
+            observed = self.store.child(key, kind, name)
+            if kind == "PersistentVolumeClaim" and (refused := pvc_problem(obj, observed)):
+                problem = problem or refused
+                continue
+            if observed is not None and holds(observed, obj):
+                continue
+            try:
+                await kube.apply(self.client, obj)
+                self.stats.applies += 1
+            except ApiError as exc:
+                if exc.status.code in (400, 403, 422):  # the server refuses this spec: retrying will not help
+                    problem = problem or ("ApplyFailed", f"{kind} {name} was refused: {exc.status.message}")
+                else:
+                    raise
+        return problem
+
+    async def _report(self, body: dict[str, Any], model: LLMModel | None, observed: Observed) -> None:
+        meta = body["metadata"]
+        previous = _parse_status(body.get("status"))
+        if model is not None:
+            status = compute(model, observed, previous)
+        else:
+            reason, message = observed.problem or ("InvalidSpec", "")
+            status = LLMModelStatus(phase=Phase.ERROR, observed_generation=meta.get("generation"),
+                                    conditions=[_error_condition(reason, message)])
+        status = settle(status, previous, kube.now(), meta.get("generation"))
+        if previous is not None and status.wire() == previous.wire():
+            return
+        await kube.apply_status(self.client, meta["namespace"], meta["name"], status.wire())
+        self.stats.status_writes += 1
+        if previous is None or previous.phase != status.phase:
+            ready = status.conditions[0]
+            log.info("%s/%s: %s -> %s (%s)", meta["namespace"], meta["name"],
+                     previous.phase if previous else "new", status.phase, ready.message)
+            warning = status.phase in (Phase.ERROR, Phase.DEGRADED)
+            await kube.record_event(self.client, body, "Warning" if warning else "Normal",
+                                    str(status.phase), ready.message)
+            self.stats.events += 1
+
+
+def _error_condition(reason: str, message: str) -> Condition:
+    return Condition(type="Ready", status=ConditionStatus.FALSE, reason=reason, message=message)
+
+
+def _parse_status(raw: Any) -> LLMModelStatus | None:
+    if not raw:
+        return None
+    try:
+        return LLMModelStatus.model_validate(raw)
+    except ValidationError:
+        return None  # written by something else; ours replaces it

@@ -1,0 +1,137 @@
+"""Run the operator: kopf watches LLMModels and their children; every event feeds one work queue whose
+workers run the same idempotent reconcile (level-triggered, coalesced, with back-off).
+
+kopf is used only for its watch streams (and later its admission server): the handlers are raw event
+handlers, so kopf writes no annotations, adds no finalizer and posts no events of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+from lightkube import AsyncClient, KubeConfig
+
+from llmpack.api import GROUP, PLURAL, VERSION
+from llmpack.config import FIELD_MANAGER, Config
+from llmpack.operator.queue import WorkQueue
+from llmpack.operator.reconcile import Reconciler
+from llmpack.operator.store import Key, Store
+from llmpack.render.meta import MANAGED_BY
+
+log = logging.getLogger("llmpack.operator")
+MANAGED = {"app.kubernetes.io/managed-by": MANAGED_BY}
+# (group, version, plural, kind) of every child whose changes must wake its model.
+CHILDREN = (
+    ("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim"),
+    ("", "v1", "services", "Service"),
+    ("", "v1", "serviceaccounts", "ServiceAccount"),
+    ("", "v1", "pods", "Pod"),
+    ("apps", "v1", "deployments", "Deployment"),
+)
+
+
+@dataclass
+class Operator:
+    config: Config
+    workers: int = 8
+    store: Store = field(default_factory=Store)
+    queue: WorkQueue = field(default_factory=WorkQueue)
+    reconciler: Reconciler | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        client = AsyncClient(KubeConfig.from_env(), field_manager=FIELD_MANAGER)
+        self.reconciler = Reconciler(client, self.store, self.config)
+        self.tasks = [asyncio.create_task(self._work(), name=f"reconcile-worker-{i}") for i in range(self.workers)]
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.reconciler is not None:
+            await self.reconciler.client.close()
+
+    async def _work(self) -> None:
+        assert self.reconciler is not None
+        while True:
+            key = await self.queue.get()
+            failed = True
+            try:
+                failed = await self.reconciler.reconcile(key)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the API server restarting, a timeout: retry with back-off
+                log.warning("%s/%s: reconcile failed, will retry: %s", *key, exc)
+            finally:
+                self.queue.done(key, failed=failed)
+
+    def on_model(self, type_: str | None, body: dict[str, Any]) -> None:
+        if type_ == "DELETED":
+            key = self.store.drop_model(body)
+            self.queue.forget(key)
+            return
+        self.queue.add(self.store.put_model(body))
+
+    def on_child(self, kind: str, type_: str | None, body: dict[str, Any]) -> None:
+        key: Key | None
+        key = self.store.drop_child(kind, body) if type_ == "DELETED" else self.store.put_child(kind, body)
+        if key is not None and key in self.store.models:
+            self.queue.add(key)
+
+
+Handler = Callable[..., Coroutine[Any, Any, None]]
+
+
+def build_registry(operator: Operator) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # In a pod: the service account; elsewhere: $KUBECONFIG or ~/.kube/config (client certs, tokens).
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.posting.enabled = False  # our own Events only, on phase transitions
+        settings.watching.server_timeout = 600
+        settings.networking.request_timeout = 30
+        await operator.start()
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        await operator.stop()
+
+    async def model_event(event: kopf.RawEvent, **_: Any) -> None:
+        operator.on_model(event["type"], dict(event["object"]))
+
+    kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)(model_event)
+
+    def child_handler(kind: str) -> Handler:
+        async def handler(event: kopf.RawEvent, **_: Any) -> None:
+            operator.on_child(kind, event["type"], dict(event["object"]))
+
+        return handler
+
+    for group, version, plural, kind in CHILDREN:
+        group_version = f"{group}/{version}" if group else version
+        kopf.on.event(group_version, plural, labels=MANAGED, registry=registry, id=f"child-{plural}")(
+            child_handler(kind))
+    return registry
+
+
+def run(config: Config, namespaces: Sequence[str], *, workers: int = 8, health: str | None = None) -> None:
+    operator = Operator(config, workers=workers)
+    registry = build_registry(operator)
+    logging.getLogger("kopf").setLevel(logging.WARNING)
+    asyncio.run(kopf.operator(
+        registry=registry,
+        standalone=True,  # one replica: no peering objects to write (see docs/operations.md)
+        clusterwide=not namespaces,
+        namespaces=list(namespaces),
+        liveness_endpoint=health,
+    ))

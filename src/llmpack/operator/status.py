@@ -1,0 +1,160 @@
+"""The truth about an LLMModel, computed from what the cluster holds. Pure: no I/O, time passed in.
+
+phase: Pending (storage not bound, nothing scheduled) -> Downloading (a downloader/loader init container
+runs) -> Starting (weights present, vLLM not ready) -> Ready (ready >= desired); Degraded when some but
+not all replicas serve or vLLM crashed after starting; Error when the spec cannot be applied or
+cannot make progress, e.g. a missing Secret or a failed download (the Ready condition says why and what
+to do). A rollout to new weights is not a failure: it shows Downloading/Starting again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmpack.api import Condition, ConditionStatus, LLMModel, LLMModelStatus, Phase, Replicas
+from llmpack.api.status import Download
+from llmpack.render.meta import IDENTITY_ANNOTATION, identity
+from llmpack.render.storage import DOWNLOADER, LOADER
+
+LOADERS = (DOWNLOADER, LOADER)
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the operator saw of one model's children in this reconcile."""
+
+    pvc: dict[str, Any] | None = None
+    pods: list[dict[str, Any]] = field(default_factory=list)
+    problem: tuple[str, str] | None = None  # (reason, message): the spec cannot be applied or cannot progress
+    download: Download | None = None
+    model_size: str | None = None
+
+
+def _init_state(pod: dict[str, Any]) -> str:
+    """'running', 'done', 'failed' or 'waiting' for the pod's download/copy step ('done' when it has none)."""
+    statuses = [s for s in (pod.get("status") or {}).get("initContainerStatuses") or [] if s.get("name") in LOADERS]
+    declared = [c for c in pod.get("spec", {}).get("initContainers") or [] if c.get("name") in LOADERS]
+    if not declared:
+        return "done"
+    if not statuses:
+        return "waiting"
+    state = statuses[0].get("state") or {}
+    if "running" in state:
+        return "running"
+    if "terminated" in state:
+        return "done" if state["terminated"].get("exitCode") == 0 else "failed"
+    last = statuses[0].get("lastState") or {}
+    if "terminated" in last and last["terminated"].get("exitCode") != 0:
+        return "failed"  # waiting to restart after a failure: CrashLoopBackOff
+    return "waiting"
+
+
+def _crashed(pod: dict[str, Any]) -> bool:
+    """vLLM restarted and is not ready: it failed after having started."""
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    return any(s.get("restartCount", 0) > 0 and not s.get("ready") for s in statuses)
+
+
+def _is_ready(pod: dict[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _current_pods(model: LLMModel, pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Pods of the current weights identity that are not being deleted (a rollout's old pods don't count)."""
+    want = identity(model)
+    return [p for p in pods if not p["metadata"].get("deletionTimestamp")
+            and (p["metadata"].get("annotations") or {}).get(IDENTITY_ANNOTATION) == want]
+
+
+def _condition(type_: str, ok: bool | None, reason: str, message: str) -> Condition:
+    status = ConditionStatus.UNKNOWN if ok is None else (ConditionStatus.TRUE if ok else ConditionStatus.FALSE)
+    return Condition(type=type_, status=status, reason=reason, message=message)
+
+
+def _storage_condition(model: LLMModel, pvc: dict[str, Any] | None) -> Condition:
+    m = model.spec.model
+    if m.is_oci or m.storage.type.value == "emptyDir":
+        return _condition("StorageReady", True, "EmptyDir", "an emptyDir volume is created with each pod")
+    if pvc is None:
+        return _condition("StorageReady", False, "Creating", "the PVC is being created")
+    phase = (pvc.get("status") or {}).get("phase")
+    name = pvc["metadata"]["name"]
+    if phase == "Bound":
+        return _condition("StorageReady", True, "Bound", f"PVC {name} is bound")
+    if phase == "Lost":
+        return _condition("StorageReady", False, "Lost", f"PVC {name} lost its volume: the cache must be rebuilt")
+    return _condition("StorageReady", False, "Pending", f"PVC {name} waits for a volume (check its StorageClass "
+                      f"and `kubectl describe pvc {name}`)")
+
+
+def compute(model: LLMModel, observed: Observed, previous: LLMModelStatus | None) -> LLMModelStatus:
+    """The status to report, before transition times are carried over (see `settle`)."""
+    desired = model.spec.serving.replicas
+    pods = _current_pods(model, observed.pods)
+    ready = sum(1 for p in pods if _is_ready(p))
+    steps = [_init_state(p) for p in pods]
+    storage = _storage_condition(model, observed.pvc)
+    preload = model.spec.model.preload
+
+    if (preload and "done" in steps) or ready:
+        model_ready = _condition("ModelReady", True, "Present", "the weights are in place at /model-cache")
+    elif not preload:
+        model_ready = _condition("ModelReady", True, "NotManaged",
+                                 "preload is false: llmpack does not download or verify the weights")
+    elif "running" in steps:
+        model_ready = _condition("ModelReady", False, "Downloading", "the weights are being fetched")
+    elif "failed" in steps:
+        model_ready = _condition("ModelReady", False, "DownloadFailed",
+                                 "the download failed: see `kubectl logs <pod> -c model-downloader`")
+    else:
+        model_ready = _condition("ModelReady", False, "Waiting", "no pod has fetched the weights yet")
+
+    if ready:
+        available = _condition("Available", True, "Serving", f"{ready} of {desired} replicas serve")
+    elif desired == 0:
+        available = _condition("Available", False, "ScaledToZero", "serving.replicas is 0")
+    else:
+        available = _condition("Available", False, "NotServing", "no replica is ready yet")
+
+    if observed.problem is not None:
+        phase, (reason, message) = Phase.ERROR, observed.problem
+    elif ready >= desired:
+        phase, reason, message = Phase.READY, "Ready", f"{ready}/{desired} replicas ready"
+    elif ready > 0:
+        phase, reason, message = Phase.DEGRADED, "Degraded", f"{ready}/{desired} replicas ready"
+    elif "failed" in steps:
+        phase, reason, message = Phase.ERROR, "DownloadFailed", model_ready.message
+    elif any(_crashed(p) for p in pods):
+        phase, reason, message = Phase.DEGRADED, "Crashing", "vLLM restarted and is not ready: see `kubectl logs`"
+    elif storage.status != ConditionStatus.TRUE:
+        phase, reason, message = Phase.PENDING, "StorageNotReady", storage.message
+    elif "running" in steps or (observed.download is not None and (observed.download.percent or 0) < 100):
+        phase, reason, message = Phase.DOWNLOADING, "Downloading", "fetching the weights"
+    elif "done" in steps:
+        phase, reason, message = Phase.STARTING, "Starting", "the weights are present; vLLM is loading them"
+    else:
+        phase, reason, message = Phase.PENDING, "Scheduling", "waiting for pods to be scheduled"
+    ready_condition = _condition("Ready", phase == Phase.READY, reason, message)
+
+    return LLMModelStatus(
+        phase=phase,
+        observed_generation=model.metadata.generation,
+        conditions=[ready_condition, storage, model_ready, available],
+        replicas=Replicas(ready=ready, desired=desired),
+        model_size=observed.model_size or (previous.model_size if previous else None),
+        download=observed.download,
+        endpoints=previous.endpoints if previous else None,
+    )
+
+
+def settle(status: LLMModelStatus, previous: LLMModelStatus | None, now: str, generation: int | None) -> LLMModelStatus:
+    """Carry each condition's lastTransitionTime over unless its status flipped; stamp generations."""
+    before = {c.type: c for c in (previous.conditions if previous else [])}
+    conditions = []
+    for c in status.conditions:
+        old = before.get(c.type)
+        since = old.last_transition_time if old is not None and old.status == c.status else now
+        conditions.append(c.model_copy(update={"last_transition_time": since, "observed_generation": generation}))
+    return status.model_copy(update={"conditions": conditions})

@@ -1,0 +1,60 @@
+"""What the operator has seen, kept from watch events: models and their children, by model.
+
+Reconciles read from here instead of the API server, so a reconcile that finds nothing to change
+makes no request at all.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmpack.render.meta import MODEL_LABEL
+
+Key = tuple[str, str]  # (namespace, LLMModel name)
+ChildKey = tuple[str, str]  # (kind, name)
+
+
+def key_of(body: dict[str, Any]) -> Key:
+    meta = body["metadata"]
+    return meta.get("namespace", ""), meta["name"]
+
+
+def owner_of(body: dict[str, Any]) -> Key | None:
+    """The model a child belongs to, from its llm.nebari.dev/model label."""
+    meta = body.get("metadata") or {}
+    model = (meta.get("labels") or {}).get(MODEL_LABEL)
+    return (meta.get("namespace", ""), model) if model else None
+
+
+@dataclass
+class Store:
+    models: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    children: dict[Key, dict[ChildKey, dict[str, Any]]] = field(default_factory=lambda: defaultdict(dict))
+
+    def put_model(self, body: dict[str, Any]) -> Key:
+        key = key_of(body)
+        self.models[key] = body
+        return key
+
+    def drop_model(self, body: dict[str, Any]) -> Key:
+        key = key_of(body)
+        self.models.pop(key, None)
+        return key
+
+    def put_child(self, kind: str, body: dict[str, Any]) -> Key | None:
+        if (owner := owner_of(body)) is not None:
+            self.children[owner][(kind, body["metadata"]["name"])] = body
+        return owner
+
+    def drop_child(self, kind: str, body: dict[str, Any]) -> Key | None:
+        if (owner := owner_of(body)) is not None:
+            self.children[owner].pop((kind, body["metadata"]["name"]), None)
+        return owner
+
+    def child(self, key: Key, kind: str, name: str) -> dict[str, Any] | None:
+        return self.children.get(key, {}).get((kind, name))
+
+    def of_kind(self, key: Key, kind: str) -> list[dict[str, Any]]:
+        return [body for (k, _), body in self.children.get(key, {}).items() if k == kind]

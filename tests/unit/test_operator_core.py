@@ -1,0 +1,87 @@
+"""The operator's pure helpers: 'already holds' comparison, PVC guards, and the work queue."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from llmpack.operator.diff import holds
+from llmpack.operator.guards import pvc_problem
+from llmpack.operator.queue import WorkQueue
+
+
+def test_server_defaults_and_foreign_labels_do_not_count_as_drift() -> None:
+    desired = {"spec": {"containers": [{"name": "vllm", "image": "v:1"}]}, "metadata": {"labels": {"a": "1"}}}
+    observed = {"spec": {"containers": [{"name": "vllm", "image": "v:1", "imagePullPolicy": "IfNotPresent"}]},
+                "metadata": {"labels": {"a": "1", "other": "x"}, "uid": "u"}}
+    assert holds(observed, desired)
+
+
+def test_changed_fields_and_extra_list_items_are_drift() -> None:
+    assert not holds({"spec": {"replicas": 2}}, {"spec": {"replicas": 3}})
+    assert not holds({"args": ["a", "b", "c"]}, {"args": ["a", "b"]})
+    assert not holds({}, {"spec": {}})
+
+
+def test_quantities_compare_by_value() -> None:
+    assert holds({"cpu": "500m"}, {"cpu": "0.5"})
+    assert holds({"storage": "32212254720"}, {"storage": "30Gi"})
+    assert not holds({"storage": "20Gi"}, {"storage": "30Gi"})
+    assert not holds({"enabled": 1}, {"enabled": True})
+
+
+def _pvc(size: str, storage_class: str | None = None, mode: str = "ReadWriteOnce") -> dict[str, object]:
+    spec: dict[str, object] = {"accessModes": [mode], "resources": {"requests": {"storage": size}}}
+    if storage_class:
+        spec["storageClassName"] = storage_class
+    return {"metadata": {"name": "m-model-storage"}, "spec": spec}
+
+
+def test_a_pvc_is_never_shrunk() -> None:
+    problem = pvc_problem(_pvc("30Gi"), _pvc("80Gi"))
+    assert problem is not None
+    assert problem[0] == "StorageShrinkRefused"
+    assert "80Gi" in problem[1]
+
+
+def test_a_pvc_may_grow() -> None:
+    assert pvc_problem(_pvc("100Gi"), _pvc("80Gi")) is None
+    assert pvc_problem(_pvc("80Gi"), None) is None
+
+
+def test_class_and_access_mode_changes_are_refused_with_advice() -> None:
+    problem = pvc_problem(_pvc("80Gi", "efs"), _pvc("80Gi", "gp3"))
+    assert problem is not None
+    assert "Revert storageClassName" in problem[1]
+    problem = pvc_problem(_pvc("80Gi", mode="ReadWriteMany"), _pvc("80Gi"))
+    assert problem is not None
+    assert problem[0] == "AccessModeChangeRefused"
+    assert pvc_problem(_pvc("80Gi"), _pvc("80Gi", "standard")) is None  # the cluster default filled it in
+
+
+async def test_queue_coalesces_repeated_keys_and_reruns_a_key_changed_while_active() -> None:
+    q = WorkQueue()
+    for _ in range(5):
+        q.add(("ns", "a"))
+    q.add(("ns", "b"))
+    assert len(q) == 2
+    key = await q.get()
+    q.add(key)  # changed while being reconciled: must run again afterwards, not concurrently
+    assert len(q) == 1
+    q.done(key)
+    assert len(q) == 2
+
+
+@pytest.mark.timeout(10)
+async def test_queue_backs_off_exponentially_and_resets_on_success() -> None:
+    q = WorkQueue(base_delay=0.01, max_delay=0.04)
+    key = ("ns", "a")
+    q.add(key)
+    delays = []
+    for _ in range(4):
+        await q.get()
+        delays.append(q.done(key, failed=True))
+    assert delays == [0.01, 0.02, 0.04, 0.04]
+    await asyncio.wait_for(q.get(), 1)
+    assert q.done(key) is None

@@ -1,0 +1,125 @@
+"""The phase and conditions an LLMModel reports, from what its pods and PVC show (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llmpack.api import LLMModel, Phase
+from llmpack.operator.status import Observed, compute, settle
+from llmpack.render.meta import IDENTITY_ANNOTATION, identity
+from tests.unit.factories import model
+
+BOUND = {"metadata": {"name": "qwen-model-storage"}, "status": {"phase": "Bound"}}
+PENDING_PVC = {"metadata": {"name": "qwen-model-storage"}, "status": {"phase": "Pending"}}
+
+
+def pod(m: LLMModel, *, init: str | None = "done", ready: bool = False, restarts: int = 0,
+        identity_: str | None = None, deleting: bool = False) -> dict[str, Any]:
+    init_state: dict[str, Any] = {
+        "running": {"running": {"startedAt": "t"}},
+        "done": {"terminated": {"exitCode": 0}},
+        "failed": {"terminated": {"exitCode": 3}},
+        "waiting": {"waiting": {"reason": "PodInitializing"}},
+    }.get(init or "", {})
+    meta: dict[str, Any] = {"name": "p", "annotations": {IDENTITY_ANNOTATION: identity_ or identity(m)}}
+    if deleting:
+        meta["deletionTimestamp"] = "t"
+    return {
+        "metadata": meta,
+        "spec": {"initContainers": [{"name": "model-downloader"}] if init else []},
+        "status": {
+            "initContainerStatuses": [{"name": "model-downloader", "state": init_state}] if init else [],
+            "containerStatuses": [{"name": "vllm", "ready": ready, "restartCount": restarts}],
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+        },
+    }
+
+
+def phase(m: LLMModel, observed: Observed) -> Phase | None:
+    return compute(m, observed, None).phase
+
+
+def conditions(m: LLMModel, observed: Observed) -> dict[str, tuple[str, str]]:
+    return {c.type: (c.status.value, c.reason) for c in compute(m, observed, None).conditions}
+
+
+def test_unbound_storage_is_pending() -> None:
+    m = model()
+    assert phase(m, Observed(pvc=PENDING_PVC)) == Phase.PENDING
+    assert conditions(m, Observed(pvc=PENDING_PVC))["StorageReady"] == ("False", "Pending")
+
+
+def test_running_downloader_is_downloading_then_starting_then_ready() -> None:
+    m = model()
+    assert phase(m, Observed(pvc=BOUND, pods=[pod(m, init="running")])) == Phase.DOWNLOADING
+    assert phase(m, Observed(pvc=BOUND, pods=[pod(m, init="done")])) == Phase.STARTING
+    observed = Observed(pvc=BOUND, pods=[pod(m, ready=True)])
+    assert phase(m, observed) == Phase.READY
+    assert conditions(m, observed) == {"Ready": ("True", "Ready"), "StorageReady": ("True", "Bound"),
+                                       "ModelReady": ("True", "Present"), "Available": ("True", "Serving")}
+
+
+def test_some_replicas_ready_is_degraded() -> None:
+    m = model({"serving": {"replicas": 3}})
+    observed = Observed(pvc=BOUND, pods=[pod(m, ready=True), pod(m), pod(m)])
+    status = compute(m, observed, None)
+    assert status.phase == Phase.DEGRADED
+    assert status.replicas is not None
+    assert (status.replicas.ready, status.replicas.desired) == (1, 3)
+
+
+def test_a_rollout_to_new_weights_downloads_again_and_old_pods_do_not_count() -> None:
+    m = model({"model": {"revision": "v2"}})
+    old = pod(m, ready=True, identity_="0ld1dent1ty")
+    assert phase(m, Observed(pvc=BOUND, pods=[old, pod(m, init="running")])) == Phase.DOWNLOADING
+
+
+def test_terminating_pods_do_not_count_as_ready() -> None:
+    m = model()
+    assert phase(m, Observed(pvc=BOUND, pods=[pod(m, ready=True, deleting=True)])) == Phase.PENDING
+
+
+def test_failed_download_is_an_error_that_points_at_the_logs() -> None:
+    m = model()
+    status = compute(m, Observed(pvc=BOUND, pods=[pod(m, init="failed")]), None)
+    assert status.phase == Phase.ERROR
+    assert "kubectl logs" in status.conditions[0].message
+
+
+def test_vllm_crashing_after_start_is_degraded() -> None:
+    m = model()
+    assert phase(m, Observed(pvc=BOUND, pods=[pod(m, restarts=2)])) == Phase.DEGRADED
+
+
+def test_a_problem_outside_the_spec_is_an_error_with_its_message() -> None:
+    m = model()
+    status = compute(m, Observed(pvc=BOUND, problem=("SecretMissing", "Secret hf-token not found")), None)
+    assert status.phase == Phase.ERROR
+    assert (status.conditions[0].reason, status.conditions[0].message) == ("SecretMissing", "Secret hf-token not found")
+
+
+def test_scaled_to_zero_is_ready_but_not_available() -> None:
+    m = model({"serving": {"replicas": 0}})
+    observed = Observed(pvc=BOUND)
+    assert phase(m, observed) == Phase.READY
+    assert conditions(m, observed)["Available"] == ("False", "ScaledToZero")
+
+
+def test_preload_false_does_not_claim_to_have_verified_weights() -> None:
+    m = model({"model": {"preload": False}})
+    assert conditions(m, Observed(pvc=BOUND, pods=[pod(m, init=None)]))["ModelReady"] == ("True", "NotManaged")
+
+
+def test_emptydir_and_oci_storage_is_ready_without_a_pvc() -> None:
+    m = model({"model": {"storage": {"type": "emptyDir"}}})
+    assert conditions(m, Observed())["StorageReady"] == ("True", "EmptyDir")
+
+
+def test_transition_times_move_only_when_a_condition_flips() -> None:
+    m = model()
+    first = settle(compute(m, Observed(pvc=BOUND, pods=[pod(m, init="running")]), None), None, "t1", 1)
+    again = settle(compute(m, Observed(pvc=BOUND, pods=[pod(m, init="running")]), first), first, "t2", 1)
+    assert again == first  # nothing changed: nothing to write
+    ready = settle(compute(m, Observed(pvc=BOUND, pods=[pod(m, ready=True)]), again), again, "t3", 1)
+    times = {c.type: c.last_transition_time for c in ready.conditions}
+    assert times == {"Ready": "t3", "StorageReady": "t1", "ModelReady": "t3", "Available": "t3"}
