@@ -79,6 +79,17 @@ def test_terminating_pods_do_not_count_as_ready() -> None:
     assert phase(m, Observed(pvc=BOUND, pods=[pod(m, ready=True, deleting=True)])) == Phase.PENDING
 
 
+def test_an_unschedulable_replica_is_pending_with_the_schedulers_reason() -> None:
+    m = model({"resources": {"gpu": {"count": 9}}})
+    stuck = pod(m, init="waiting")
+    stuck["status"] = {"conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                                       "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."}]}
+    status = compute(m, Observed(pvc=BOUND, pods=[stuck]), None)
+    assert status.phase == Phase.PENDING
+    assert status.conditions[0].reason == "Unschedulable"
+    assert "Insufficient nvidia.com/gpu" in status.conditions[0].message
+
+
 def test_failed_download_is_an_error_that_points_at_the_logs() -> None:
     m = model()
     status = compute(m, Observed(pvc=BOUND, pods=[pod(m, init="failed")]), None)

@@ -56,6 +56,15 @@ def _crashed(pod: dict[str, Any]) -> bool:
     return any(s.get("restartCount", 0) > 0 and not s.get("ready") for s in statuses)
 
 
+def _unschedulable(pods: list[dict[str, Any]]) -> str | None:
+    """The scheduler's own words when a pod cannot be placed (e.g. "Insufficient nvidia.com/gpu")."""
+    for pod in pods:
+        for c in (pod.get("status") or {}).get("conditions") or []:
+            if c.get("type") == "PodScheduled" and c.get("reason") == "Unschedulable":
+                return str(c.get("message") or "no node fits the pod")
+    return None
+
+
 def _is_ready(pod: dict[str, Any]) -> bool:
     conditions = (pod.get("status") or {}).get("conditions") or []
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
@@ -134,6 +143,8 @@ def compute(model: LLMModel, observed: Observed, previous: LLMModelStatus | None
         phase, reason, message = Phase.DOWNLOADING, "Downloading", "fetching the weights"
     elif "done" in steps:
         phase, reason, message = Phase.STARTING, "Starting", "the weights are present; vLLM is loading them"
+    elif (why := _unschedulable(pods)) is not None:
+        phase, reason, message = Phase.PENDING, "Unschedulable", f"no node can run a replica: {why}"
     else:
         phase, reason, message = Phase.PENDING, "Scheduling", "waiting for pods to be scheduled"
     ready_condition = _condition("Ready", phase == Phase.READY, reason, message)
