@@ -13,6 +13,7 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace
 
 from llmpack.testing.cluster import LocalCluster
+from tests.cluster.operator_process import OperatorProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,3 +54,30 @@ async def namespace(client: AsyncClient) -> AsyncIterator[str]:
     await client.create(Namespace(metadata=ObjectMeta(name=name)))
     yield name
     await client.delete(Namespace, name)
+
+
+@pytest.fixture(scope="session")
+def crd_installed(cluster: LocalCluster) -> None:
+    import yaml
+
+    from llmpack.api.crd import crd
+
+    cluster.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(crd()))
+    cluster.kubectl("wait", "--for=condition=Established", "crd/llmmodels.llm.nebari.dev", "--timeout=30s")
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: LocalCluster, crd_installed: None) -> Iterator[OperatorProcess]:
+    """`llmpack run` as the llmpack-operator identity; its log is printed when a test fails."""
+    process = OperatorProcess(cluster.kubeconfig_for("operator"), cluster.state / "logs" / "operator.log")
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def running_operator(operator: OperatorProcess) -> OperatorProcess:
+    """The session's operator, started again if an earlier test left it stopped."""
+    if not operator.alive():
+        operator.start()
+    return operator

@@ -71,13 +71,29 @@ class LocalCluster:
         path = self.state / "pids.json"
         return dict(json.loads(path.read_text())) if path.exists() else {}
 
-    def _start(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def _start(self, name: str, argv: Sequence[str]) -> subprocess.Popen[bytes]:
         log = (self.state / "logs" / f"{name}.log").open("ab")
         proc = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, env={**os.environ, **(env or {})})
+                                start_new_session=True)
         pids = self._pids() | {name: proc.pid}
         (self.state / "pids.json").write_text(json.dumps(pids))
+        (self.state / "argv.json").write_text(json.dumps(self._argv() | {name: list(argv)}))
         return proc
+
+    def _argv(self) -> dict[str, list[str]]:
+        path = self.state / "argv.json"
+        return dict(json.loads(path.read_text())) if path.exists() else {}
+
+    def restart(self, name: str) -> None:
+        """Kill one component (SIGKILL, as a crash would) and start it again with the same flags."""
+        pid = self._pids()[name]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        while _alive(pid):
+            time.sleep(0.05)
+        proc = self._start(name, self._argv()[name])
+        if name == "kube-apiserver":
+            self._wait("the API server's /readyz after a restart", self._ready, {name: proc})
 
     def _bin(self, name: str) -> str:
         path = self.bin_dir / name
@@ -184,14 +200,7 @@ class LocalCluster:
             "MutatingAdmissionWebhook,ValidatingAdmissionPolicy",
             "--allow-privileged=true", "--profiling=false", "--v=1", *audit,
         ])
-        tls = ssl.create_default_context(cafile=str(ca.cert))
-        tls.load_cert_chain(str(admin.cert), str(admin.key))
-
-        def ready() -> bool:
-            with httpx.Client(verify=tls, timeout=2) as http:
-                return http.get(f"{server}/readyz").status_code == 200
-
-        self._wait("the API server's /readyz", ready, procs)
+        self._wait("the API server's /readyz", self._ready, procs)
         common = [f"--kubeconfig={self.kubeconfig}", f"--authentication-kubeconfig={self.kubeconfig}",
                   f"--authorization-kubeconfig={self.kubeconfig}", f"--bind-address={HOST}", "--leader-elect=false"]
         procs["kube-controller-manager"] = self._start("kube-controller-manager", [
@@ -221,6 +230,14 @@ class LocalCluster:
         self._wait("the default ServiceAccount", lambda: self.kubectl(
             "get", "serviceaccount", "default", "-n", "default", check=False).returncode == 0, procs)
 
+    def _ready(self) -> bool:
+        config = yaml.safe_load(self.kubeconfig.read_text())
+        user = config["users"][0]["user"]
+        tls = ssl.create_default_context(cafile=config["clusters"][0]["cluster"]["certificate-authority"])
+        tls.load_cert_chain(user["client-certificate"], user["client-key"])
+        with httpx.Client(verify=tls, timeout=2) as http:
+            return http.get(f"{config['clusters'][0]['cluster']['server']}/readyz").status_code == 200
+
     # -- tear-down ---------------------------------------------------------------------------------------
 
     def down(self, keep_state: bool = False) -> None:
@@ -236,6 +253,7 @@ class LocalCluster:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGKILL)
         (self.state / "pids.json").unlink(missing_ok=True)
+        (self.state / "argv.json").unlink(missing_ok=True)
         if not keep_state:
             shutil.rmtree(self.state, ignore_errors=True)
 
