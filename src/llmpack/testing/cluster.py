@@ -52,6 +52,7 @@ class LocalCluster:
     bin_dir: Path
     delays: StageDelays = field(default_factory=StageDelays)
     audit: bool = True
+    audit_reads: bool = False  # benchmarks count every request; tests only need writes
 
     @property
     def kubeconfig(self) -> Path:
@@ -79,6 +80,13 @@ class LocalCluster:
         (self.state / "pids.json").write_text(json.dumps(pids))
         (self.state / "argv.json").write_text(json.dumps(self._argv() | {name: list(argv)}))
         return proc
+
+    def start_process(self, name: str, argv: Sequence[str]) -> int:
+        """Run another process with the cluster (the demo's operator): logged, and stopped by `down`."""
+        return self._start(name, argv).pid
+
+    def running(self) -> bool:
+        return any(_alive(pid) for pid in self._pids().values())
 
     def _argv(self) -> dict[str, list[str]]:
         path = self.state / "argv.json"
@@ -183,7 +191,8 @@ class LocalCluster:
             policy = self.state / "audit-policy.yaml"
             policy.write_text(yaml.safe_dump({"apiVersion": "audit.k8s.io/v1", "kind": "Policy",
                                               "omitStages": ["RequestReceived"],
-                                              "rules": [{"level": "None", "verbs": ["get", "list", "watch"]},
+                                              "rules": [*([] if self.audit_reads else
+                                                          [{"level": "None", "verbs": ["get", "list", "watch"]}]),
                                                         {"level": "Metadata"}]}))
             audit = ["--audit-policy-file", str(policy), "--audit-log-path", str(self.audit_log),
                      "--audit-log-format", "json", "--audit-log-mode", "batch", "--audit-log-batch-max-wait", "1s"]
