@@ -1,0 +1,133 @@
+"""200 LLMModels applied at once: how long until every child exists and every status is written, how many
+API requests the operator makes for it, and the operator's peak memory.
+
+Rerun: make testbin && .venv/bin/python bench/operator_scale.py [--models 200]
+Targets (issue 4): converge in under 30 s, operator peak RSS under 150 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from lightkube import AsyncClient, KubeConfig  # noqa: E402
+from tests.cluster.operator_process import OperatorProcess  # noqa: E402
+
+from llmpack.api.crd import crd  # noqa: E402
+from llmpack.operator.kube import LLMModelResource  # noqa: E402
+from llmpack.testing.cluster import LocalCluster  # noqa: E402
+from llmpack.testing.nodes import node  # noqa: E402
+
+NAMESPACE = "bench"
+
+
+def kubectl_json(cluster: LocalCluster, *args: str) -> dict[str, object]:
+    return dict(json.loads(cluster.kubectl(*args, "-o", "json").stdout))
+
+
+def converged(cluster: LocalCluster, count: int) -> tuple[int, int]:
+    """(models with a status and all four children, models Ready)."""
+    items = kubectl_json(cluster, "get", "llmmodels,deployments,services,serviceaccounts,pvc", "-n", NAMESPACE)["items"]
+    kinds: dict[str, set[str]] = collections.defaultdict(set)
+    statuses: dict[str, dict[str, object]] = {}
+    for item in items:  # type: ignore[attr-defined]
+        name = item["metadata"]["name"].removesuffix("-model-storage")
+        kinds[item["kind"]].add(name)
+        if item["kind"] == "LLMModel":
+            statuses[name] = item.get("status") or {}
+    complete = [n for n, st in statuses.items() if st.get("phase")
+                and all(n in kinds[k] for k in ("Deployment", "Service", "ServiceAccount", "PersistentVolumeClaim"))]
+    ready = [n for n, st in statuses.items() if st.get("phase") == "Ready"]
+    return len(complete), len(ready)
+
+
+async def create_all(cluster: LocalCluster, manifests: list[dict[str, object]]) -> None:
+    """Create every model concurrently, as a GitOps sync of 200 files would."""
+    client = AsyncClient(KubeConfig.from_file(str(cluster.kubeconfig)))
+    limit = asyncio.Semaphore(50)
+
+    async def create(manifest: dict[str, object]) -> None:
+        async with limit:
+            await client.create(LLMModelResource(**manifest))  # type: ignore[arg-type]
+
+    await asyncio.gather(*(create(m) for m in manifests))
+    await client.close()
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def requests_by(audit_log: Path, user: str) -> collections.Counter[str]:
+    verbs: collections.Counter[str] = collections.Counter()
+    for line in audit_log.read_text().splitlines():
+        entry = json.loads(line)
+        if entry.get("user", {}).get("username") == user:
+            verbs[entry["verb"]] += 1
+    return verbs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", type=int, default=200)
+    parser.add_argument("--timeout", type=float, default=180)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="llmpack-bench-") as tmp:
+        cluster = LocalCluster(Path(tmp) / "cluster", ROOT / ".testbin", audit_reads=True)
+        cluster.up()
+        operator = OperatorProcess(cluster.kubeconfig_for("operator"), Path(tmp) / "operator.log")
+        try:
+            # room for every replica: kwok nodes hold 110 pods each
+            extra = [node(f"cpu-bench-{i}", cpu="64", memory="256Gi") for i in range(args.models // 100 + 1)]
+            cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(extra))
+            cluster.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(crd()))
+            cluster.kubectl("wait", "--for=condition=Established", "crd/llmmodels.llm.nebari.dev")
+            cluster.kubectl("create", "namespace", NAMESPACE)
+            operator.start()
+            time.sleep(3)  # the operator is up and watching before the burst
+            manifests = [{"apiVersion": "llm.nebari.dev/v1alpha1", "kind": "LLMModel",
+                          "metadata": {"name": f"model-{i:03d}", "namespace": NAMESPACE},
+                          "spec": {"model": {"name": f"org/model-{i:03d}", "storage": {"size": "30Gi"}},
+                                   "resources": {"gpu": {"count": 0}}}} for i in range(args.models)]
+            started = time.monotonic()
+            asyncio.run(create_all(cluster, manifests))
+            applied = time.monotonic() - started
+            converge_at = ready_at = None
+            while time.monotonic() - started < args.timeout and ready_at is None:
+                complete, ready = converged(cluster, args.models)
+                now = time.monotonic() - started
+                if converge_at is None and complete == args.models:
+                    converge_at = now
+                if ready == args.models:
+                    ready_at = now
+                time.sleep(0.5)
+            rss = peak_rss_mb(operator.proc.pid) if operator.proc else float("nan")
+            time.sleep(2)
+            verbs = requests_by(cluster.audit_log, "llmpack-operator")
+        finally:
+            operator.stop()
+            cluster.down()
+    print(f"models: {args.models}, created concurrently in {applied:.1f} s")
+    print(f"converged (all children + status written): {converge_at:.1f} s" if converge_at else "did not converge")
+    print(f"all Ready (kwok runs the pods):             {ready_at:.1f} s" if ready_at else "not all Ready")
+    print(f"operator API requests: {sum(verbs.values())} total, by verb {dict(sorted(verbs.items()))}")
+    print(f"operator peak RSS: {rss:.0f} MB")
+    print("rerun: make testbin && .venv/bin/python bench/operator_scale.py --models", args.models)
+
+
+if __name__ == "__main__":
+    main()
