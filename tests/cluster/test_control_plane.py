@@ -17,8 +17,8 @@ from lightkube import AsyncClient, codecs
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import ConfigMap, PersistentVolumeClaim, Pod
 
+from llmpack import certs as pki
 from llmpack.api.crd import crd
-from llmpack.testing import pki
 from llmpack.testing.cluster import LocalCluster
 from tests.cluster.waiting import eventually
 

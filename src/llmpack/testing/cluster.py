@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import yaml
 
-from llmpack.testing import pki
+from llmpack import certs as pki
 from llmpack.testing.nodes import bootstrap_objects
 from llmpack.testing.stages import StageDelays, load_stages
 

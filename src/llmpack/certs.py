@@ -1,4 +1,4 @@
-"""Certificates for the local control plane: one CA, the API server's serving cert, client certs.
+"""Certificates: a CA and the certificates it signs (the local control plane, the admission webhook).
 
 Made with `cryptography` (not kopf's certbuilder/oscrypto, which cannot read this OpenSSL's version).
 """
