@@ -31,6 +31,29 @@ SPEC_RULES: list[tuple[tuple[str, ...], str, str, str]] = [
         ".storage.size",
     ),
     (
+        ("model",),
+        "self.source == 'oci' || self.storage.type != 'pvc' || !has(oldSelf.storage.size) || !has(self.storage.size)"
+        " || quantity(string(self.storage.size)).compareTo(quantity(string(oldSelf.storage.size))) >= 0",
+        "spec.model.storage.size cannot shrink: a PVC can only grow. Keep the old size, or create a new "
+        "LLMModel (or delete and re-create this one) to start with a smaller cache",
+        ".storage.size",
+    ),
+    (
+        ("model", "storage"),
+        "!has(self.type) || !has(oldSelf.type) || self.type == oldSelf.type",
+        "spec.model.storage.type cannot change on an existing model: create a new LLMModel (or delete and "
+        "re-create this one) to move the weights to other storage",
+        ".type",
+    ),
+    (
+        ("model", "storage"),
+        "has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || "
+        "self.storageClassName == oldSelf.storageClassName)",
+        "spec.model.storage.storageClassName cannot change on an existing model: a PVC's class is fixed. "
+        "Create a new LLMModel (or delete and re-create this one) to use another class",
+        ".storageClassName",
+    ),
+    (
         ("model", "storage"),
         "!has(self.size) || !isQuantity(string(self.size)) || quantity(string(self.size)).isGreaterThan(quantity('0'))",
         "spec.model.storage.size must be greater than zero",

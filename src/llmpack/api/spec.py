@@ -38,6 +38,10 @@ class UpdateStrategy(StrEnum):
 
 
 NonEmpty = Annotated[str, StringConstraints(min_length=1)]
+# A Go duration as gateways take it: 600s, 10m, 1h30m.
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+SecretName = Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)]
 
 
 class Storage(ApiModel):
@@ -63,7 +67,7 @@ class Model(ApiModel):
     name: NonEmpty = Field(description="Hugging Face repo id (org/name); also vLLM --served-model-name.")
     source: Source = Field(Source.HUGGINGFACE, description="huggingface (default) or oci; empty means huggingface.")
     revision: NonEmpty | None = Field(None, description="Branch, tag or commit to download.")
-    auth_secret_name: NonEmpty | None = Field(
+    auth_secret_name: SecretName | None = Field(
         None, description="Secret in the model's namespace with key HF_TOKEN, given to the downloader only.")
     image: NonEmpty | None = Field(None, description="OCI model image with weights under /models (source oci).")
     preload: bool = Field(True, description="Download (or copy) the weights before vLLM starts.")
@@ -128,7 +132,8 @@ class InternalEndpoint(ApiModel):
 class Endpoints(ApiModel):
     external: ExternalEndpoint = nested(ExternalEndpoint, "The public, API-key protected route.")
     internal: InternalEndpoint = nested(InternalEndpoint, "The in-organisation, OIDC protected route.")
-    request_timeout: str = Field("600s", description="Gateway request timeout (a duration such as 600s).")
+    request_timeout: str = Field("600s", pattern=DURATION_PATTERN,
+                                 description="Gateway request timeout (a duration such as 600s or 10m).")
 
 
 class Vllm(ApiModel):

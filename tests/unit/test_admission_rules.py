@@ -1,0 +1,132 @@
+"""Every admission rule: what it refuses, what it warns about, and that it names the field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from llmpack.admission.rules import Finding, review
+from tests.unit.factories import body, merge
+from tests.unit.strategies import model_bodies
+
+
+def findings(spec: dict[str, Any] | None = None, old: dict[str, Any] | None = None, **kw: Any) -> list[Finding]:
+    new = body(spec, **kw)
+    before = None if old is None else body(old, **kw)
+    return review(new, before)
+
+
+def errors(*args: Any, **kw: Any) -> list[str]:
+    return [str(f) for f in findings(*args, **kw) if f.level == "error"]
+
+
+def warnings(*args: Any, **kw: Any) -> list[str]:
+    return [str(f) for f in findings(*args, **kw) if f.level == "warning"]
+
+
+def test_a_plain_pvc_model_passes_without_findings() -> None:
+    assert findings() == []
+
+
+@pytest.mark.parametrize(("spec", "field"), [
+    ({"model": {"storage": {"size": None}}}, "spec.model.storage.size"),
+    ({"model": {"storage": {"size": "30 gigabytes"}}}, "spec.model.storage.size"),
+    ({"model": {"storage": {"size": "0"}}}, "spec.model.storage.size"),
+    ({"model": {"source": "oci"}}, "spec.model.image"),
+    ({"model": {"name": ""}}, "spec.model.name"),
+    ({"model": {"name": "not a repo"}}, "spec.model.name"),
+    ({"model": {"name": "org/too/deep"}}, "spec.model.name"),
+    ({"model": {"name": "org/bad--name"}}, "spec.model.name"),
+    ({"serving": {"replicas": -1}}, "spec.serving.replicas"),
+    ({"resources": {"gpu": {"count": -2}}}, "spec.resources.gpu.count"),
+    ({"resources": {"gpu": {"count": 2}}, "serving": {"tensorParallelism": 2, "dataParallelism": 2}},
+     "spec.serving.tensorParallelism"),
+    ({"endpoints": {"requestTimeout": "ten minutes"}}, "spec.endpoints.requestTimeout"),
+    ({"model": {"authSecretName": "Not_A_Secret"}}, "spec.model.authSecretName"),
+])
+def test_bad_input_is_denied_naming_the_field(spec: dict[str, Any], field: str) -> None:
+    found = errors(spec)
+    assert found, spec
+    assert found[0].startswith(f"{field}: "), found
+
+
+def test_a_name_too_long_for_its_service_is_denied() -> None:
+    found = errors(name="m" * 60)
+    assert found
+    assert found[0].startswith("metadata.name: must be at most 59 characters")
+
+
+def test_oci_model_names_need_not_be_repo_ids() -> None:
+    oci = {"model": {"source": "oci", "name": "my model", "image": "r.example/m@sha256:" + "a" * 64}}
+    assert errors(oci) == []
+
+
+@pytest.mark.parametrize(("old", "new", "field", "advice"), [
+    ({"model": {"storage": {"size": "80Gi"}}}, {"model": {"storage": {"size": "30Gi"}}},
+     "spec.model.storage.size", "a PVC can only grow"),
+    ({}, {"model": {"storage": {"type": "emptyDir"}}}, "spec.model.storage.type", "create a new LLMModel"),
+    ({}, {"model": {"storage": {"storageClassName": "efs"}}}, "spec.model.storage.storageClassName",
+     "Create a new LLMModel"),
+])
+def test_updates_that_would_break_the_cache_are_denied_with_advice(old: dict[str, Any], new: dict[str, Any],
+                                                                    field: str, advice: str) -> None:
+    found = errors(new, old=old)
+    assert len(found) == 1
+    assert found[0].startswith(f"{field}: ")
+    assert advice in found[0]
+
+
+def test_growing_a_pvc_is_allowed() -> None:
+    assert errors({"model": {"storage": {"size": "100Gi"}}}, old={"model": {"storage": {"size": "80Gi"}}}) == []
+
+
+def test_emptydir_with_preload_warns_that_every_restart_downloads_again() -> None:
+    assert any("every pod restart downloads the model again" in w
+               for w in warnings({"model": {"storage": {"type": "emptyDir", "size": "4Gi"}}}))
+    assert warnings({"model": {"preload": False, "storage": {"type": "emptyDir", "size": "4Gi"}}}) == []
+
+
+def test_emptydir_without_a_size_warns_about_the_nodes_disk() -> None:
+    found = warnings({"model": {"preload": False, "storage": {"type": "emptyDir", "size": None}}})
+    assert found == ["spec.model.storage.size: the emptyDir holding the weights has no size limit: it can fill "
+                     "the node's disk; set storage.type emptyDir with a size"]
+
+
+def test_oci_image_by_tag_warns_and_by_digest_does_not() -> None:
+    oci = {"model": {"source": "oci", "image": "r.example/m:v1", "storage": {"type": "emptyDir", "size": "9Gi"}}}
+    assert any(w.startswith("spec.model.image: r.example/m:v1 is referenced by tag") for w in warnings(oci))
+    pinned = merge(oci, {"model": {"image": "r.example/m@sha256:" + "a" * 64}})
+    assert warnings(pinned) == []
+
+
+def test_several_replicas_on_a_read_write_once_pvc_warn_about_one_node() -> None:
+    assert any("must run on one node" in w for w in warnings({"serving": {"replicas": 3}}))
+    assert warnings({"serving": {"replicas": 3}, "model": {"storage": {"accessMode": "ReadWriteMany"}}}) == []
+
+
+def test_a_model_known_to_be_larger_than_its_pvc_warns() -> None:
+    old = body({"model": {"storage": {"size": "30Gi"}}})
+    old["status"] = {"modelSize": "42Gi"}
+    found = review(body({"model": {"storage": {"size": "30Gi"}}}), old)
+    assert [str(f) for f in found] == [
+        "spec.model.storage.size: the model takes 42Gi on disk, more than the 30Gi PVC: the download will run "
+        "out of space; ask for 10-20% more than the model"]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=6), inner, max_size=2),
+    max_leaves=5)
+
+
+@given(model_bodies(), model_bodies(), st.sampled_from(["model", "serving", "resources", "endpoints", "advanced"]),
+       json_values)
+def test_rules_never_raise_and_every_finding_names_a_field(new: dict[str, Any], old: dict[str, Any], part: str,
+                                                           junk: Any) -> None:
+    for candidate in (new, {**new, "spec": {**new["spec"], part: junk}}):
+        for finding in review(candidate, old) + review(candidate, None):
+            assert finding.field.startswith(("spec.", "metadata.")), finding
+            assert finding.message
