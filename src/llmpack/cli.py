@@ -43,8 +43,10 @@ def cmd_crd(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import logging
     import os
+    import tempfile
 
-    from llmpack.operator.runner import run
+    from llmpack.admission.webhook import Endpoint
+    from llmpack.operator.runner import WebhookOptions, run
 
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = str(args.kubeconfig)
@@ -52,7 +54,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     namespaces = args.namespace or list(config.watch_namespaces)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    run(config, namespaces, workers=args.workers, health=args.health)
+    webhook = None
+    if args.webhook_port:
+        service = None
+        if args.webhook_service:
+            where, _, port = args.webhook_service.partition(":")
+            namespace, _, name = where.partition("/")
+            if not (namespace and name and port.isdigit()):
+                raise UserError("--webhook-service must look like NAMESPACE/NAME:PORT, "
+                                "e.g. llmpack/llmpack-webhook:443")
+            service = (namespace, name, int(port))
+            hosts = (f"{name}.{namespace}.svc", f"{name}.{namespace}.svc.cluster.local")
+        else:
+            hosts = ("127.0.0.1", "localhost")
+        endpoint = Endpoint(url=args.webhook_url or f"https://127.0.0.1:{args.webhook_port}", service=service)
+        cert_dir = args.webhook_cert_dir or Path(tempfile.mkdtemp(prefix="llmpack-webhook-"))
+        webhook = WebhookOptions(args.webhook_listen, args.webhook_port, endpoint, cert_dir, hosts)
+    run(config, namespaces, workers=args.workers, health=args.health, webhook=webhook)
     return 0
 
 
@@ -92,6 +110,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=8, help="models reconciled at once (default 8)")
     p.add_argument("--health", metavar="URL", help="serve liveness here, e.g. http://0.0.0.0:8080/healthz")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    hook = p.add_argument_group(
+        "admission webhook (rejects bad LLMModels at kubectl apply; off unless a port is given)")
+    hook.add_argument("--webhook-port", type=int, metavar="PORT", help="serve the validating webhook on this port")
+    hook.add_argument("--webhook-listen", default="0.0.0.0", metavar="ADDR", help="listen address (default 0.0.0.0)")
+    hook.add_argument("--webhook-url", metavar="URL",
+                      help="base URL the API server calls (default https://127.0.0.1:PORT, for local runs)")
+    hook.add_argument("--webhook-service", metavar="NS/NAME:PORT",
+                      help="in-cluster: the Service in front of the webhook, instead of a URL")
+    hook.add_argument("--webhook-cert-dir", type=Path, metavar="DIR",
+                      help="ca.crt, tls.crt, tls.key to serve with (e.g. a cert-manager Secret); "
+                           "made and self-signed here when absent (default: a new temporary directory)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("crd", help="print the LLMModel CustomResourceDefinition",

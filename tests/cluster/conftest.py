@@ -69,15 +69,41 @@ def crd_installed(cluster: LocalCluster) -> None:
 @pytest.fixture(scope="session")
 def operator(cluster: LocalCluster, crd_installed: None) -> Iterator[OperatorProcess]:
     """`llmpack run` as the llmpack-operator identity; its log is printed when a test fails."""
-    process = OperatorProcess(cluster.kubeconfig_for("operator"), cluster.state / "logs" / "operator.log")
+    from llmpack.testing.cluster import free_port
+
+    port = free_port()
+    process = OperatorProcess(cluster.kubeconfig_for("operator"), cluster.state / "logs" / "operator.log",
+                              ["--webhook-port", str(port), "--webhook-listen", "127.0.0.1",
+                               "--webhook-cert-dir", str(cluster.state / "webhook")])
     process.start()
+    _wait_for_webhook(cluster)
     yield process
     process.stop()
 
 
 @pytest.fixture
-def running_operator(operator: OperatorProcess) -> OperatorProcess:
+def running_operator(cluster: LocalCluster, operator: OperatorProcess) -> OperatorProcess:
     """The session's operator, started again if an earlier test left it stopped."""
     if not operator.alive():
         operator.start()
+    _wait_for_webhook(cluster)  # a test may have just restarted it; with failurePolicy Fail, wait for it
     return operator
+
+
+def _wait_for_webhook(cluster: LocalCluster, within: float = 30) -> None:
+    """Until a server-side dry run of a model passes through the webhook (failurePolicy Fail)."""
+    import time
+
+    import yaml
+
+    probe = {"apiVersion": "llm.nebari.dev/v1alpha1", "kind": "LLMModel", "metadata": {"name": "probe"},
+             "spec": {"model": {"name": "org/probe", "storage": {"size": "1Gi"}}}}
+    deadline = time.monotonic() + within
+    while True:
+        done = cluster.kubectl("apply", "--dry-run=server", "-n", "default", "-f", "-", stdin=yaml.safe_dump(probe),
+                               check=False)
+        if done.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the webhook never answered: {done.stderr}")
+        time.sleep(0.3)

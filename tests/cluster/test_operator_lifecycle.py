@@ -107,8 +107,10 @@ async def test_the_same_lifecycle_with_the_operator_killed_in_between(
     running_operator.start()
     await phases_until(client, "qwen", namespace, "Ready")
 
+    # Changed, then the operator dies before it can act (with failurePolicy Fail, nothing can be admitted
+    # while it is down, so "changed while it is dead" is this).
+    models.patch(cluster, "qwen", namespace, {"serving": {"replicas": 2}})
     running_operator.kill()
-    models.patch(cluster, "qwen", namespace, {"serving": {"replicas": 2}})  # changed while nobody watches
     running_operator.start()
     await eventually(lambda: ready_replicas(client, "qwen", namespace, 2), within=READY_WITHIN, what="2 replicas")
 

@@ -1,8 +1,9 @@
 """Run the operator: kopf watches LLMModels and their children; every event feeds one work queue whose
 workers run the same idempotent reconcile (level-triggered, coalesced, with back-off).
 
-kopf is used only for its watch streams (and later its admission server): the handlers are raw event
-handlers, so kopf writes no annotations, adds no finalizer and posts no events of its own.
+kopf is used only for its watch streams: the handlers are raw event handlers, so kopf writes no
+annotations, adds no finalizer and posts no events of its own. The admission webhook is served next to
+it (admission_server.py).
 """
 
 from __future__ import annotations
@@ -11,13 +12,17 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import kopf
+from aiohttp import web
 from lightkube import AsyncClient, KubeConfig
 
+from llmpack.admission import webhook as hook
 from llmpack.api import GROUP, PLURAL, VERSION
 from llmpack.config import FIELD_MANAGER, Config
+from llmpack.operator import admission_server, kube
 from llmpack.operator.queue import WorkQueue
 from llmpack.operator.reconcile import Reconciler
 from llmpack.operator.store import Key, Store
@@ -35,24 +40,45 @@ CHILDREN = (
 )
 
 
+@dataclass(frozen=True)
+class WebhookOptions:
+    listen: str
+    port: int
+    endpoint: hook.Endpoint
+    cert_dir: Path
+    hosts: tuple[str, ...]
+
+
 @dataclass
 class Operator:
     config: Config
     workers: int = 8
+    webhook: WebhookOptions | None = None
     store: Store = field(default_factory=Store)
     queue: WorkQueue = field(default_factory=WorkQueue)
     reconciler: Reconciler | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    admission: web.AppRunner | None = None
 
     async def start(self) -> None:
         client = AsyncClient(KubeConfig.from_env(), field_manager=FIELD_MANAGER)
         self.reconciler = Reconciler(client, self.store, self.config)
+        if self.webhook is not None:
+            cert = self.serving_cert()
+            self.admission = await admission_server.start(self.webhook.listen, self.webhook.port, cert)
+            await kube.apply(client, hook.configuration(self.webhook.endpoint, cert.ca.read_bytes()))
         self.tasks = [asyncio.create_task(self._work(), name=f"reconcile-worker-{i}") for i in range(self.workers)]
+
+    def serving_cert(self) -> hook.ServingCert:
+        assert self.webhook is not None
+        return hook.serving_cert(self.webhook.cert_dir, self.webhook.hosts)
 
     async def stop(self) -> None:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.admission is not None:
+            await self.admission.cleanup()
         if self.reconciler is not None:
             await self.reconciler.client.close()
 
@@ -124,8 +150,9 @@ def build_registry(operator: Operator) -> kopf.OperatorRegistry:
     return registry
 
 
-def run(config: Config, namespaces: Sequence[str], *, workers: int = 8, health: str | None = None) -> None:
-    operator = Operator(config, workers=workers)
+def run(config: Config, namespaces: Sequence[str], *, workers: int = 8, health: str | None = None,
+        webhook: WebhookOptions | None = None) -> None:
+    operator = Operator(config, workers=workers, webhook=webhook)
     registry = build_registry(operator)
     logging.getLogger("kopf").setLevel(logging.WARNING)
     asyncio.run(kopf.operator(

@@ -1,0 +1,87 @@
+"""The validating webhook: its verdict (pure), its configuration (pure: 5 s timeout, failurePolicy Fail,
+sideEffects None), and its serving certificate. operator/admission_server.py serves it."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llmpack import certs
+from llmpack.admission.rules import review
+from llmpack.api import GROUP, PLURAL, VERSION
+
+HANDLER_ID = "validate-llmmodel"
+CONFIGURATION_NAME = "llmpack-validating-webhook"
+WEBHOOK_NAME = f"validate.{PLURAL}.{GROUP}"
+TIMEOUT_SECONDS = 5
+
+
+def verdict(admission_review: dict[str, Any]) -> dict[str, Any]:
+    """The AdmissionReview response for a request: warnings for kubectl, every error named on denial."""
+    request = admission_review["request"]
+    findings = review(request["object"], request.get("oldObject") or None)
+    response: dict[str, Any] = {"uid": request["uid"], "allowed": True}
+    if warnings := [str(f) for f in findings if f.level == "warning"]:
+        response["warnings"] = warnings
+    if errors := [str(f) for f in findings if f.level == "error"]:
+        response["allowed"] = False
+        response["status"] = {"code": 422, "reason": "Invalid", "message": "; ".join(errors)}
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the API server reaches the webhook: a URL (local runs) or a Service (in-cluster)."""
+
+    url: str | None = None
+    service: tuple[str, str, int] | None = None  # (namespace, name, port)
+
+    def client_config(self, ca_bundle: bytes) -> dict[str, Any]:
+        config: dict[str, Any] = {"caBundle": base64.b64encode(ca_bundle).decode()}
+        if self.service is not None:
+            namespace, name, port = self.service
+            config["service"] = {"namespace": namespace, "name": name, "port": port, "path": f"/{HANDLER_ID}"}
+        else:
+            assert self.url is not None
+            config["url"] = f"{self.url.rstrip('/')}/{HANDLER_ID}"
+        return config
+
+
+def configuration(endpoint: Endpoint, ca_bundle: bytes) -> dict[str, Any]:
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": CONFIGURATION_NAME, "labels": {"app.kubernetes.io/managed-by": "llmpack"}},
+        "webhooks": [{
+            "name": WEBHOOK_NAME,
+            "admissionReviewVersions": ["v1"],
+            "sideEffects": "None",
+            "failurePolicy": "Fail",
+            "matchPolicy": "Equivalent",
+            "timeoutSeconds": TIMEOUT_SECONDS,
+            "clientConfig": endpoint.client_config(ca_bundle),
+            "rules": [{"apiGroups": [GROUP], "apiVersions": [VERSION], "operations": ["CREATE", "UPDATE"],
+                       "resources": [PLURAL], "scope": "Namespaced"}],
+        }],
+    }
+
+
+@dataclass(frozen=True)
+class ServingCert:
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def serving_cert(directory: Path, hosts: tuple[str, ...]) -> ServingCert:
+    """Use the certificate in `directory` (ca.crt, tls.crt, tls.key: a mounted cert-manager Secret), or make a
+    CA and a serving certificate there for `hosts` when there is none."""
+    given = ServingCert(directory / "ca.crt", directory / "tls.crt", directory / "tls.key")
+    if all(p.exists() for p in (given.ca, given.cert, given.key)):
+        return given
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = certs.make_ca(directory, "llmpack-webhook-ca")
+    leaf = certs.issue(ca, directory, "llmpack-webhook", common_name=hosts[0], hosts=hosts, server=True)
+    return ServingCert(ca.cert, leaf.cert, leaf.key)
