@@ -27,13 +27,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lightkube import AsyncClient, KubeConfig  # noqa: E402
-from tests.cluster.conftest import _wait_for_webhook  # noqa: E402
 from tests.cluster.operator_process import OperatorProcess  # noqa: E402
 
 from llmpack.admission.webhook import HANDLER_ID  # noqa: E402
 from llmpack.api.crd import crd  # noqa: E402
 from llmpack.operator.kube import LLMModelResource  # noqa: E402
-from llmpack.testing.cluster import LocalCluster, free_port  # noqa: E402
+from llmpack.testing.cluster import LocalCluster, free_port, wait_for_webhook  # noqa: E402
 
 MODEL = {"apiVersion": "llm.nebari.dev/v1alpha1", "kind": "LLMModel",
          "metadata": {"name": "bench", "namespace": "default"},
@@ -102,7 +101,7 @@ def main() -> None:
             cluster.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(crd()))
             cluster.kubectl("wait", "--for=condition=Established", "crd/llmmodels.llm.nebari.dev")
             operator.start()
-            _wait_for_webhook(cluster)
+            wait_for_webhook(cluster)
             webhook = with_wrk(f"https://127.0.0.1:{port}", args.concurrent, args.seconds, Path(tmp))
             api = asyncio.run(through_api_server(cluster.kubeconfig, args.concurrent, args.rounds))
         finally:

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from llmpack.api.crd import crd
 from llmpack.manifests import load_models
-from llmpack.testing.cluster import ClusterError, LocalCluster
+from llmpack.testing.cluster import ClusterError, LocalCluster, free_port, wait_for_webhook
 from llmpack.testing.nodes import storage_class
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,8 +76,11 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         cluster.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(crd()))
         cluster.kubectl("wait", "--for=condition=Established", "crd/llmmodels.llm.nebari.dev", "--timeout=30s")
-        cluster.start_process("operator", [sys.executable, "-m", "llmpack.cli", "run", "--kubeconfig",
-                                           str(cluster.kubeconfig_for("operator"))])
+        cluster.start_process("operator", [
+            sys.executable, "-m", "llmpack.cli", "run", "--kubeconfig", str(cluster.kubeconfig_for("operator")),
+            "--webhook-port", str(free_port()), "--webhook-listen", "127.0.0.1",
+            "--webhook-cert-dir", str(cluster.state / "webhook")])
+        wait_for_webhook(cluster)
     # What the examples expect to exist: a namespace, the gated model's token, the pre-filled storage class.
     prefilled = storage_class() | {"metadata": {"name": "prefilled-models"}}
     cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all([
@@ -109,6 +112,7 @@ Look around (kwok plays the GPU nodes and pods; no weights are really downloaded
   {args.bin}/kubectl get pvc,deploy,pods -n {NAMESPACE}
   {args.bin}/kubectl patch llmmodel qwen-int4 -n {NAMESPACE} --type=merge -p '{{"spec":{{"serving":{{"replicas":3}}}}}}'
   .venv/bin/llmpack render -f examples/qwen-int4-pvc.yaml
+  {args.bin}/kubectl apply -n {NAMESPACE} -f examples/broken/oci-without-image.yaml   # refused at the door
 Operator log: {args.state}/logs/operator.log
 Stop everything: make cluster-down""")
     return 0 if done else 1

@@ -12,7 +12,7 @@ from lightkube import AsyncClient, KubeConfig
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace
 
-from llmpack.testing.cluster import LocalCluster
+from llmpack.testing.cluster import LocalCluster, wait_for_webhook
 from tests.cluster.operator_process import OperatorProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,7 +76,7 @@ def operator(cluster: LocalCluster, crd_installed: None) -> Iterator[OperatorPro
                               ["--webhook-port", str(port), "--webhook-listen", "127.0.0.1",
                                "--webhook-cert-dir", str(cluster.state / "webhook")])
     process.start()
-    _wait_for_webhook(cluster)
+    wait_for_webhook(cluster)
     yield process
     process.stop()
 
@@ -86,24 +86,5 @@ def running_operator(cluster: LocalCluster, operator: OperatorProcess) -> Operat
     """The session's operator, started again if an earlier test left it stopped."""
     if not operator.alive():
         operator.start()
-    _wait_for_webhook(cluster)  # a test may have just restarted it; with failurePolicy Fail, wait for it
+    wait_for_webhook(cluster)  # a test may have just restarted it; with failurePolicy Fail, wait for it
     return operator
-
-
-def _wait_for_webhook(cluster: LocalCluster, within: float = 30) -> None:
-    """Until a server-side dry run of a model passes through the webhook (failurePolicy Fail)."""
-    import time
-
-    import yaml
-
-    probe = {"apiVersion": "llm.nebari.dev/v1alpha1", "kind": "LLMModel", "metadata": {"name": "probe"},
-             "spec": {"model": {"name": "org/probe", "storage": {"size": "1Gi"}}}}
-    deadline = time.monotonic() + within
-    while True:
-        done = cluster.kubectl("apply", "--dry-run=server", "-n", "default", "-f", "-", stdin=yaml.safe_dump(probe),
-                               check=False)
-        if done.returncode == 0:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the webhook never answered: {done.stderr}")
-        time.sleep(0.3)

@@ -268,6 +268,21 @@ class LocalCluster:
 
 
 
+def wait_for_webhook(cluster: LocalCluster, within: float = 30) -> None:
+    """Until a server-side dry run of a model passes through the admission webhook (failurePolicy Fail)."""
+    probe = {"apiVersion": "llm.nebari.dev/v1alpha1", "kind": "LLMModel", "metadata": {"name": "probe"},
+             "spec": {"model": {"name": "org/probe", "storage": {"size": "1Gi"}}}}
+    deadline = time.monotonic() + within
+    while True:
+        done = cluster.kubectl("apply", "--dry-run=server", "-n", "default", "-f", "-", stdin=yaml.safe_dump(probe),
+                               check=False)
+        if done.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise ClusterError(f"the admission webhook never answered: {done.stderr.strip()}")
+        time.sleep(0.3)
+
+
 def _alive(pid: int) -> bool:
     try:
         reaped, _ = os.waitpid(pid, os.WNOHANG)
