@@ -46,7 +46,7 @@ SETTINGS: tuple[tuple[str, str, str], ...] = (
     ("defaults.storage.storageClassName", "LLMPACK_STORAGE_CLASS_NAME", "storage_class_name"),
     ("defaults.storage.accessMode", "LLMPACK_STORAGE_ACCESS_MODE", "access_mode"),
     ("watchNamespaces", "LLMPACK_WATCH_NAMESPACES", "watch_namespaces"),
-    ("podSecurityContext.fsGroup", "LLMPACK_FS_GROUP", "fs_group"),
+    ("defaults.serving.fsGroup", "LLMPACK_FS_GROUP", "fs_group"),
 )
 
 
