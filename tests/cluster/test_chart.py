@@ -1,0 +1,191 @@
+"""The Helm chart: lints, renders as reviewed, refuses typos, passes every value to the operator, installs
+into a real API server, and its RBAC is enough for the operator's whole lifecycle and no more."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from lightkube import AsyncClient
+
+from llmpack.config import load_config
+from llmpack.testing.cluster import LocalCluster, wait_for_webhook
+from tests.cluster import models
+from tests.cluster.operator_process import OperatorProcess
+from tests.cluster.test_operator_lifecycle import READY_WITHIN, _none_left, phases_until, ready_replicas
+from tests.cluster.waiting import eventually
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "llmpack"
+CUSTOM = Path(__file__).parent / "chart-values-custom.yaml"
+GOLDEN = Path(__file__).parent / "golden"
+KUBE_VERSION = "1.36.3"
+RELEASE, NAMESPACE = "llmpack", "llmpack-system"
+
+
+def helm(cluster: LocalCluster, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(cluster.bin_dir / "helm"), *args], capture_output=True, text=True, timeout=120,
+                          check=check, env={**os.environ, "HELM_CACHE_HOME": str(cluster.state / "helm"),
+                                            "HELM_CONFIG_HOME": str(cluster.state / "helm"),
+                                            "HELM_DATA_HOME": str(cluster.state / "helm")})
+
+
+def template(cluster: LocalCluster, *values: str) -> list[dict[str, Any]]:
+    out = helm(cluster, "template", RELEASE, str(CHART), "-n", NAMESPACE, "--kube-version", KUBE_VERSION, *values)
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+@pytest.mark.parametrize("values", [[], ["-f", str(CUSTOM)]], ids=["default", "custom"])
+def test_chart_lints_strictly_and_renders_as_reviewed(cluster: LocalCluster, values: list[str]) -> None:
+    lint = helm(cluster, "lint", "--strict", str(CHART), "--kube-version", KUBE_VERSION, *values, check=False)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    text = yaml.safe_dump_all(template(cluster, *values), sort_keys=True)
+    golden = GOLDEN / f"chart-{'custom' if values else 'default'}.yaml"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert text == golden.read_text(), f"{golden.name} differs: review, then UPDATE_GOLDEN=1"
+
+
+def test_a_typo_in_values_fails_at_install(cluster: LocalCluster, tmp_path: Path) -> None:
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("defaults:\n  storage:\n    storageClass: efs\n")
+    result = helm(cluster, "template", RELEASE, str(CHART), "--kube-version", KUBE_VERSION, "-f", str(typo),
+                  check=False)
+    assert result.returncode != 0
+    assert "additional properties 'storageClass' not allowed" in result.stderr
+
+
+def _operator_container(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    return dict(deployment["spec"]["template"]["spec"]["containers"][0])
+
+
+def test_every_value_reaches_the_operator(cluster: LocalCluster) -> None:
+    objects = template(cluster, "-f", str(CUSTOM))
+    container = _operator_container(objects)
+    config = load_config(None, env={e["name"]: e["value"] for e in container["env"]})
+    values = yaml.safe_load(CUSTOM.read_text())
+    assert config.downloader_image == values["modelDownloader"]["image"]
+    assert config.serving_image == values["defaults"]["serving"]["image"]
+    assert config.fs_group == values["defaults"]["serving"]["fsGroup"]
+    assert config.storage_class_name == values["defaults"]["storage"]["storageClassName"]
+    assert config.access_mode == values["defaults"]["storage"]["accessMode"]
+    assert config.watch_namespaces == tuple(values["watchNamespaces"])
+    assert container["image"] == "registry.example.com/llmpack:9.9.9"
+    assert container["imagePullPolicy"] == "Always"
+    assert {"--namespace=team-a", "--namespace=team-b", "--webhook-port=10443", "--verbose"} <= set(container["args"])
+    assert container["resources"] == values["resources"]
+    pod = next(o for o in objects if o["kind"] == "Deployment")["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == values["nodeSelector"]
+    assert pod["tolerations"] == values["tolerations"]
+    assert values["podSecurityContext"].items() <= pod["securityContext"].items()  # Helm merges with defaults
+    kinds = {(o["kind"], o["metadata"].get("namespace")) for o in objects}
+    assert {("RoleBinding", "team-a"), ("RoleBinding", "team-b"), ("Certificate", NAMESPACE)} <= kinds
+    bindings = {o["metadata"]["name"] for o in objects if o["kind"] == "ClusterRoleBinding"}
+    assert bindings == {"llmpack-cluster"}  # only the cluster-scoped needs: CRD watch, its webhook configuration
+
+
+def test_image_tags_default_to_the_app_version_never_latest(cluster: LocalCluster) -> None:
+    container = _operator_container(template(cluster))
+    app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+    assert container["image"].endswith(f":{app_version}")
+    downloader = next(e["value"] for e in container["env"] if e["name"] == "LLMPACK_DOWNLOADER_IMAGE")
+    assert downloader.endswith(f":{app_version}")
+    assert "latest" not in yaml.safe_dump(template(cluster))
+
+
+@pytest.fixture
+def installed(cluster: LocalCluster, operator: OperatorProcess) -> Iterator[None]:
+    """The chart installed for real; the session operator (which owns the same webhook name) steps aside."""
+    operator.stop()
+    cluster.kubectl("delete", "validatingwebhookconfiguration", "llmpack-validating-webhook", "--ignore-not-found")
+    try:
+        result = helm(cluster, "install", RELEASE, str(CHART), "-n", NAMESPACE, "--create-namespace",
+                      "--kubeconfig", str(cluster.kubeconfig), check=False)
+        assert result.returncode == 0, result.stderr
+        yield
+    finally:
+        helm(cluster, "uninstall", RELEASE, "-n", NAMESPACE, "--kubeconfig", str(cluster.kubeconfig), "--wait",
+             check=False)
+        operator.start()
+        wait_for_webhook(cluster)
+
+
+def _token_kubeconfig(cluster: LocalCluster, path: Path) -> Path:
+    token = cluster.kubectl("create", "token", RELEASE, "-n", NAMESPACE, "--duration=1h").stdout.strip()
+    config = yaml.safe_load(cluster.kubeconfig.read_text())
+    config["users"] = [{"name": "chart-sa", "user": {"token": token}}]
+    config["contexts"][0]["context"]["user"] = "chart-sa"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def can_i(cluster: LocalCluster, verb: str, resource: str, namespace: str = "default") -> bool:
+    result = cluster.kubectl("auth", "can-i", verb, resource, "-n", namespace,
+                             f"--as=system:serviceaccount:{NAMESPACE}:{RELEASE}", check=False)
+    return result.stdout.strip() == "yes"
+
+
+async def test_installed_chart_runs_the_lifecycle_with_exactly_its_rbac(
+        cluster: LocalCluster, client: AsyncClient, namespace: str, installed: None, tmp_path: Path) -> None:
+    objects = cluster.kubectl("get", "deployment,service,serviceaccount", "-n", NAMESPACE, "-o", "name").stdout
+    assert f"deployment.apps/{RELEASE}" in objects
+    assert f"service/{RELEASE}-webhook" in objects
+
+    assert not can_i(cluster, "list", "secrets")
+    assert not can_i(cluster, "watch", "secrets")
+    assert can_i(cluster, "get", "secrets")  # only to say when a named token Secret is missing
+    for verb, resource in [("delete", "deployments"), ("delete", "persistentvolumeclaims"), ("create", "pods"),
+                           ("create", "nodes"), ("delete", "llmmodels"), ("create", "clusterroles"),
+                           ("patch", "validatingwebhookconfigurations/other")]:
+        assert not can_i(cluster, verb, resource), f"the operator may {verb} {resource}"
+
+    # The operator keeps the chart's webhook configuration current: it may patch that one, and only that one.
+    kubeconfig = _token_kubeconfig(cluster, tmp_path / "kubeconfig")
+    patched = cluster.kubectl("patch", "validatingwebhookconfiguration", "llmpack-validating-webhook",
+                              "--type=merge", "-p", '{"metadata":{"annotations":{"rbac-proof":"yes"}}}',
+                              kubeconfig=kubeconfig, check=False)
+    assert patched.returncode == 0, patched.stderr
+    assert not can_i(cluster, "patch", "validatingwebhookconfigurations/someone-elses")
+    # Out of cluster, the API server cannot reach a webhook behind the chart's Service (its DNS name does not
+    # resolve here), so the chart's configuration steps aside while the operator reconciles as the chart's
+    # ServiceAccount (a TokenRequest token) through a whole lifecycle.
+    cluster.kubectl("delete", "validatingwebhookconfiguration", "llmpack-validating-webhook")
+    process = OperatorProcess(kubeconfig, tmp_path / "operator.log")
+    process.start()
+    try:
+        models.apply(cluster, "qwen", namespace, {"model": {"authSecretName": "hf-token"}})
+        cluster.kubectl("create", "secret", "generic", "hf-token", "-n", namespace, "--from-literal=HF_TOKEN=hf_x")
+        await phases_until(client, "qwen", namespace, "Ready", within=60)
+        models.patch(cluster, "qwen", namespace, {"serving": {"replicas": 2}})
+        await eventually(lambda: ready_replicas(client, "qwen", namespace, 2), within=READY_WITHIN, what="2 replicas")
+        cluster.kubectl("delete", "llmmodel", "qwen", "-n", namespace, "--wait=true")
+        await eventually(lambda: _none_left(client, namespace), within=60, what="children gone")
+        log = (tmp_path / "operator.log").read_text()
+        assert "Forbidden" not in log, log[-2000:]
+        assert " 403" not in log, log[-2000:]
+    finally:
+        process.stop()
+
+
+def test_uninstall_leaves_nothing_but_the_crd(cluster: LocalCluster, operator: OperatorProcess) -> None:
+    operator.stop()
+    cluster.kubectl("delete", "validatingwebhookconfiguration", "llmpack-validating-webhook", "--ignore-not-found")
+    try:
+        helm(cluster, "install", RELEASE, str(CHART), "-n", NAMESPACE, "--create-namespace",
+             "--kubeconfig", str(cluster.kubeconfig))
+        helm(cluster, "uninstall", RELEASE, "-n", NAMESPACE, "--kubeconfig", str(cluster.kubeconfig), "--wait")
+        left = cluster.kubectl("get", "clusterrole,clusterrolebinding,validatingwebhookconfiguration",
+                               "-l", f"app.kubernetes.io/instance={RELEASE}", "-o", "name").stdout
+        left += cluster.kubectl("get", "all,serviceaccount,rolebinding", "-n", NAMESPACE,
+                                "-l", f"app.kubernetes.io/instance={RELEASE}", "-o", "name").stdout
+        assert left.strip() == ""
+        assert cluster.kubectl("get", "crd", "llmmodels.llm.nebari.dev", check=False).returncode == 0
+    finally:
+        operator.start()
+        wait_for_webhook(cluster)
