@@ -74,6 +74,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_download(args: argparse.Namespace) -> int:
+    from llmpack.downloader.download import run
+    from llmpack.downloader.errors import DownloadError
+
+    try:
+        run(args.model, args.local_dir, args.revision, args.include or [], args.exclude or [], args.verify,
+            args.max_workers)
+    except DownloadError as exc:
+        print(f"llmpack download: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llmpack",
@@ -122,6 +135,25 @@ def build_parser() -> argparse.ArgumentParser:
                       help="ca.crt, tls.crt, tls.key to serve with (e.g. a cert-manager Secret); "
                            "made and self-signed here when absent (default: a new temporary directory)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "download",
+        help="download a Hugging Face model into a directory (the model-downloader init container)",
+        description="Take the seed's `hf download MODEL --local-dir DIR [--revision R]` arguments and fill DIR "
+        "so that several downloaders sharing it fetch each byte once, a killed one resumes, and every file "
+        "is verified (sha256 or git blob sha1) before it is moved into place. HF_TOKEN, HF_ENDPOINT and "
+        "the other HF_* variables apply. Progress: one JSON line every few seconds on stderr. Exit codes: "
+        "3 gated/unauthorized, 4 repo not found, 5 revision not found, 6 not enough space, 7 network, "
+        "8 verification failed twice.",
+    )
+    p.add_argument("model", help="Hugging Face repo id, e.g. Qwen/Qwen3-8B")
+    p.add_argument("--local-dir", type=Path, required=True, metavar="DIR", help="where the files go")
+    p.add_argument("--revision", help="branch, tag or commit (default main)")
+    p.add_argument("--include", action="extend", nargs="+", metavar="PATTERN", help="only files matching")
+    p.add_argument("--exclude", action="extend", nargs="+", metavar="PATTERN", help="skip files matching")
+    p.add_argument("--verify", action="store_true", help="re-hash every file even if the directory is complete")
+    p.add_argument("--max-workers", type=int, default=8, help="files fetched at once (default 8)")
+    p.set_defaults(func=cmd_download)
 
     p = sub.add_parser("crd", help="print the LLMModel CustomResourceDefinition",
                        description="Print the CRD for llmmodels.llm.nebari.dev; apply it with kubectl apply -f -.")

@@ -1,0 +1,61 @@
+"""How far the download is: a JSON line every few seconds (readable in `kubectl logs`), or a bar on a TTY."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from llmpack.api.quantity import format_bytes
+
+
+@dataclass
+class Progress:
+    bytes_total: int
+    files_total: int
+    stream: IO[str] = field(default_factory=lambda: sys.stderr)
+    interval: float = 5.0
+    bytes_done: int = 0
+    files_done: int = 0
+    phase: str = "downloading"
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _started: float = field(default_factory=time.monotonic)
+
+    def add(self, n: int) -> None:
+        with self._lock:
+            self.bytes_done += n
+
+    def file_done(self) -> None:
+        with self._lock:
+            self.files_done += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        elapsed = max(time.monotonic() - self._started, 1e-6)
+        rate = self.bytes_done / elapsed
+        left = max(self.bytes_total - self.bytes_done, 0)
+        return {
+            "phase": self.phase, "bytes_done": self.bytes_done, "bytes_total": self.bytes_total,
+            "files_done": self.files_done, "files_total": self.files_total,
+            "percent": int(100 * self.bytes_done / self.bytes_total) if self.bytes_total else 100,
+            "rate": f"{format_bytes(int(rate))}/s", "eta": f"{int(left / rate)}s" if rate > 0 else None,
+        }
+
+    def emit(self) -> None:
+        self.stream.write(json.dumps(self.snapshot()) + "\n")
+        self.stream.flush()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.emit()
+
+    def start(self) -> None:
+        threading.Thread(target=self._loop, name="progress", daemon=True).start()
+
+    def stop(self, phase: str) -> None:
+        self._stop.set()
+        self.phase = phase
+        self.emit()

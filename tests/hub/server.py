@@ -1,0 +1,267 @@
+"""A Hub-compatible HTTP server on 127.0.0.1 for tests: synthetic repos, revisions, a gated repo, Range
+requests, counted bytes per file, and injectable faults (slow, dropped connections, corrupt bytes, 429).
+
+It answers what ../shared/reference/hf-hub-contract.md lists, so the real huggingface_hub client (and the
+`hf download` CLI) work against it; that is the proof it speaks the protocol.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+LFS_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt")
+PAGE = 50
+
+
+def git_sha1(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
+def is_lfs(path: str) -> bool:
+    return path.endswith(LFS_SUFFIXES)
+
+
+@dataclass
+class Repo:
+    repo_id: str
+    commits: dict[str, dict[str, bytes]]        # commit -> path -> bytes
+    refs: dict[str, str]                         # branch or tag -> commit
+    token: str | None = None                     # gated: only this token may read
+
+    def commit_of(self, revision: str) -> str | None:
+        return revision if revision in self.commits else self.refs.get(revision)
+
+
+def commit_id(seed: str) -> str:
+    return hashlib.sha1(seed.encode(), usedforsecurity=False).hexdigest()
+
+
+def synthetic_repo(repo_id: str, shards: int = 2, shard_size: int = 4 << 20, token: str | None = None,
+                   revisions: int = 1) -> Repo:
+    """A model-like repo: config.json, tokenizer.json and `shards` LFS safetensors of deterministic bytes;
+    revision i (branch "main" is the last; tags "v1", "v2", ...) changes the first shard."""
+    commits, refs = {}, {}
+    for r in range(revisions):
+        files = {"config.json": json.dumps({"model_type": "llama", "revision": r}).encode(),
+                 "tokenizer.json": json.dumps({"vocab": list(range(200))}).encode()}
+        for s in range(shards):
+            block = hashlib.sha256(f"{repo_id}:{s}:{r if s == 0 else 0}".encode()).digest()
+            files[f"model-{s + 1:05d}-of-{shards:05d}.safetensors"] = (block * (shard_size // 32 + 1))[:shard_size]
+        commit = commit_id(f"{repo_id}@{r}")
+        commits[commit] = files
+        refs[f"v{r + 1}"] = commit
+        refs["main"] = commit
+    return Repo(repo_id, commits, refs, token)
+
+
+@dataclass
+class Faults:
+    rate: float | None = None                              # bytes per second for file bodies
+    drop_after: dict[str, int] = field(default_factory=dict)  # path -> offset to cut the connection at, once
+    corrupt: Counter[str] = field(default_factory=Counter)     # path -> how many more responses to corrupt
+    too_many: int = 0                                          # answer this many file GETs with 429 first
+
+
+class HubServer:
+    def __init__(self, repos: list[Repo]) -> None:
+        self.repos = {r.repo_id: r for r in repos}
+        self.faults = Faults()
+        self.served: Counter[str] = Counter()   # "repo/path" -> body bytes written to sockets
+        self.requests: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> HubServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def count(self, key: str, n: int) -> None:
+        with self._lock:
+            self.served[key] += n
+
+
+def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        # -- replies ---------------------------------------------------------------------------------------
+        def _json(self, body: Any, status: int = 200, headers: dict[str, str] | None = None) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+
+        def _error(self, status: int, code: str, message: str) -> None:
+            self._json({"error": message}, status, {"X-Error-Code": code, "X-Error-Message": message})
+
+        def _repo(self, repo_id: str) -> Repo | None:
+            repo = hub.repos.get(repo_id)
+            if repo is None:
+                self._error(404, "RepoNotFound", f"Repository Not Found for url: {self.path}.")
+                return None
+            if repo.token and self.headers.get("Authorization") != f"Bearer {repo.token}":
+                self._error(401, "GatedRepo", f"Access to model {repo_id} is restricted.")
+                return None
+            return repo
+
+        def _commit(self, repo: Repo, revision: str) -> str | None:
+            commit = repo.commit_of(unquote(revision))
+            if commit is None:
+                self._error(404, "RevisionNotFound", f"Invalid rev id: {revision}")
+            return commit
+
+        def _entry(self, files: dict[str, bytes], path: str) -> dict[str, Any]:
+            data = files[path]
+            entry: dict[str, Any] = {"type": "file", "path": path, "size": len(data), "oid": git_sha1(data)}
+            if is_lfs(path):
+                entry["lfs"] = {"oid": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}
+            return entry
+
+        # -- routes ----------------------------------------------------------------------------------------
+        def do_GET(self) -> None:
+            self._route()
+
+        def do_HEAD(self) -> None:
+            self._route()
+
+        def do_POST(self) -> None:
+            self._route()
+
+        def _route(self) -> None:
+            url = urlsplit(self.path)
+            parts = [p for p in url.path.split("/") if p]
+            query = parse_qs(url.query)
+            hub.requests[f"{self.command} {url.path}"] += 1
+            if parts[:2] == ["api", "models"] and len(parts) >= 4:
+                repo = self._repo(f"{parts[2]}/{parts[3]}")
+                if repo is None:
+                    return
+                rest = parts[4:]
+                if not rest or rest[0] == "revision":
+                    self._info(repo, rest[1] if len(rest) > 1 else "main")
+                elif rest[0] == "tree":
+                    self._tree(repo, rest[1], "/".join(rest[2:]), query)
+                elif rest[0] == "paths-info":
+                    self._paths_info(repo, rest[1])
+                else:
+                    self._error(404, "EntryNotFound", "no such API")
+            elif len(parts) >= 5 and parts[2] == "resolve":
+                repo = self._repo(f"{parts[0]}/{parts[1]}")
+                if repo is not None:
+                    self._resolve(repo, parts[3], unquote("/".join(parts[4:])))
+            else:
+                self._error(404, "EntryNotFound", "not found")
+
+        def _info(self, repo: Repo, revision: str) -> None:
+            if (commit := self._commit(repo, revision)) is None:
+                return
+            files = repo.commits[commit]
+            self._json({"id": repo.repo_id, "modelId": repo.repo_id, "sha": commit, "private": False,
+                        "gated": "auto" if repo.token else False, "disabled": False, "downloads": 0, "likes": 0,
+                        "tags": [], "siblings": [{"rfilename": p} for p in sorted(files)]})
+
+        def _tree(self, repo: Repo, revision: str, prefix: str, query: dict[str, list[str]]) -> None:
+            if (commit := self._commit(repo, revision)) is None:
+                return
+            files = repo.commits[commit]
+            entries = [self._entry(files, p) for p in sorted(files) if p.startswith(prefix)]
+            start = int(query.get("cursor", ["0"])[0])
+            page, headers = entries[start:start + PAGE], {}
+            if start + PAGE < len(entries):
+                headers["Link"] = f'<{hub.url}{urlsplit(self.path).path}?recursive=true&expand=false' \
+                                  f'&cursor={start + PAGE}>; rel="next"'
+            self._json(page, headers=headers)
+
+        def _paths_info(self, repo: Repo, revision: str) -> None:
+            if (commit := self._commit(repo, revision)) is None:
+                return
+            raw = self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode()
+            try:
+                paths = json.loads(raw).get("paths", [])
+            except ValueError:
+                paths = parse_qs(raw).get("paths", [])
+            files = repo.commits[commit]
+            self._json([self._entry(files, p) for p in paths if p in files])
+
+        def _resolve(self, repo: Repo, revision: str, path: str) -> None:
+            if (commit := self._commit(repo, revision)) is None:
+                return
+            files = repo.commits[commit]
+            if path not in files:
+                self._error(404, "EntryNotFound", f"{path} does not exist on {revision}")
+                return
+            if self.command == "GET" and hub.faults.too_many > 0:
+                hub.faults.too_many -= 1
+                self._json({"error": "slow down"}, 429, {"Retry-After": "1"})
+                return
+            data = files[path]
+            entry = self._entry(files, path)
+            etag = entry["lfs"]["oid"] if "lfs" in entry else entry["oid"]
+            start = 0
+            if (rng := self.headers.get("Range", "")).startswith("bytes="):
+                start = int(rng[6:].split("-")[0])
+            self.send_response(206 if start else 200)
+            self.send_header("X-Repo-Commit", commit)
+            self.send_header("ETag", f'"{etag}"')
+            if "lfs" in entry:
+                self.send_header("X-Linked-Etag", f'"{etag}"')
+                self.send_header("X-Linked-Size", str(len(data)))
+            self.send_header("Content-Length", str(len(data) - start))
+            self.send_header("Accept-Ranges", "bytes")
+            if start:
+                self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+            self.end_headers()
+            if self.command == "HEAD":
+                return
+            self._body(repo, path, data, start)
+
+        def _body(self, repo: Repo, path: str, data: bytes, start: int) -> None:
+            key, faults = f"{repo.repo_id}/{path}", hub.faults
+            if faults.corrupt[path] > 0:
+                faults.corrupt[path] -= 1
+                middle = len(data) // 2
+                data = data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:]
+            cut = faults.drop_after.pop(path, None)
+            position, piece = start, 64 << 10
+            while position < len(data):
+                end = min(position + piece, len(data), cut if cut is not None and cut > position else len(data))
+                try:
+                    self.wfile.write(data[position:end])
+                except (BrokenPipeError, ConnectionResetError):
+                    return
+                hub.count(key, end - position)
+                position = end
+                if cut is not None and position >= cut:
+                    self.close_connection = True
+                    self.connection.shutdown(2)  # drop mid-file, as a proxy or a flaky link would
+                    return
+                if faults.rate:
+                    time.sleep(piece / faults.rate)
+
+    return Handler
