@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 
-import httpx
 from huggingface_hub import HfApi
 from huggingface_hub.errors import (
     GatedRepoError,
@@ -41,11 +40,13 @@ def _translate(repo_id: str, revision: str, exc: Exception) -> Exception:
     return NetworkError(f"cannot reach the Hub for {repo_id}: {exc}")
 
 
+# huggingface_hub's transport differs between versions (httpx, httpx2, requests): whatever it raises
+# while reaching the Hub that is not one of its own HTTP errors is a network failure to us.
 def resolve(api: HfApi, repo_id: str, revision: str) -> str:
     """The commit a branch, tag or commit names."""
     try:
         info = api.model_info(repo_id, revision=revision)
-    except (HfHubHTTPError, httpx.HTTPError, OSError) as exc:
+    except Exception as exc:
         raise _translate(repo_id, revision, exc) from None
     assert info.sha is not None
     return info.sha
@@ -54,7 +55,7 @@ def resolve(api: HfApi, repo_id: str, revision: str) -> str:
 def list_files(api: HfApi, repo_id: str, commit: str) -> list[RemoteFile]:
     try:
         entries = list(api.list_repo_tree(repo_id, revision=commit, recursive=True))
-    except (HfHubHTTPError, httpx.HTTPError, OSError) as exc:
+    except Exception as exc:
         raise _translate(repo_id, commit, exc) from None
     files = []
     for entry in entries:
