@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -166,9 +167,9 @@ async def test_installed_chart_runs_the_lifecycle_with_exactly_its_rbac(
         await eventually(lambda: ready_replicas(client, "qwen", namespace, 2), within=READY_WITHIN, what="2 replicas")
         cluster.kubectl("delete", "llmmodel", "qwen", "-n", namespace, "--wait=true")
         await eventually(lambda: _none_left(client, namespace), within=60, what="children gone")
-        log = (tmp_path / "operator.log").read_text()
-        assert "Forbidden" not in log, log[-2000:]
-        assert " 403" not in log, log[-2000:]
+        denials = [line for line in (tmp_path / "operator.log").read_text().splitlines()
+                   if f"system:serviceaccount:{NAMESPACE}:{RELEASE}" in line and "forbidden" in line.lower()]
+        assert denials == [], denials[:3]
     finally:
         process.stop()
 
@@ -180,11 +181,18 @@ def test_uninstall_leaves_nothing_but_the_crd(cluster: LocalCluster, operator: O
         helm(cluster, "install", RELEASE, str(CHART), "-n", NAMESPACE, "--create-namespace",
              "--kubeconfig", str(cluster.kubeconfig))
         helm(cluster, "uninstall", RELEASE, "-n", NAMESPACE, "--kubeconfig", str(cluster.kubeconfig), "--wait")
-        left = cluster.kubectl("get", "clusterrole,clusterrolebinding,validatingwebhookconfiguration",
-                               "-l", f"app.kubernetes.io/instance={RELEASE}", "-o", "name").stdout
-        left += cluster.kubectl("get", "all,serviceaccount,rolebinding", "-n", NAMESPACE,
-                                "-l", f"app.kubernetes.io/instance={RELEASE}", "-o", "name").stdout
-        assert left.strip() == ""
+
+        def left() -> str:
+            found = cluster.kubectl("get", "clusterrole,clusterrolebinding,validatingwebhookconfiguration",
+                                    "-l", f"app.kubernetes.io/instance={RELEASE}", "-o", "name").stdout
+            found += cluster.kubectl("get", "all,serviceaccount,rolebinding", "-n", NAMESPACE,
+                                     "-l", f"app.kubernetes.io/instance={RELEASE}", "-o", "name").stdout
+            return found.strip()
+
+        deadline = time.monotonic() + 30  # the garbage collector removes the pods after their Deployment
+        while left() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert left() == ""
         assert cluster.kubectl("get", "crd", "llmmodels.llm.nebari.dev", check=False).returncode == 0
     finally:
         operator.start()

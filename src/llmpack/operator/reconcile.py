@@ -43,6 +43,14 @@ class Reconciler:
 
     async def reconcile(self, key: Key) -> bool:
         """Returns True when the model should be retried with back-off (it could not progress)."""
+        try:
+            return await self._reconcile(key)
+        except ApiError as exc:
+            if _namespace_terminating(exc):
+                return False  # the namespace is going away, and the model with it: nothing to do
+            raise
+
+    async def _reconcile(self, key: Key) -> bool:
         body = self.store.models.get(key)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return False  # owner references let the garbage collector remove the children
@@ -111,9 +119,16 @@ class Reconciler:
             log.info("%s/%s: %s -> %s (%s)", meta["namespace"], meta["name"],
                      previous.phase if previous else "new", status.phase, ready.message)
             warning = status.phase in (Phase.ERROR, Phase.DEGRADED)
-            await kube.record_event(self.client, body, "Warning" if warning else "Normal",
-                                    str(status.phase), ready.message)
-            self.stats.events += 1
+            try:
+                await kube.record_event(self.client, body, "Warning" if warning else "Normal",
+                                        str(status.phase), ready.message)
+                self.stats.events += 1
+            except ApiError as exc:  # an Event is a courtesy; the status above is the truth
+                log.debug("%s/%s: event not recorded: %s", meta["namespace"], meta["name"], exc.status.message)
+
+
+def _namespace_terminating(exc: ApiError) -> bool:
+    return exc.status.code == 403 and "being terminated" in (exc.status.message or "")
 
 
 def _error_condition(reason: str, message: str) -> Condition:
