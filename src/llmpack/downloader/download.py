@@ -29,6 +29,7 @@ from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]
 from llmpack.api.quantity import format_bytes
 from llmpack.downloader import hub
 from llmpack.downloader.errors import NetworkError, NoSpaceError
+from llmpack.downloader.lease import LeaseLock
 from llmpack.downloader.lock import DirectoryLock, Owner
 from llmpack.downloader.plan import (
     STATE_DIR,
@@ -100,7 +101,7 @@ def _preflight(request: Request, missing_bytes: int, plan: Plan) -> None:
                            f"for a volume of at least {ask} (spec.model.storage.size)")
 
 
-def _fetch_all(request: Request, plan: Plan) -> None:
+def _fetch_all(request: Request, plan: Plan, lock: DirectoryLock | LeaseLock) -> None:
     todo, done_bytes = [], 0
     for remote in plan.files:
         if file_is_valid(request.local_dir / remote.path, remote):
@@ -113,6 +114,8 @@ def _fetch_all(request: Request, plan: Plan) -> None:
     progress = Progress(plan.total_bytes, len(plan.files), interval=request.progress_every)
     progress.add(done_bytes)
     progress.files_done = len(plan.files) - len(todo)
+    if isinstance(lock, LeaseLock):
+        lock.progress = lambda: {**progress.snapshot(), "holder": lock.holder, "commit": plan.commit}
     source = Source(constants.ENDPOINT, request.repo_id, plan.commit, build_hf_headers())
     timeout = httpx.Timeout(float(os.environ.get("HF_HUB_DOWNLOAD_TIMEOUT", "10")), connect=10.0)
     progress.start()
@@ -132,6 +135,19 @@ def _fetch_all(request: Request, plan: Plan) -> None:
     progress.stop("complete")
 
 
+def _lock(request: Request) -> DirectoryLock | LeaseLock:
+    """The Lease the operator named (exactly one downloader across nodes), else a lock in the directory."""
+    name = os.environ.get("LLMPACK_LEASE_NAME")
+    if not name:
+        return DirectoryLock(request.local_dir / STATE_DIR, stale_after=request.stale_after)
+    from lightkube import Client, KubeConfig
+
+    client = Client(KubeConfig.from_env(), field_manager="llmpack-downloader")
+    return LeaseLock(client, name, os.environ.get("POD_NAMESPACE") or client.namespace,
+                     duration=int(os.environ.get("LLMPACK_LEASE_SECONDS", "15")),
+                     renew_every=float(os.environ.get("LLMPACK_LEASE_RENEW_SECONDS", "5")))
+
+
 def download(request: Request) -> None:
     """Fill `request.local_dir` with the verified files of the revision; raises DownloadError subclasses."""
     started = time.monotonic()
@@ -149,7 +165,7 @@ def download(request: Request) -> None:
             say({"phase": "waiting", "holder": owner.holder if owner else None,
                  "heartbeat_age": round(owner.age(), 1) if owner else None})
 
-    lock = DirectoryLock(request.local_dir / STATE_DIR, stale_after=request.stale_after)
+    lock = _lock(request)
     with lock.held(waiting):
         if (commit := _complete(request, api)) is not None:
             say({"phase": "complete", "fast_path": True, "commit": commit, "waited": True,
@@ -157,9 +173,9 @@ def download(request: Request) -> None:
             return
         plan = _plan(request, api)
         say({"phase": "planned", "commit": plan.commit, "files": len(plan.files), "bytes": plan.total_bytes,
-             "holder": lock.owner.holder})
+             "holder": lock.holder if isinstance(lock, LeaseLock) else lock.owner.holder})
         forget_record(request.local_dir)
-        _fetch_all(request, plan)
+        _fetch_all(request, plan, lock)
 
 
 def run(repo_id: str, local_dir: Path, revision: str | None, include: Sequence[str], exclude: Sequence[str],
