@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from llmpack.api import LLMModel, Phase
@@ -134,3 +135,24 @@ def test_transition_times_move_only_when_a_condition_flips() -> None:
     ready = settle(compute(m, Observed(pvc=BOUND, pods=[pod(m, ready=True)]), again), again, "t3", 1)
     times = {c.type: c.last_transition_time for c in ready.conditions}
     assert times == {"Ready": "t3", "StorageReady": "t1", "ModelReady": "t3", "Available": "t3"}
+
+
+def test_download_progress_is_mirrored_from_the_lease_and_the_size_kept_after() -> None:
+    from llmpack.operator.status import PROGRESS_ANNOTATION, download_progress
+
+    def lease(progress: object) -> dict[str, Any]:
+        return {"metadata": {"annotations": {PROGRESS_ANNOTATION: json.dumps(progress)}}}
+
+    running = {"phase": "downloading", "bytes_done": 5 << 30, "bytes_total": 20 << 30, "percent": 25,
+               "rate": "100.0Mi/s", "eta": "153s", "holder": "qwen-abc"}
+    download, size = download_progress(lease(running))
+    assert download is not None
+    assert (download.percent, download.holder, download.eta) == (25, "qwen-abc", "153s")
+    assert size == "20.0Gi"
+    assert download_progress(lease({**running, "phase": "complete", "percent": 100})) == (None, "20.0Gi")
+    assert download_progress(None) == (None, None)
+    assert download_progress({"metadata": {"annotations": {PROGRESS_ANNOTATION: "{not json"}}}) == (None, None)
+    m = model()
+    status = compute(m, Observed(pvc=BOUND, pods=[pod(m, init="waiting")], download=download, model_size=size), None)
+    assert status.phase == Phase.DOWNLOADING
+    assert status.model_size == "20.0Gi"

@@ -65,9 +65,8 @@ def test_gated_model_token_reaches_the_downloader_only() -> None:
     objects = render(model({"model": {"authSecretName": "hf-token"}}), CONFIG)
     downloader = container(objects, "model-downloader")
     assert downloader is not None
-    assert downloader["env"] == [
-        {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf-token", "key": "HF_TOKEN"}}}
-    ]
+    token = {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf-token", "key": "HF_TOKEN"}}}
+    assert token in downloader["env"]
     vllm = container(objects, "vllm")
     assert vllm is not None
     assert "HF_TOKEN" not in str(vllm)
@@ -145,3 +144,40 @@ def test_retained_cache_has_no_owner_so_it_outlives_the_model() -> None:
     assert retained is not None
     assert owned["metadata"]["ownerReferences"][0]["kind"] == "LLMModel"
     assert "ownerReferences" not in retained["metadata"]
+
+
+def test_downloaders_of_a_shared_pvc_coordinate_through_a_lease_only_they_can_touch() -> None:
+    objects = render(model(), CONFIG)
+    lease = find(objects, "Lease")
+    role = find(objects, "Role")
+    binding = find(objects, "RoleBinding")
+    assert lease is not None
+    assert role is not None
+    assert binding is not None
+    assert lease["metadata"]["name"] == "qwen-model-download"
+    assert "spec" not in lease  # holder and renew time belong to the downloaders
+    assert role["rules"] == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                              "resourceNames": ["qwen-model-download"], "verbs": ["get", "update", "patch"]}]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "qwen", "namespace": "models"}]
+    downloader = container(objects, "model-downloader")
+    assert downloader is not None
+    env = {e["name"]: e for e in downloader["env"]}
+    assert env["LLMPACK_LEASE_NAME"]["value"] == "qwen-model-download"
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    token_mount = {"name": "downloader-api-token", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+                   "readOnly": True}
+    assert token_mount in downloader["volumeMounts"]
+    vllm = container(objects, "vllm")
+    assert vllm is not None
+    assert all(m["name"] != "downloader-api-token" for m in vllm["volumeMounts"])  # vLLM gets no API token
+
+
+@pytest.mark.parametrize("spec", [
+    {"model": {"storage": {"type": "emptyDir"}}},
+    {"model": {"preload": False}},
+    {"model": {"source": "oci", "image": "r.example/m@sha256:" + "a" * 64}},
+])
+def test_no_lease_where_nothing_is_shared_or_downloaded(spec: dict[str, object]) -> None:
+    objects = render(model(spec), CONFIG)
+    assert find(objects, "Lease") is None
+    assert find(objects, "Role") is None

@@ -15,13 +15,13 @@ from lightkube import AsyncClient
 from lightkube.core.exceptions import ApiError
 from pydantic import ValidationError
 
-from llmpack.api import Condition, ConditionStatus, LLMModel, LLMModelStatus, Phase
+from llmpack.api import Condition, ConditionStatus, LLMModel, LLMModelStatus, Phase, names
 from llmpack.config import Config
 from llmpack.manifests import describe
 from llmpack.operator import kube
 from llmpack.operator.diff import holds
 from llmpack.operator.guards import Problem, pvc_problem
-from llmpack.operator.status import Observed, compute, settle
+from llmpack.operator.status import Observed, compute, download_progress, settle
 from llmpack.operator.store import Key, Store
 from llmpack.render import render
 
@@ -63,10 +63,13 @@ class Reconciler:
             return False
         blocked = await self._external_problem(model)
         problem = await self._apply(key, render(model, self.config, hold=blocked is not None)) or blocked
+        download, size = download_progress(self.store.child(key, "Lease", names.download_lease(model.name)))
         observed = Observed(
             pvc=next(iter(self.store.of_kind(key, "PersistentVolumeClaim")), None),
             pods=self.store.of_kind(key, "Pod"),
             problem=problem,
+            download=download,
+            model_size=size,
         )
         await self._report(body, model, observed)
         return problem is not None

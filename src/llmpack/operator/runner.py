@@ -37,6 +37,9 @@ CHILDREN = (
     ("", "v1", "serviceaccounts", "ServiceAccount"),
     ("", "v1", "pods", "Pod"),
     ("apps", "v1", "deployments", "Deployment"),
+    ("coordination.k8s.io", "v1", "leases", "Lease"),
+    ("rbac.authorization.k8s.io", "v1", "roles", "Role"),
+    ("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
 )
 
 

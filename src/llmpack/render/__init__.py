@@ -6,7 +6,7 @@ from typing import Any
 
 from llmpack.api import LLMModel
 from llmpack.config import Config
-from llmpack.render import serving
+from llmpack.render import coordination, serving
 from llmpack.render.storage import StorageLayout, build_storage
 
 
@@ -20,6 +20,7 @@ def render(model: LLMModel, config: Config, *, hold: bool = False) -> list[dict[
     objects = [serving.service_account(model)]
     if layout.pvc is not None:
         objects.append(layout.pvc)
+    objects += coordination.objects(model)
     objects += [serving.service(model), serving.deployment(model, config, layout, hold=hold)]
     return objects
 

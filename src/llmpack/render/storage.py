@@ -12,6 +12,7 @@ from typing import Any
 
 from llmpack.api import LLMModel, StorageType, names
 from llmpack.config import Config
+from llmpack.render import coordination
 from llmpack.render.meta import metadata
 
 VOLUME = "model-storage"
@@ -69,13 +70,15 @@ def downloader(model: LLMModel, config: Config) -> dict[str, Any]:
         "securityContext": {**RESTRICTED, "runAsUser": DOWNLOADER_UID},
         "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
     }
+    env: list[dict[str, Any]] = []
     if m.auth_secret_name:
-        container["env"] = [
-            {
-                "name": "HF_TOKEN",
-                "valueFrom": {"secretKeyRef": {"name": m.auth_secret_name, "key": "HF_TOKEN"}},
-            }
-        ]
+        env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": m.auth_secret_name, "key": "HF_TOKEN"}}})
+    if coordination.needs_lease(model):
+        lease_env, lease_mounts = coordination.downloader_additions(model)
+        env += lease_env
+        container["volumeMounts"] += lease_mounts
+    if env:
+        container["env"] = env
     return container
 
 
@@ -106,5 +109,7 @@ def build_storage(model: LLMModel, config: Config) -> StorageLayout:
     if m.storage.type == StorageType.EMPTY_DIR:
         return StorageLayout(None, init, [_empty_dir(m.storage.size)], mounts)
     claim = pvc(model, config)
-    volume = {"name": VOLUME, "persistentVolumeClaim": {"claimName": claim["metadata"]["name"]}}
-    return StorageLayout(claim, init, [volume], mounts)
+    volumes = [{"name": VOLUME, "persistentVolumeClaim": {"claimName": claim["metadata"]["name"]}}]
+    if coordination.needs_lease(model):
+        volumes.append(coordination.token_volume())
+    return StorageLayout(claim, init, volumes, mounts)
