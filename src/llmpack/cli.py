@@ -7,14 +7,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import yaml
-
 from llmpack import __version__
-from llmpack.api.crd import crd
-from llmpack.config import ConfigError, load_config
-from llmpack.manifests import ManifestError, load_models
-from llmpack.render import render
 
+# Commands import what they need when they run: `llmpack download` starts in every model pod, and should
+# not pay for the API models, the renderer or the Kubernetes client it never uses.
 EXIT_USAGE = 2
 
 
@@ -23,10 +19,16 @@ class UserError(Exception):
 
 
 def dump_yaml(objects: Sequence[object]) -> str:
+    import yaml
+
     return yaml.safe_dump_all(objects, sort_keys=False, default_flow_style=False)
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    from llmpack.config import load_config
+    from llmpack.manifests import load_models
+    from llmpack.render import render
+
     config = load_config(args.values)
     models = load_models(args.filename)
     if not models:
@@ -36,6 +38,8 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_crd(args: argparse.Namespace) -> int:
+    from llmpack.api.crd import crd
+
     sys.stdout.write(dump_yaml([crd()]))
     return 0
 
@@ -46,6 +50,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import tempfile
 
     from llmpack.admission.webhook import Endpoint
+    from llmpack.config import load_config
     from llmpack.operator.runner import WebhookOptions, run
 
     if args.kubeconfig:
@@ -166,11 +171,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (ManifestError, ConfigError, UserError) as exc:
-        print(f"llmpack {args.command}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     except BrokenPipeError:
         return 0
+    except Exception as exc:
+        if not _users_to_fix(exc):
+            raise
+        print(f"llmpack {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _users_to_fix(exc: Exception) -> bool:
+    """A bad manifest, bad settings or a bad argument: one line and exit 2, never a traceback."""
+    from llmpack.config import ConfigError
+    from llmpack.manifests import ManifestError
+
+    return isinstance(exc, ManifestError | ConfigError | UserError)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from llmpack.api.quantity import QuantityError, format_bytes, is_quantity, parse_quantity
+from llmpack.quantity import QuantityError, format_bytes, is_quantity, parse_quantity
 
 
 @pytest.mark.parametrize(("text", "value"), [

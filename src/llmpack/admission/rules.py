@@ -18,8 +18,8 @@ from pydantic import ValidationError
 
 from llmpack.api import AccessMode, LLMModel, StorageType
 from llmpack.api.names import MAX_MODEL_NAME_LENGTH, NAME_PATTERN
-from llmpack.api.quantity import QuantityError, parse_quantity
 from llmpack.manifests import describe
+from llmpack.quantity import QuantityError, parse_quantity
 
 Level = Literal["error", "warning"]
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
-from llmpack.api.quantity import QUANTITY_PATTERN, QuantityError, parse_quantity
+from llmpack.quantity import QUANTITY_PATTERN, QuantityError, parse_quantity
 
 
 class ApiModel(BaseModel):

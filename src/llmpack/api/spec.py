@@ -12,7 +12,7 @@ from typing import Annotated
 from pydantic import Field, StringConstraints, model_validator
 
 from llmpack.api.base import ApiModel, FreeObject, Quantity, nested
-from llmpack.api.quantity import parse_quantity
+from llmpack.quantity import parse_quantity
 
 
 class Source(StrEnum):

@@ -11,25 +11,25 @@ directory is filled exactly once, survives crashes, and is never presented compl
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
-from huggingface_hub import HfApi, constants
+from huggingface_hub import constants
 from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]  # public, not re-exported
 
-from llmpack.api.quantity import format_bytes
 from llmpack.downloader import hub
 from llmpack.downloader.errors import NetworkError, NoSpaceError
-from llmpack.downloader.lease import LeaseLock
 from llmpack.downloader.lock import DirectoryLock, Owner
 from llmpack.downloader.plan import (
     STATE_DIR,
@@ -44,8 +44,15 @@ from llmpack.downloader.plan import (
 )
 from llmpack.downloader.progress import Progress
 from llmpack.downloader.transfer import Source, fetch
+from llmpack.quantity import format_bytes
 
 log = logging.getLogger("llmpack.download")
+if TYPE_CHECKING:
+    from huggingface_hub import HfApi
+
+    from llmpack.downloader.lease import LeaseLock
+
+    Lock = DirectoryLock | LeaseLock
 
 
 @dataclass(frozen=True)
@@ -66,16 +73,18 @@ def say(event: dict[str, object]) -> None:
     sys.stderr.flush()
 
 
-def _complete(request: Request, api: HfApi) -> str | None:
+def _complete(request: Request, api: Callable[[], HfApi]) -> str | None:
     """The commit the directory is complete for, when it is (the fast path); None otherwise."""
     record = read_record(request.local_dir)
     if record is None or request.verify or not record.covers(request.repo_id, request.include, request.exclude):
         return None
     if hub.is_commit(request.revision):
         commit = request.revision
+    elif quick := hub.resolve_quickly(constants.ENDPOINT, build_hf_headers(), request.repo_id, request.revision):
+        commit = quick
     else:
         try:
-            commit = hub.resolve(api, request.repo_id, request.revision)
+            commit = hub.resolve(api(), request.repo_id, request.revision)
         except NetworkError as exc:
             if record.revision != request.revision:
                 raise
@@ -101,7 +110,7 @@ def _preflight(request: Request, missing_bytes: int, plan: Plan) -> None:
                            f"for a volume of at least {ask} (spec.model.storage.size)")
 
 
-def _fetch_all(request: Request, plan: Plan, lock: DirectoryLock | LeaseLock) -> None:
+def _fetch_all(request: Request, plan: Plan, lock: Lock) -> None:
     todo, done_bytes = [], 0
     for remote in plan.files:
         if file_is_valid(request.local_dir / remote.path, remote):
@@ -114,8 +123,7 @@ def _fetch_all(request: Request, plan: Plan, lock: DirectoryLock | LeaseLock) ->
     progress = Progress(plan.total_bytes, len(plan.files), interval=request.progress_every)
     progress.add(done_bytes)
     progress.files_done = len(plan.files) - len(todo)
-    if isinstance(lock, LeaseLock):
-        lock.progress = lambda: {**progress.snapshot(), "holder": lock.holder, "commit": plan.commit}
+    lock.progress = lambda: {**progress.snapshot(), "holder": lock.holder, "commit": plan.commit}
     source = Source(constants.ENDPOINT, request.repo_id, plan.commit, build_hf_headers())
     timeout = httpx.Timeout(float(os.environ.get("HF_HUB_DOWNLOAD_TIMEOUT", "10")), connect=10.0)
     progress.start()
@@ -135,12 +143,15 @@ def _fetch_all(request: Request, plan: Plan, lock: DirectoryLock | LeaseLock) ->
     progress.stop("complete")
 
 
-def _lock(request: Request) -> DirectoryLock | LeaseLock:
+def _lock(request: Request) -> Lock:
     """The Lease the operator named (exactly one downloader across nodes), else a lock in the directory."""
     name = os.environ.get("LLMPACK_LEASE_NAME")
     if not name:
         return DirectoryLock(request.local_dir / STATE_DIR, stale_after=request.stale_after)
+    # Imported here: the Kubernetes client costs a tenth of a second the fast path should not pay.
     from lightkube import Client, KubeConfig
+
+    from llmpack.downloader.lease import LeaseLock
 
     client = Client(KubeConfig.from_env(), field_manager="llmpack-downloader")
     return LeaseLock(client, name, os.environ.get("POD_NAMESPACE") or client.namespace,
@@ -152,7 +163,12 @@ def download(request: Request) -> None:
     """Fill `request.local_dir` with the verified files of the revision; raises DownloadError subclasses."""
     started = time.monotonic()
     request.local_dir.mkdir(parents=True, exist_ok=True)
-    api = HfApi(endpoint=constants.ENDPOINT)
+    @functools.cache
+    def api() -> HfApi:
+        from huggingface_hub import HfApi  # only when the fast path is not enough
+
+        return HfApi(endpoint=constants.ENDPOINT)
+
     if (commit := _complete(request, api)) is not None:
         say({"phase": "complete", "fast_path": True, "commit": commit,
              "seconds": round(time.monotonic() - started, 3)})
@@ -171,9 +187,9 @@ def download(request: Request) -> None:
             say({"phase": "complete", "fast_path": True, "commit": commit, "waited": True,
                  "seconds": round(time.monotonic() - started, 3)})
             return
-        plan = _plan(request, api)
+        plan = _plan(request, api())
         say({"phase": "planned", "commit": plan.commit, "files": len(plan.files), "bytes": plan.total_bytes,
-             "holder": lock.holder if isinstance(lock, LeaseLock) else lock.owner.holder})
+             "holder": lock.holder})
         forget_record(request.local_dir)
         _fetch_all(request, plan, lock)
 

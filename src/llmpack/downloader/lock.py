@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 LOCK = "lock"
 OWNER = "owner.json"
@@ -56,6 +57,8 @@ class DirectoryLock:
         self.path = state_dir / LOCK
         self.heartbeat, self.stale_after = heartbeat, stale_after
         self.owner = Owner(holder_name(), uuid.uuid4().hex, time.time())
+        self.holder = self.owner.holder
+        self.progress: Callable[[], dict[str, Any]] | None = None  # only a Lease publishes progress
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
 

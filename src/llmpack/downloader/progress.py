@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from llmpack.api.quantity import format_bytes
+from llmpack.quantity import format_bytes
 
 
 @dataclass

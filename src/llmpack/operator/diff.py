@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmpack.api.quantity import QuantityError, parse_quantity
+from llmpack.quantity import QuantityError, parse_quantity
 
 
 def _same_scalar(want: Any, have: Any) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmpack.api.quantity import parse_quantity
+from llmpack.quantity import parse_quantity
 
 Problem = tuple[str, str]
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmpack.api import Condition, ConditionStatus, LLMModel, LLMModelStatus, Phase, Replicas
-from llmpack.api.quantity import format_bytes
 from llmpack.api.status import Download
+from llmpack.quantity import format_bytes
 from llmpack.render.meta import IDENTITY_ANNOTATION, identity
 from llmpack.render.storage import DOWNLOADER, LOADER
 

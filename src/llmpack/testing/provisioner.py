@@ -23,7 +23,7 @@ from lightkube.models.core_v1 import (
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import PersistentVolume, PersistentVolumeClaim
 
-from llmpack.api.quantity import parse_quantity
+from llmpack.quantity import parse_quantity
 
 PROVISIONER = "llmpack.test/fake-provisioner"
 CLAIM_PROVISIONER = "volume.kubernetes.io/storage-provisioner"
