@@ -1,4 +1,5 @@
-"""How far the download is: a JSON line every few seconds (readable in `kubectl logs`), or a bar on a TTY."""
+"""How far the download is: a JSON line every few seconds (readable in `kubectl logs`), or, when stderr is
+a terminal, a bar with bytes, rate and time left."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ class Progress:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
     _started: float = field(default_factory=time.monotonic)
+    _thread: threading.Thread | None = None
 
     def add(self, n: int) -> None:
         with self._lock:
@@ -52,10 +54,34 @@ class Progress:
         while not self._stop.wait(self.interval):
             self.emit()
 
+    def _bar(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+        from rich.progress import (
+            Progress as Bar,
+        )
+
+        with Bar(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                 TimeRemainingColumn(), transient=False) as bar:
+            task = bar.add_task(f"{self.files_total} files", total=self.bytes_total)
+            while not self._stop.wait(0.2):
+                bar.update(task, completed=self.bytes_done,
+                           description=f"{self.files_done}/{self.files_total} files")
+            bar.update(task, completed=self.bytes_done, description=f"{self.files_done}/{self.files_total} files")
+
     def start(self) -> None:
-        threading.Thread(target=self._loop, name="progress", daemon=True).start()
+        on_tty = self.stream.isatty()
+        self._thread = threading.Thread(target=self._bar if on_tty else self._loop, name="progress", daemon=True)
+        self._thread.start()
 
     def stop(self, phase: str) -> None:
         self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
         self.phase = phase
         self.emit()
