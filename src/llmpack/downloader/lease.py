@@ -87,7 +87,8 @@ class LeaseLock:
     def acquire(self, on_wait: Callable[[Owner | None], None] | None = None, poll: float = 1.0) -> None:
         while True:
             lease = self._get()
-            if _expired(lease) and self._claim(lease):
+            mine_before = lease.spec is not None and lease.spec.holderIdentity == self.holder  # restarted here
+            if (_expired(lease) or mine_before) and self._claim(lease):
                 break
             if on_wait is not None and lease.spec is not None and lease.spec.holderIdentity:
                 renewed = lease.spec.renewTime.timestamp() if lease.spec.renewTime else 0.0

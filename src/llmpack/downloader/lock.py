@@ -39,6 +39,23 @@ def holder_name() -> str:
     return os.environ.get("POD_NAME") or f"{socket.gethostname()}:{os.getpid()}"
 
 
+def predecessor_died(holder: str) -> bool:
+    """The holder is an earlier run of this very downloader that is gone: the same pod (its container was
+    restarted; a pod runs one downloader at a time), or a pid on this host that no longer exists."""
+    if holder == holder_name() and holder != f"{socket.gethostname()}:{os.getpid()}":
+        return True
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def read_owner(lock_dir: Path) -> Owner | None:
     try:
         return Owner(**json.loads((lock_dir / OWNER).read_text()))
@@ -88,7 +105,7 @@ class DirectoryLock:
         """Block until this process holds the lock; `on_wait` hears who holds it while waiting."""
         while not self._try_take():
             owner = read_owner(self.path)
-            if owner is not None and owner.age() > self.stale_after:
+            if owner is not None and (owner.age() > self.stale_after or predecessor_died(owner.holder)):
                 self._take_over(owner)
                 continue
             if on_wait is not None:
