@@ -179,3 +179,32 @@ def test_not_enough_space_is_refused_before_any_byte_is_written(hub: HubServer, 
     assert "spec.model.storage.size" in line
     assert sum(hub.served.values()) == 0
     assert not any(p.is_file() and p.stat().st_size for p in (small_disk / "c").rglob("*"))
+
+
+def test_a_stalled_transfer_reconnects_and_resumes(hub: HubServer, tmp_path: Path) -> None:
+    shard = "model-00002-of-00003.safetensors"
+    hub.faults.stall[shard] = (1 << 20, 8.0)  # after 1 MiB, silence for 8 s
+    started = time.monotonic()
+    result = download(hub, tmp_path, "org/model", "--local-dir", str(tmp_path / "c"), "--include", shard,
+                      HF_HUB_DOWNLOAD_TIMEOUT="1")
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 6  # it gave up on the silent connection, not waited for it to end
+    assert_complete(tmp_path / "c", {shard: files_of(hub)[shard]})
+    assert hub.served[f"org/model/{shard}"] <= len(files_of(hub)[shard]) + (1 << 20)
+
+
+def test_the_real_hf_download_works_against_the_test_hub(hub: HubServer, tmp_path: Path) -> None:
+    """The fixture speaks the Hub's protocol: huggingface_hub's own CLI downloads from it, gated repo too."""
+    import shutil
+    import sys
+
+    from tests.download.conftest import TOKEN, env_for
+
+    hf = shutil.which("hf", path=str(Path(sys.executable).parent))
+    assert hf is not None
+    for repo, env in (("org/model", {}), ("org/gated", {"HF_TOKEN": TOKEN})):
+        target = tmp_path / repo.replace("/", "-")
+        result = subprocess.run([hf, "download", repo, "--local-dir", str(target)], env=env_for(hub, tmp_path, **env),
+                                capture_output=True, text=True, timeout=120, check=False)
+        assert result.returncode == 0, result.stderr
+        assert_complete(target, files_of(hub, repo))

@@ -68,6 +68,7 @@ class Faults:
     drop_after: dict[str, int] = field(default_factory=dict)  # path -> offset to cut the connection at, once
     corrupt: Counter[str] = field(default_factory=Counter)     # path -> how many more responses to corrupt
     too_many: int = 0                                          # answer this many file GETs with 429 first
+    stall: dict[str, tuple[int, float]] = field(default_factory=dict)  # path -> (offset, seconds), once
 
 
 class HubServer:
@@ -248,6 +249,7 @@ def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
                 middle = len(data) // 2
                 data = data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:]
             cut = faults.drop_after.pop(path, None)
+            stall_at, stall_for = faults.stall.pop(path, (None, 0.0))
             position, piece = start, 64 << 10
             while position < len(data):
                 end = min(position + piece, len(data), cut if cut is not None and cut > position else len(data))
@@ -257,6 +259,10 @@ def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
                     return
                 hub.count(key, end - position)
                 position = end
+                if stall_at is not None and position >= stall_at:
+                    time.sleep(stall_for)  # no bytes at all: the client must notice and reconnect
+                    stall_at = None
+                    return
                 if cut is not None and position >= cut:
                     self.close_connection = True
                     self.connection.shutdown(2)  # drop mid-file, as a proxy or a flaky link would
