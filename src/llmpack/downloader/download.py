@@ -30,7 +30,7 @@ from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]
 
 from llmpack.downloader import hub
 from llmpack.downloader.errors import NetworkError, NoSpaceError
-from llmpack.downloader.lock import DirectoryLock, Owner
+from llmpack.downloader.lock import DirectoryLock, Holdable, Owner
 from llmpack.downloader.plan import (
     STATE_DIR,
     Plan,
@@ -49,10 +49,6 @@ from llmpack.quantity import format_bytes
 log = logging.getLogger("llmpack.download")
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
-
-    from llmpack.downloader.lease import LeaseLock
-
-    Lock = DirectoryLock | LeaseLock
 
 
 @dataclass(frozen=True)
@@ -110,7 +106,7 @@ def _preflight(request: Request, missing_bytes: int, plan: Plan) -> None:
                            f"for a volume of at least {ask} (spec.model.storage.size)")
 
 
-def _fetch_all(request: Request, plan: Plan, lock: Lock) -> None:
+def _fetch_all(request: Request, plan: Plan, lock: Holdable) -> None:
     todo, done_bytes = [], 0
     for remote in plan.files:
         if file_is_valid(request.local_dir / remote.path, remote):
@@ -143,7 +139,7 @@ def _fetch_all(request: Request, plan: Plan, lock: Lock) -> None:
     progress.stop("complete")
 
 
-def _lock(request: Request) -> Lock:
+def _lock(request: Request) -> Holdable:
     """The Lease the operator named (exactly one downloader across nodes), else a lock in the directory."""
     name = os.environ.get("LLMPACK_LEASE_NAME")
     if not name:

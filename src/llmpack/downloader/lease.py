@@ -13,8 +13,7 @@ import datetime
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 from lightkube import Client
@@ -23,7 +22,7 @@ from lightkube.models.coordination_v1 import LeaseSpec
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.coordination_v1 import Lease
 
-from llmpack.downloader.lock import Owner, holder_name
+from llmpack.downloader.lock import Holdable, Owner, holder_name
 
 PROGRESS_ANNOTATION = "llm.nebari.dev/download-progress"
 DURATION = 15
@@ -44,7 +43,7 @@ def _expired(lease: Lease) -> bool:
     return (_now() - renewed).total_seconds() > (spec.leaseDurationSeconds or DURATION)
 
 
-class LeaseLock:
+class LeaseLock(Holdable):
     def __init__(self, client: Client, name: str, namespace: str, *, duration: int = DURATION,
                  renew_every: float = RENEW_EVERY) -> None:
         self.client, self.name, self.namespace = client, name, namespace
@@ -118,11 +117,3 @@ class LeaseLock:
             body["metadata"] = {"annotations": {PROGRESS_ANNOTATION: json.dumps(self.progress())}}
         with contextlib.suppress(ApiError):  # it expires by itself
             self._patch(body)
-
-    @contextmanager
-    def held(self, on_wait: Callable[[Owner | None], None] | None = None) -> Iterator[None]:
-        self.acquire(on_wait)
-        try:
-            yield
-        finally:
-            self.release()

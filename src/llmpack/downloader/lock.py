@@ -69,7 +69,28 @@ def _write_owner(lock_dir: Path, owner: Owner) -> None:
     tmp.replace(lock_dir / OWNER)
 
 
-class DirectoryLock:
+class Holdable:
+    """What both locks offer the downloader: acquire (telling waiters who holds it), release, held()."""
+
+    holder: str
+    progress: Callable[[], dict[str, Any]] | None
+
+    def acquire(self, on_wait: Callable[[Owner | None], None] | None = None, poll: float = 1.0) -> None:
+        raise NotImplementedError
+
+    def release(self) -> None:
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def held(self, on_wait: Callable[[Owner | None], None] | None = None) -> Iterator[None]:
+        self.acquire(on_wait)
+        try:
+            yield
+        finally:
+            self.release()
+
+
+class DirectoryLock(Holdable):
     def __init__(self, state_dir: Path, *, heartbeat: float = 2.0, stale_after: float = 30.0) -> None:
         self.path = state_dir / LOCK
         self.heartbeat, self.stale_after = heartbeat, stale_after
@@ -128,11 +149,3 @@ class DirectoryLock:
         current = read_owner(self.path)
         if current is not None and current.token == self.owner.token:
             shutil.rmtree(self.path, ignore_errors=True)
-
-    @contextlib.contextmanager
-    def held(self, on_wait: Callable[[Owner | None], None] | None = None) -> Iterator[None]:
-        self.acquire(on_wait)
-        try:
-            yield
-        finally:
-            self.release()
