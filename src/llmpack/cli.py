@@ -33,7 +33,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     models = load_models(args.filename)
     if not models:
         raise UserError(f"no LLMModel (apiVersion llm.nebari.dev/v1alpha1) in {', '.join(map(str, args.filename))}")
-    sys.stdout.write(dump_yaml([obj for model in models for obj in render(model, config)]))
+    # The steady state: a model downloading through a Job has 0 replicas only until its weights are in.
+    sys.stdout.write(dump_yaml([obj for model in models for obj in render(model, config, weights_ready=True)]))
     return 0
 
 
@@ -106,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
         "render",
         help="print the Kubernetes objects the operator creates for LLMModel manifests",
         description="Print, as multi-document YAML, every object the operator would create for each "
-        "LLMModel in the files (other kinds are skipped). Nothing touches a cluster.",
+        "LLMModel in the files (other kinds are skipped), as they are once the weights are in: until its "
+        "download Job succeeds, a model on a PVC runs with 0 replicas. Nothing touches a cluster.",
     )
     p.add_argument("-f", "--filename", type=Path, action="append", required=True, metavar="FILE",
                    help="a manifest file ('-' for stdin); repeat for several")

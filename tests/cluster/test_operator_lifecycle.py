@@ -87,7 +87,7 @@ async def test_apply_scale_roll_and_delete(cluster: LocalCluster, client: AsyncC
     template = deployment.spec.template  # type: ignore[union-attr]
     assert template.metadata.annotations[IDENTITY_ANNOTATION] != before[IDENTITY_ANNOTATION]  # type: ignore[union-attr,index]
     assert template.spec.initContainers[0].args[-2:] == ["--revision", "v2"]  # type: ignore[union-attr,index]
-    pods = [p async for p in client.list(Pod, namespace=namespace)]
+    pods = [p async for p in client.list(Pod, namespace=namespace, labels={"app.kubernetes.io/name": "llmmodel"})]
     assert [p.metadata.annotations[IDENTITY_ANNOTATION] for p in pods  # type: ignore[union-attr,index]
             if not p.metadata.deletionTimestamp] == [template.metadata.annotations[IDENTITY_ANNOTATION]]  # type: ignore[union-attr]
 
@@ -151,3 +151,23 @@ async def test_children_deleted_or_edited_by_hand_are_restored(
         return d.spec.template.spec.containers[0].image != "evil/vllm:1"  # type: ignore[union-attr]
 
     await eventually(restored, within=5, what="the Service and the Deployment's image to be restored")
+
+
+async def test_gpus_start_only_once_the_download_job_has_the_weights(
+        cluster: LocalCluster, client: AsyncClient, namespace: str, running_operator: OperatorProcess) -> None:
+    from lightkube.resources.batch_v1 import Job
+
+    models.apply(cluster, "qwen", namespace, {"serving": {"replicas": 2}})
+
+    async def job_and_held_deployment() -> bool:
+        jobs = [j async for j in client.list(Job, namespace=namespace)]
+        deployment = await client.get(Deployment, "qwen", namespace=namespace)
+        return len(jobs) == 1 and deployment.spec is not None and deployment.spec.replicas == 0
+
+    await eventually(job_and_held_deployment, what="a download Job and a Deployment held at 0 replicas")
+    assert await models.phase(client, "qwen", namespace) in ("Pending", "Downloading")
+    job = next(iter([j async for j in client.list(Job, namespace=namespace)]))
+    container = job.spec.template.spec.containers[0]  # type: ignore[union-attr]
+    assert "nvidia.com/gpu" not in str(container.resources)
+    await eventually(lambda: ready_replicas(client, "qwen", namespace, 2), within=READY_WITHIN, what="2 replicas")
+    assert job.status is None or not job.status.failed

@@ -24,7 +24,7 @@ def test_there_are_the_five_seed_examples() -> None:
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 def test_example_renders_as_reviewed(example: Path) -> None:
-    objects = [obj for model in load_models([example]) for obj in render(model, Config())]
+    objects = [obj for model in load_models([example]) for obj in render(model, Config(), weights_ready=True)]
     text = yaml.safe_dump_all(objects, sort_keys=False)
     golden = GOLDEN / f"{example.stem}.yaml"
     if os.environ.get("UPDATE_GOLDEN"):

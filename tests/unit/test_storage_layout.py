@@ -181,3 +181,45 @@ def test_no_lease_where_nothing_is_shared_or_downloaded(spec: dict[str, object])
     objects = render(model(spec), CONFIG)
     assert find(objects, "Lease") is None
     assert find(objects, "Role") is None
+
+
+def test_the_download_runs_in_a_job_without_gpus_before_any_replica_starts() -> None:
+    m = model({"resources": {"gpu": {"count": 4}}, "serving": {"replicas": 3}})
+    waiting = render(m, CONFIG)
+    job = find(waiting, "Job")
+    deployment = find(waiting, "Deployment")
+    assert job is not None
+    assert deployment is not None
+    assert deployment["spec"]["replicas"] == 0  # no GPU is held while the weights download
+    pod = job["spec"]["template"]["spec"]
+    (downloader,) = pod["containers"]
+    assert downloader["args"] == ["Qwen/Qwen3-8B", "--local-dir", "/model-cache"]
+    assert "nvidia.com/gpu" not in str(pod)
+    assert "tolerations" not in pod
+    assert job["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"] == "model-download"
+    ready = find(render(m, CONFIG, weights_ready=True), "Deployment")
+    assert ready is not None
+    assert ready["spec"]["replicas"] == 3
+    other = find(render(model({"model": {"revision": "v2"}}), CONFIG), "Job")
+    assert other is not None
+    assert other["metadata"]["name"] != job["metadata"]["name"]  # new weights, new Job
+
+
+def test_no_download_job_where_the_weights_live_in_each_pod() -> None:
+    for spec in ({"model": {"storage": {"type": "emptyDir"}}}, {"model": {"preload": False}},
+                 {"model": {"source": "oci", "image": "r.example/m@sha256:" + "a" * 64}}):
+        objects = render(model(spec), CONFIG)
+        assert find(objects, "Job") is None
+        deployment = find(objects, "Deployment")
+        assert deployment is not None
+        assert deployment["spec"]["replicas"] == 1
+
+
+def test_download_job_names_fit_a_label_for_any_valid_model_name() -> None:
+    from llmpack.api.names import MAX_MODEL_NAME_LENGTH, download_job
+
+    for length in range(1, MAX_MODEL_NAME_LENGTH + 1):
+        name = download_job("m" * length, "0123456789abcdef")
+        assert len(name) <= 63
+        assert name.endswith("-dl-01234567")
+    assert download_job("a" * 59, "x" * 16) != download_job("a" * 58 + "b", "x" * 16)

@@ -5,6 +5,8 @@ Other tools rely on these names (DESIGN.md, "Names other tools rely on"); change
 
 from __future__ import annotations
 
+import hashlib
+
 # Suffixes of names that must be DNS-1035 labels (Services: at most 63 characters).
 LABEL_SUFFIXES = ("", "-epp")
 LABEL_MAX = 63
@@ -31,3 +33,13 @@ def service_account(model: str) -> str:
 
 def download_lease(model: str) -> str:
     return f"{model}-model-download"
+
+
+def download_job(model: str, identity: str) -> str:
+    """One Job per weights identity (a Job's pod template cannot change). Its name becomes a label value
+    (job-name), so it must fit 63 characters: long model names are shortened with a hash of the full name."""
+    suffix = f"-dl-{identity[:8]}"
+    if len(model) + len(suffix) <= LABEL_MAX:
+        return f"{model}{suffix}"
+    digest = hashlib.sha256(model.encode()).hexdigest()[:8]
+    return f"{model[:LABEL_MAX - len(suffix) - 9].rstrip('-')}-{digest}{suffix}"

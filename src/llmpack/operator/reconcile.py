@@ -21,9 +21,9 @@ from llmpack.manifests import describe
 from llmpack.operator import kube
 from llmpack.operator.diff import holds
 from llmpack.operator.guards import Problem, pvc_problem
-from llmpack.operator.status import Observed, compute, download_progress, settle
+from llmpack.operator.status import Observed, compute, download_progress, job_state, settle
 from llmpack.operator.store import Key, Store
-from llmpack.render import render
+from llmpack.render import download_job, render
 
 log = logging.getLogger("llmpack.reconcile")
 TOKEN_KEY = "HF_TOKEN"
@@ -62,7 +62,13 @@ class Reconciler:
             await self._report(body, None, Observed(problem=invalid))
             return False
         blocked = await self._external_problem(model)
-        problem = await self._apply(key, render(model, self.config, hold=blocked is not None)) or blocked
+        job = job_state(self.store.child(key, "Job", download_job.job_name(model)))
+        if job == "failed":
+            name = download_job.job_name(model)
+            blocked = blocked or ("DownloadFailed", f"the download Job {name} failed: see `kubectl logs job/{name}`; "
+                                  "fix the cause (token, revision, space), then delete the Job to try again")
+        desired = render(model, self.config, hold=blocked is not None, weights_ready=job == "succeeded")
+        problem = await self._apply(key, desired) or blocked
         download, size = download_progress(self.store.child(key, "Lease", names.download_lease(model.name)))
         observed = Observed(
             pvc=next(iter(self.store.of_kind(key, "PersistentVolumeClaim")), None),
@@ -70,6 +76,7 @@ class Reconciler:
             problem=problem,
             download=download,
             model_size=size,
+            job=job,
         )
         await self._report(body, model, observed)
         return problem is not None

@@ -37,6 +37,7 @@ CHILDREN = (
     ("", "v1", "serviceaccounts", "ServiceAccount"),
     ("", "v1", "pods", "Pod"),
     ("apps", "v1", "deployments", "Deployment"),
+    ("batch", "v1", "jobs", "Job"),
     ("coordination.k8s.io", "v1", "leases", "Lease"),
     ("rbac.authorization.k8s.io", "v1", "roles", "Role"),
     ("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),

@@ -31,6 +31,7 @@ class Observed:
     problem: tuple[str, str] | None = None  # (reason, message): the spec cannot be applied or cannot progress
     download: Download | None = None
     model_size: str | None = None
+    job: str | None = None  # the download Job for the current weights: "running", "succeeded" or "failed"
 
 
 PROGRESS_ANNOTATION = "llm.nebari.dev/download-progress"  # written by the downloader holding the Lease
@@ -100,6 +101,17 @@ def _current_pods(model: LLMModel, pods: list[dict[str, Any]]) -> list[dict[str,
             and (p["metadata"].get("annotations") or {}).get(IDENTITY_ANNOTATION) == want]
 
 
+def job_state(job: dict[str, Any] | None) -> str | None:
+    if job is None:
+        return None
+    conditions = {c.get("type"): c.get("status") for c in (job.get("status") or {}).get("conditions") or []}
+    if conditions.get("Complete") == "True":
+        return "succeeded"
+    if conditions.get("Failed") == "True":
+        return "failed"
+    return "running"
+
+
 def _condition(type_: str, ok: bool | None, reason: str, message: str) -> Condition:
     status = ConditionStatus.UNKNOWN if ok is None else (ConditionStatus.TRUE if ok else ConditionStatus.FALSE)
     return Condition(type=type_, status=status, reason=reason, message=message)
@@ -130,12 +142,12 @@ def compute(model: LLMModel, observed: Observed, previous: LLMModelStatus | None
     storage = _storage_condition(model, observed.pvc)
     preload = model.spec.model.preload
 
-    if (preload and "done" in steps) or ready:
+    if (preload and "done" in steps) or ready or observed.job == "succeeded":
         model_ready = _condition("ModelReady", True, "Present", "the weights are in place at /model-cache")
     elif not preload:
         model_ready = _condition("ModelReady", True, "NotManaged",
                                  "preload is false: llmpack does not download or verify the weights")
-    elif "running" in steps:
+    elif "running" in steps or observed.job == "running":
         model_ready = _condition("ModelReady", False, "Downloading", "the weights are being fetched")
     elif "failed" in steps:
         model_ready = _condition("ModelReady", False, "DownloadFailed",
@@ -162,8 +174,9 @@ def compute(model: LLMModel, observed: Observed, previous: LLMModelStatus | None
         phase, reason, message = Phase.DEGRADED, "Crashing", "vLLM restarted and is not ready: see `kubectl logs`"
     elif storage.status != ConditionStatus.TRUE:
         phase, reason, message = Phase.PENDING, "StorageNotReady", storage.message
-    elif "running" in steps or (observed.download is not None and (observed.download.percent or 0) < 100):
-        phase, reason, message = Phase.DOWNLOADING, "Downloading", "fetching the weights"
+    elif "running" in steps or observed.job == "running" or (
+            observed.download is not None and (observed.download.percent or 0) < 100):
+        phase, reason, message = Phase.DOWNLOADING, "Downloading", "fetching the weights (no GPU is held meanwhile)"
     elif "done" in steps:
         phase, reason, message = Phase.STARTING, "Starting", "the weights are present; vLLM is loading them"
     elif (why := _unschedulable(pods)) is not None:
