@@ -85,3 +85,5 @@ async def test_queue_backs_off_exponentially_and_resets_on_success() -> None:
     assert delays == [0.01, 0.02, 0.04, 0.04]
     await asyncio.wait_for(q.get(), 1)
     assert q.done(key) is None
+    capped = [q.done(key, failed=True, cap=0.02) for _ in range(3)]
+    assert capped == [0.01, 0.02, 0.02]  # a recheck cap keeps waits on the outside world short

@@ -47,13 +47,14 @@ class WorkQueue:
         self._active.add(key)
         return key
 
-    def done(self, key: Key, *, failed: bool = False) -> float | None:
-        """Finish a pass; returns the back-off delay when the key failed and will be retried."""
+    def done(self, key: Key, *, failed: bool = False, cap: float | None = None) -> float | None:
+        """Finish a pass; returns the back-off delay when the key failed and will be retried. `cap` bounds
+        the delay below max_delay, for waits on something no watch will announce (a Secret appearing)."""
         self._active.discard(key)
         delay = None
         if failed:
             self._failures[key] += 1
-            delay = min(self.max_delay, self.base_delay * 2 ** (self._failures[key] - 1))
+            delay = min(cap or self.max_delay, self.max_delay, self.base_delay * 2 ** (self._failures[key] - 1))
             self.add_after(key, delay)
         else:
             self._failures.pop(key, None)

@@ -30,6 +30,7 @@ from llmpack.render.meta import MANAGED_BY
 
 log = logging.getLogger("llmpack.operator")
 MANAGED = {"app.kubernetes.io/managed-by": MANAGED_BY}
+PROBLEM_RECHECK = 15.0
 # (group, version, plural, kind) of every child whose changes must wake its model.
 CHILDREN = (
     ("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim"),
@@ -90,15 +91,18 @@ class Operator:
         assert self.reconciler is not None
         while True:
             key = await self.queue.get()
-            failed = True
+            failed, cap = True, None
             try:
+                # A problem the model reports (a missing Secret) is rechecked at least every PROBLEM_RECHECK
+                # seconds: nothing we may watch announces its fix. API failures back off up to 5 minutes.
                 failed = await self.reconciler.reconcile(key)
+                cap = PROBLEM_RECHECK
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the API server restarting, a timeout: retry with back-off
                 log.warning("%s/%s: reconcile failed, will retry: %s", *key, exc)
             finally:
-                self.queue.done(key, failed=failed)
+                self.queue.done(key, failed=failed, cap=cap)
 
     def on_model(self, type_: str | None, body: dict[str, Any]) -> None:
         if type_ == "DELETED":
