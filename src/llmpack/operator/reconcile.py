@@ -8,7 +8,7 @@ changed; an idle cluster therefore sees no writes at all.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
 from typing import Any
 
 from lightkube import AsyncClient
@@ -27,19 +27,15 @@ from llmpack.render import download_job, render
 
 log = logging.getLogger("llmpack.reconcile")
 TOKEN_KEY = "HF_TOKEN"
-
-
-@dataclass
-class Stats:
-    applies: int = 0
-    status_writes: int = 0
-    events: int = 0
+SECRET_OK_FOR = 60.0
 
 
 class Reconciler:
     def __init__(self, client: AsyncClient, store: Store, config: Config) -> None:
         self.client, self.store, self.config = client, store, config
-        self.stats = Stats()
+        # Secrets we found usable, and when: pod events wake a model often, and a Secret that was fine a
+        # minute ago need not be fetched again for each of them. Problems are never remembered.
+        self._secrets_ok: dict[tuple[str, str], float] = {}
 
     async def reconcile(self, key: Key) -> bool:
         """Returns True when the model should be retried with back-off (it could not progress)."""
@@ -87,8 +83,15 @@ class Reconciler:
         if not m.auth_secret_name or not m.preload or m.is_oci:
             return None
         assert model.namespace is not None
+        key = (model.namespace, m.auth_secret_name)
+        if time.monotonic() - self._secrets_ok.get(key, -SECRET_OK_FOR) < SECRET_OK_FOR:
+            return None
         message = await kube.secret_problem(self.client, model.namespace, m.auth_secret_name, TOKEN_KEY)
-        return ("SecretMissing", message) if message else None
+        if message:
+            self._secrets_ok.pop(key, None)
+            return ("SecretMissing", message)
+        self._secrets_ok[key] = time.monotonic()
+        return None
 
     async def _apply(self, key: Key, desired: list[dict[str, Any]]) -> Problem | None:
         problem: Problem | None = None
@@ -102,7 +105,6 @@ class Reconciler:
                 continue
             try:
                 await kube.apply(self.client, obj)
-                self.stats.applies += 1
             except ApiError as exc:
                 if exc.status.code in (400, 403, 422):  # the server refuses this spec: retrying will not help
                     problem = problem or ("ApplyFailed", f"{kind} {name} was refused: {exc.status.message}")
@@ -123,7 +125,6 @@ class Reconciler:
         if previous is not None and status.wire() == previous.wire():
             return
         await kube.apply_status(self.client, meta["namespace"], meta["name"], status.wire())
-        self.stats.status_writes += 1
         if previous is None or previous.phase != status.phase:
             ready = status.conditions[0]
             log.info("%s/%s: %s -> %s (%s)", meta["namespace"], meta["name"],
@@ -132,7 +133,6 @@ class Reconciler:
             try:
                 await kube.record_event(self.client, body, "Warning" if warning else "Normal",
                                         str(status.phase), ready.message)
-                self.stats.events += 1
             except ApiError as exc:  # an Event is a courtesy; the status above is the truth
                 log.debug("%s/%s: event not recorded: %s", meta["namespace"], meta["name"], exc.status.message)
 
