@@ -87,3 +87,18 @@ async def test_queue_backs_off_exponentially_and_resets_on_success() -> None:
     assert q.done(key) is None
     capped = [q.done(key, failed=True, cap=0.02) for _ in range(3)]
     assert capped == [0.01, 0.02, 0.02]  # a recheck cap keeps waits on the outside world short
+
+
+async def test_models_of_a_namespace_being_deleted_are_left_alone_until_a_new_one_appears() -> None:
+    from llmpack.config import Config
+    from llmpack.operator.reconcile import Reconciler
+    from llmpack.operator.store import Store
+
+    store = Store()
+    reconciler = Reconciler(None, store, Config())  # type: ignore[arg-type]  # no call may reach the API
+    store.put_model({"metadata": {"namespace": "ns", "name": "old", "creationTimestamp": "2026-01-01T00:00:00Z"}})
+    reconciler._terminating["ns"] = "2026-01-01T00:00:05Z"  # as learned from a "being terminated" refusal
+    assert await reconciler.reconcile(("ns", "old")) is False  # nothing attempted, nothing retried
+    store.put_model({"metadata": {"namespace": "ns", "name": "new", "creationTimestamp": "2026-01-01T00:00:09Z"}})
+    assert reconciler._in_terminating_namespace(("ns", "new")) is False  # a re-created namespace is served
+    assert "ns" not in reconciler._terminating

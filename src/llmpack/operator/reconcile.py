@@ -36,15 +36,32 @@ class Reconciler:
         # Secrets we found usable, and when: pod events wake a model often, and a Secret that was fine a
         # minute ago need not be fetched again for each of them. Problems are never remembered.
         self._secrets_ok: dict[tuple[str, str], float] = {}
+        # Namespaces the API server told us are being deleted, and when (UTC): their models go with them.
+        self._terminating: dict[str, str] = {}
 
     async def reconcile(self, key: Key) -> bool:
         """Returns True when the model should be retried with back-off (it could not progress)."""
+        if self._in_terminating_namespace(key):
+            return False
         try:
             return await self._reconcile(key)
         except ApiError as exc:
             if _namespace_terminating(exc):
+                self._terminating[key[0]] = kube.now()
                 return False  # the namespace is going away, and the model with it: nothing to do
             raise
+
+    def _in_terminating_namespace(self, key: Key) -> bool:
+        """Skip models of a namespace being deleted, unless created after we learned it (a new namespace)."""
+        since = self._terminating.get(key[0])
+        body = self.store.models.get(key)
+        if since is None or body is None:
+            return False
+        created = body["metadata"].get("creationTimestamp") or ""
+        if created > since:  # ISO-8601 UTC stamps compare as strings
+            del self._terminating[key[0]]
+            return False
+        return True
 
     async def _reconcile(self, key: Key) -> bool:
         body = self.store.models.get(key)
