@@ -146,12 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "download",
         help="download a Hugging Face model into a directory (the model-downloader init container)",
-        description="Take the seed's `hf download MODEL --local-dir DIR [--revision R]` arguments and fill DIR "
-        "so that several downloaders sharing it fetch each byte once, a killed one resumes, and every file "
-        "is verified (sha256 or git blob sha1) before it is moved into place. HF_TOKEN, HF_ENDPOINT and "
-        "the other HF_* variables apply. Progress: one JSON line every few seconds on stderr. Exit codes: "
-        "3 gated/unauthorized, 4 repo not found, 5 revision not found, 6 not enough space, 7 network, "
-        "8 verification failed twice.",
+        description="Takes the arguments of `hf download MODEL --local-dir DIR [--revision R]` (what the LLM "
+        "Serving Pack's init container runs) and fills DIR so that several downloaders sharing it fetch each "
+        "byte once, a killed one resumes, and every file is verified (sha256 or git blob sha1) before it is "
+        "moved into place; a complete DIR is recognised in well under a second. HF_TOKEN, HF_ENDPOINT and "
+        "the other HF_* variables apply. Progress goes to stderr: a bar on a terminal, else one JSON line "
+        "every few seconds. Exit codes: 3 gated/unauthorized, 4 repo not found, 5 revision not found, "
+        "6 not enough space, 7 network, 8 verification failed twice.",
     )
     p.add_argument("model", help="Hugging Face repo id, e.g. Qwen/Qwen3-8B")
     p.add_argument("--local-dir", type=Path, required=True, metavar="DIR", help="where the files go")
