@@ -20,6 +20,7 @@ from llmpack.api.spec import AccessMode
 
 DEFAULT_DOWNLOADER_IMAGE = f"ghcr.io/nebari-dev/llmpack/model-downloader:{__version__}"
 DEFAULT_SERVING_IMAGE = "vllm/vllm-openai:v0.11.0"
+DEFAULT_EPP_IMAGE = "ghcr.io/llm-d/llm-d-inference-scheduler:v0.8.0"
 FIELD_MANAGER = "llmpack"
 
 
@@ -37,6 +38,8 @@ class Config(BaseModel):
     watch_namespaces: tuple[str, ...] = Field((), description="Empty: every namespace.")
     # The pod's fsGroup: files the downloader writes stay readable by vLLM, whatever uid each runs as.
     fs_group: int = Field(65532, ge=0)
+    # The endpoint picker (llm-d inference scheduler) in front of each model's InferencePool.
+    epp_image: str = Field(DEFAULT_EPP_IMAGE, min_length=1)
 
 
 # (values-file path, environment variable, Config field)
@@ -47,6 +50,7 @@ SETTINGS: tuple[tuple[str, str, str], ...] = (
     ("defaults.storage.accessMode", "LLMPACK_STORAGE_ACCESS_MODE", "access_mode"),
     ("watchNamespaces", "LLMPACK_WATCH_NAMESPACES", "watch_namespaces"),
     ("defaults.serving.fsGroup", "LLMPACK_FS_GROUP", "fs_group"),
+    ("inferencePool.eppImage", "LLMPACK_EPP_IMAGE", "epp_image"),
 )
 
 

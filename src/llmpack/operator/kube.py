@@ -17,6 +17,9 @@ from llmpack.api import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from llmpack.config import FIELD_MANAGER
 
 LLMModelResource = create_namespaced_resource(GROUP, VERSION, KIND, PLURAL)
+# Registered so that codecs.from_dict knows the third-party kinds we apply.
+InferencePoolResource = create_namespaced_resource("inference.networking.k8s.io", "v1", "InferencePool",
+                                                   "inferencepools")
 
 
 def now() -> str:

@@ -21,9 +21,9 @@ from llmpack.manifests import describe
 from llmpack.operator import kube
 from llmpack.operator.diff import holds
 from llmpack.operator.guards import Problem, pvc_problem
-from llmpack.operator.status import Observed, compute, download_progress, job_state, settle
+from llmpack.operator.status import Observed, compute, download_progress, job_state, ready_replicas, settle
 from llmpack.operator.store import Key, Store
-from llmpack.render import download_job, render
+from llmpack.render import download_job, render, routing
 
 log = logging.getLogger("llmpack.reconcile")
 TOKEN_KEY = "HF_TOKEN"
@@ -82,17 +82,34 @@ class Reconciler:
                                   "fix the cause (token, revision, space), then delete the Job to try again")
         desired = render(model, self.config, hold=blocked is not None, weights_ready=job == "succeeded")
         problem = await self._apply(key, desired) or blocked
+        pods = self.store.of_kind(key, "Pod")
+        pool = await self._route(model, ready_replicas(model, pods))
         download, size = download_progress(self.store.child(key, "Lease", names.download_lease(model.name)))
         observed = Observed(
             pvc=next(iter(self.store.of_kind(key, "PersistentVolumeClaim")), None),
-            pods=self.store.of_kind(key, "Pod"),
+            pods=pods,
             problem=problem,
             download=download,
             model_size=size,
             job=job,
+            pool=pool,
         )
         await self._report(body, model, observed)
         return problem is not None
+
+    async def _route(self, model: LLMModel, ready: int) -> tuple[bool, str, str]:
+        """The InferencePool and its picker, once a replica serves and the CRD is installed."""
+        if routing.POOL_CRD not in self.store.crds:
+            return (False, "CRDMissing", f"the {routing.POOL_CRD} CRD is not installed: install the Gateway API "
+                    "Inference Extension CRDs (v1.x) to route by load; the model still serves through its Service")
+        if ready == 0:
+            return (False, "WaitingForReplica", "the InferencePool is created once a replica is Ready")
+        key = (model.namespace or "", model.name)
+        refused = await self._apply(key, routing.routing(model, self.config))
+        if refused is not None:
+            return (False, "ApplyFailed", refused[1])
+        return (True, "Applied", f"InferencePool {model.name} and its endpoint picker {routing.epp_name(model)} "
+                "are in place")
 
     async def _external_problem(self, model: LLMModel) -> Problem | None:
         """What outside the spec stops this model: today, the token Secret of a gated model."""

@@ -42,6 +42,8 @@ CHILDREN = (
     ("coordination.k8s.io", "v1", "leases", "Lease"),
     ("rbac.authorization.k8s.io", "v1", "roles", "Role"),
     ("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
+    ("", "v1", "configmaps", "ConfigMap"),
+    ("inference.networking.k8s.io", "v1", "inferencepools", "InferencePool"),  # served once its CRD exists
 )
 
 
@@ -111,6 +113,17 @@ class Operator:
             return
         self.queue.add(self.store.put_model(body))
 
+    def on_crd(self, type_: str | None, body: dict[str, Any]) -> None:
+        """A CRD appearing or going changes what can be applied: wake every model (rare, so cheap)."""
+        name = body["metadata"]["name"]
+        conditions = (body.get("status") or {}).get("conditions") or []
+        established = any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+        present = type_ != "DELETED" and established
+        if present != (name in self.store.crds):
+            (self.store.crds.add if present else self.store.crds.discard)(name)
+            for key in list(self.store.models):
+                self.queue.add(key)
+
     def on_child(self, kind: str, type_: str | None, body: dict[str, Any]) -> None:
         key: Key | None
         key = self.store.drop_child(kind, body) if type_ == "DELETED" else self.store.put_child(kind, body)
@@ -144,6 +157,12 @@ def build_registry(operator: Operator) -> kopf.OperatorRegistry:
         operator.on_model(event["type"], dict(event["object"]))
 
     kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)(model_event)
+
+    async def crd_event(event: kopf.RawEvent, **_: Any) -> None:
+        operator.on_crd(event["type"], dict(event["object"]))
+
+    kopf.on.event("apiextensions.k8s.io/v1", "customresourcedefinitions", registry=registry,
+                  id="crds")(crd_event)
 
     def child_handler(kind: str) -> Handler:
         async def handler(event: kopf.RawEvent, **_: Any) -> None:

@@ -32,6 +32,7 @@ class Observed:
     download: Download | None = None
     model_size: str | None = None
     job: str | None = None  # the download Job for the current weights: "running", "succeeded" or "failed"
+    pool: tuple[bool, str, str] | None = None  # InferencePoolReady: (ok, reason, message)
 
 
 PROGRESS_ANNOTATION = "llm.nebari.dev/download-progress"  # written by the downloader holding the Lease
@@ -92,6 +93,10 @@ def _unschedulable(pods: list[dict[str, Any]]) -> str | None:
 def _is_ready(pod: dict[str, Any]) -> bool:
     conditions = (pod.get("status") or {}).get("conditions") or []
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def ready_replicas(model: LLMModel, pods: list[dict[str, Any]]) -> int:
+    return sum(1 for p in _current_pods(model, pods) if _is_ready(p))
 
 
 def _current_pods(model: LLMModel, pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -188,7 +193,8 @@ def compute(model: LLMModel, observed: Observed, previous: LLMModelStatus | None
     return LLMModelStatus(
         phase=phase,
         observed_generation=model.metadata.generation,
-        conditions=[ready_condition, storage, model_ready, available],
+        conditions=[ready_condition, storage, model_ready, available,
+                    *([_condition("InferencePoolReady", *observed.pool)] if observed.pool else [])],
         replicas=Replicas(ready=ready, desired=desired),
         model_size=observed.model_size or (previous.model_size if previous else None),
         download=observed.download,

@@ -32,6 +32,7 @@ def owner_of(body: dict[str, Any]) -> Key | None:
 class Store:
     models: dict[Key, dict[str, Any]] = field(default_factory=dict)
     children: dict[Key, dict[ChildKey, dict[str, Any]]] = field(default_factory=lambda: defaultdict(dict))
+    crds: set[str] = field(default_factory=set)  # established CRDs by name, e.g. inferencepools.inference...
 
     def put_model(self, body: dict[str, Any]) -> Key:
         key = key_of(body)
