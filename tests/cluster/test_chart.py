@@ -77,6 +77,7 @@ def test_every_value_reaches_the_operator(cluster: LocalCluster) -> None:
     assert config.storage_class_name == values["defaults"]["storage"]["storageClassName"]
     assert config.access_mode == values["defaults"]["storage"]["accessMode"]
     assert config.watch_namespaces == tuple(values["watchNamespaces"])
+    assert config.epp_image == values["inferencePool"]["eppImage"]
     assert container["image"] == "registry.example.com/llmpack:9.9.9"
     assert container["imagePullPolicy"] == "Always"
     assert {"--namespace=team-a", "--namespace=team-b", "--webhook-port=10443", "--verbose"} <= set(container["args"])
