@@ -75,15 +75,15 @@ class Reconciler:
             await self._report(body, None, Observed(problem=invalid))
             return False
         blocked = await self._external_problem(model)
-        job = job_state(self.store.child(key, "Job", download_job.job_name(model)))
+        name = download_job.job_name(model)
+        job = job_state(self.store.child(key, "Job", name))
         if job == "failed":
-            name = download_job.job_name(model)
             blocked = blocked or ("DownloadFailed", f"the download Job {name} failed: see `kubectl logs job/{name}`; "
                                   "fix the cause (token, revision, space), then delete the Job to try again")
         desired = render(model, self.config, hold=blocked is not None, weights_ready=job == "succeeded")
         problem = await self._apply(key, desired) or blocked
         pods = self.store.of_kind(key, "Pod")
-        pool = await self._route(model, ready_replicas(model, pods))
+        pool = await self._route(key, model, ready_replicas(model, pods))
         download, size = download_progress(self.store.child(key, "Lease", names.download_lease(model.name)))
         observed = Observed(
             pvc=next(iter(self.store.of_kind(key, "PersistentVolumeClaim")), None),
@@ -97,14 +97,13 @@ class Reconciler:
         await self._report(body, model, observed)
         return problem is not None
 
-    async def _route(self, model: LLMModel, ready: int) -> tuple[bool, str, str]:
+    async def _route(self, key: Key, model: LLMModel, ready: int) -> tuple[bool, str, str]:
         """The InferencePool and its picker, once a replica serves and the CRD is installed."""
         if routing.POOL_CRD not in self.store.crds:
             return (False, "CRDMissing", f"the {routing.POOL_CRD} CRD is not installed: install the Gateway API "
                     "Inference Extension CRDs (v1.x) to route by load; the model still serves through its Service")
         if ready == 0:
             return (False, "WaitingForReplica", "the InferencePool is created once a replica is Ready")
-        key = (model.namespace or "", model.name)
         refused = await self._apply(key, routing.routing(model, self.config))
         if refused is not None:
             return (False, "ApplyFailed", refused[1])
@@ -140,6 +139,8 @@ class Reconciler:
             try:
                 await kube.apply(self.client, obj)
             except ApiError as exc:
+                if _namespace_terminating(exc):
+                    raise  # not a refusal of the spec: reconcile() leaves the namespace's models alone
                 if exc.status.code in (400, 403, 422):  # the server refuses this spec: retrying will not help
                     problem = problem or ("ApplyFailed", f"{kind} {name} was refused: {exc.status.message}")
                 else:
