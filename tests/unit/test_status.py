@@ -60,6 +60,17 @@ def test_running_downloader_is_downloading_then_starting_then_ready() -> None:
                                        "ModelReady": ("True", "Present"), "Available": ("True", "Serving")}
 
 
+def test_only_a_download_job_claims_that_no_gpu_is_held() -> None:
+    m = model()
+    by_job = compute(m, Observed(pvc=BOUND, job="running"), None)
+    assert by_job.phase == Phase.DOWNLOADING
+    assert "no GPU is held" in by_job.conditions[0].message
+    small = model({"model": {"storage": {"type": "emptyDir"}}})
+    in_pod = compute(small, Observed(pods=[pod(small, init="running")]), None)
+    assert in_pod.phase == Phase.DOWNLOADING
+    assert "GPU" not in in_pod.conditions[0].message  # that pod holds its GPUs while it downloads
+
+
 def test_some_replicas_ready_is_degraded() -> None:
     m = model({"serving": {"replicas": 3}})
     observed = Observed(pvc=BOUND, pods=[pod(m, ready=True), pod(m), pod(m)])

@@ -179,9 +179,12 @@ def compute(model: LLMModel, observed: Observed, previous: LLMModelStatus | None
         phase, reason, message = Phase.DEGRADED, "Crashing", "vLLM restarted and is not ready: see `kubectl logs`"
     elif storage.status != ConditionStatus.TRUE:
         phase, reason, message = Phase.PENDING, "StorageNotReady", storage.message
-    elif "running" in steps or observed.job == "running" or (
-            observed.download is not None and (observed.download.percent or 0) < 100):
-        phase, reason, message = Phase.DOWNLOADING, "Downloading", "fetching the weights (no GPU is held meanwhile)"
+    elif observed.job == "running":
+        phase, reason, message = Phase.DOWNLOADING, "Downloading", "the download Job is fetching the weights; no GPU " \
+            "is held meanwhile"
+    elif "running" in steps or (observed.download is not None and (observed.download.percent or 0) < 100):
+        # An init container (emptyDir, OCI, or the safety net after the Job): its pod holds its GPUs.
+        phase, reason, message = Phase.DOWNLOADING, "Downloading", "fetching the weights"
     elif "done" in steps:
         phase, reason, message = Phase.STARTING, "Starting", "the weights are present; vLLM is loading them"
     elif (why := _unschedulable(pods)) is not None:
