@@ -34,6 +34,7 @@ from llmpack.downloader.lock import DirectoryLock, Holdable, Owner
 from llmpack.downloader.plan import (
     STATE_DIR,
     Plan,
+    RemoteFile,
     file_is_valid,
     forget_record,
     partial_path,
@@ -69,30 +70,23 @@ def say(event: dict[str, object]) -> None:
     sys.stderr.flush()
 
 
-def _complete(request: Request, api: Callable[[], HfApi]) -> str | None:
+def _complete(request: Request, commit_of: Callable[[], str]) -> str | None:
     """The commit the directory is complete for, when it is (the fast path); None otherwise."""
     record = read_record(request.local_dir)
     if record is None or request.verify or not record.covers(request.repo_id, request.include, request.exclude):
         return None
-    if hub.is_commit(request.revision):
-        commit = request.revision
-    elif quick := hub.resolve_quickly(constants.ENDPOINT, build_hf_headers(), request.repo_id, request.revision):
-        commit = quick
-    else:
-        try:
-            commit = hub.resolve(api(), request.repo_id, request.revision)
-        except NetworkError as exc:
-            if record.revision != request.revision:
-                raise
-            say({"phase": "offline", "message": f"Hub unreachable ({exc}); trusting the completed download of "
-                 f"{record.revision} at {record.commit}"})
-            commit = record.commit
+    try:
+        commit = commit_of()
+    except NetworkError as exc:
+        if record.revision != request.revision:
+            raise
+        say({"phase": "offline", "message": f"Hub unreachable ({exc}); trusting the completed download of "
+             f"{record.revision} at {record.commit}"})
+        commit = record.commit
     return commit if commit == record.commit and stat_complete(request.local_dir, record) else None
 
 
-def _plan(request: Request, api: HfApi) -> Plan:
-    commit = request.revision if hub.is_commit(request.revision) else hub.resolve(api, request.repo_id,
-                                                                                  request.revision)
+def _plan(request: Request, api: HfApi, commit: str) -> Plan:
     files = select(hub.list_files(api, request.repo_id, commit), request.include, request.exclude)
     return Plan(request.repo_id, request.revision, commit, files, request.include, request.exclude)
 
@@ -126,8 +120,8 @@ def _fetch_all(request: Request, plan: Plan, lock: Holdable) -> None:
     try:
         with httpx.Client(timeout=timeout, follow_redirects=True) as client, \
                 ThreadPoolExecutor(max_workers=request.workers, thread_name_prefix="fetch") as pool:
-            def one(remote: object) -> None:
-                fetch(client, source, request.local_dir, remote, progress.add)  # type: ignore[arg-type]
+            def one(remote: RemoteFile) -> None:
+                fetch(client, source, request.local_dir, remote, progress.add)
                 progress.file_done()
 
             for future in [pool.submit(one, r) for r in sorted(todo, key=lambda r: -r.size)]:
@@ -165,7 +159,15 @@ def download(request: Request) -> None:
 
         return HfApi(endpoint=constants.ENDPOINT)
 
-    if (commit := _complete(request, api)) is not None:
+    @functools.cache
+    def commit_of() -> str:
+        """The revision's commit, asked of the Hub once per run (errors are not cached: asked again)."""
+        if hub.is_commit(request.revision):
+            return request.revision
+        return (hub.resolve_quickly(constants.ENDPOINT, build_hf_headers(), request.repo_id, request.revision)
+                or hub.resolve(api(), request.repo_id, request.revision))
+
+    if (commit := _complete(request, commit_of)) is not None:
         say({"phase": "complete", "fast_path": True, "commit": commit,
              "seconds": round(time.monotonic() - started, 3)})
         return
@@ -179,11 +181,11 @@ def download(request: Request) -> None:
 
     lock = _lock(request)
     with lock.held(waiting):
-        if (commit := _complete(request, api)) is not None:
+        if (commit := _complete(request, commit_of)) is not None:
             say({"phase": "complete", "fast_path": True, "commit": commit, "waited": True,
                  "seconds": round(time.monotonic() - started, 3)})
             return
-        plan = _plan(request, api())
+        plan = _plan(request, api(), commit_of())
         say({"phase": "planned", "commit": plan.commit, "files": len(plan.files), "bytes": plan.total_bytes,
              "holder": lock.holder})
         forget_record(request.local_dir)
