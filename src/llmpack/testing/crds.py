@@ -3,17 +3,11 @@ nothing is copied into this repository), so every object we apply is checked by 
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 
+from llmpack.testing.gomod import module_dir
+
 INFERENCE_EXTENSION = "sigs.k8s.io/gateway-api-inference-extension@v1.5.0"
-
-
-def module_dir(module: str) -> Path:
-    out = subprocess.run(["go", "mod", "download", "-json", module], capture_output=True, text=True, check=True,
-                         timeout=600)
-    return Path(json.loads(out.stdout)["Dir"])
 
 
 def inference_extension_crds() -> list[Path]:

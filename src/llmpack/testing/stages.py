@@ -7,13 +7,13 @@ logic and only set how long each step takes, so tests see Downloading and Starti
 
 from __future__ import annotations
 
-import json
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from llmpack.testing import gomod
 
 KWOK_MODULE = "sigs.k8s.io/kwok@v0.8.0"
 POD_STAGES = ("pod-create", "pod-init-container-running", "pod-init-container-completed", "pod-ready",
@@ -32,12 +32,6 @@ class StageDelays:
     heartbeat: int = 10000
 
 
-def kwok_module_dir() -> Path:
-    out = subprocess.run(["go", "mod", "download", "-json", KWOK_MODULE], capture_output=True, text=True,
-                         check=True, timeout=300)
-    return Path(json.loads(out.stdout)["Dir"])
-
-
 def _with_delay(stage: dict[str, Any], milliseconds: int) -> dict[str, Any]:
     delay = stage["spec"].setdefault("delay", {})
     delay["durationMilliseconds"] = milliseconds
@@ -47,7 +41,7 @@ def _with_delay(stage: dict[str, Any], milliseconds: int) -> dict[str, Any]:
 
 
 def load_stages(delays: StageDelays, module_dir: Path | None = None) -> list[dict[str, Any]]:
-    root = (module_dir or kwok_module_dir()) / "kustomize" / "stage"
+    root = (module_dir or gomod.module_dir(KWOK_MODULE)) / "kustomize" / "stage"
     by_name = {
         "pod-create": delays.create,
         "pod-init-container-running": 0,
