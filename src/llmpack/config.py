@@ -40,6 +40,30 @@ class Config(BaseModel):
     fs_group: int = Field(65532, ge=0)
     # The endpoint picker (llm-d inference scheduler) in front of each model's InferencePool.
     epp_image: str = Field(DEFAULT_EPP_IMAGE, min_length=1)
+    # Routing: every model behind https://llm.<base_domain> (external) and https://llm-internal.<base_domain>.
+    base_domain: str = Field("", description="Empty: routes are applied but no endpoint URL is reported.")
+    external_gateway_name: str = Field("llm-gateway", min_length=1)
+    external_gateway_namespace: str = Field("envoy-gateway-system", min_length=1)
+    internal_gateway_name: str = Field("llm-gateway", min_length=1)
+    internal_gateway_namespace: str = Field("envoy-gateway-system", min_length=1)
+    monitoring_namespace: str = Field("monitoring", description="May scrape vLLM's metrics on port 8000.")
+    manage_listeners: bool = Field(False, description="Merge the llm-https listeners into the Gateways.")
+    tls_secret_name: str = Field("llm-gateway-tls", min_length=1)
+    tls_secret_namespace: str = Field("", description="Empty: the Gateway's own namespace.")
+    # The internal endpoint's OIDC provider; without an issuer the internal route is not applied.
+    oidc_issuer: str = ""
+    oidc_jwks_uri: str = Field("", description="Empty: Keycloak's <issuer>/protocol/openid-connect/certs.")
+    oidc_groups_claim: str = Field("groups", min_length=1)
+    oidc_username_claim: str = Field("preferred_username", min_length=1)
+    oidc_audience: str = ""
+
+    @property
+    def jwks_uri(self) -> str:
+        return self.oidc_jwks_uri or f"{self.oidc_issuer.rstrip('/')}/protocol/openid-connect/certs"
+
+    @property
+    def gateway_namespaces(self) -> tuple[str, ...]:
+        return tuple(sorted({self.external_gateway_namespace, self.internal_gateway_namespace}))
 
 
 # (values-file path, environment variable, Config field)
@@ -51,6 +75,20 @@ SETTINGS: tuple[tuple[str, str, str], ...] = (
     ("watchNamespaces", "LLMPACK_WATCH_NAMESPACES", "watch_namespaces"),
     ("defaults.serving.fsGroup", "LLMPACK_FS_GROUP", "fs_group"),
     ("inferencePool.eppImage", "LLMPACK_EPP_IMAGE", "epp_image"),
+    ("routing.baseDomain", "LLMPACK_BASE_DOMAIN", "base_domain"),
+    ("routing.externalGateway.name", "LLMPACK_EXTERNAL_GATEWAY_NAME", "external_gateway_name"),
+    ("routing.externalGateway.namespace", "LLMPACK_EXTERNAL_GATEWAY_NAMESPACE", "external_gateway_namespace"),
+    ("routing.internalGateway.name", "LLMPACK_INTERNAL_GATEWAY_NAME", "internal_gateway_name"),
+    ("routing.internalGateway.namespace", "LLMPACK_INTERNAL_GATEWAY_NAMESPACE", "internal_gateway_namespace"),
+    ("routing.monitoringNamespace", "LLMPACK_MONITORING_NAMESPACE", "monitoring_namespace"),
+    ("routing.manageListeners", "LLMPACK_MANAGE_LISTENERS", "manage_listeners"),
+    ("routing.tls.secretName", "LLMPACK_TLS_SECRET_NAME", "tls_secret_name"),
+    ("routing.tls.secretNamespace", "LLMPACK_TLS_SECRET_NAMESPACE", "tls_secret_namespace"),
+    ("auth.oidc.issuer", "LLMPACK_OIDC_ISSUER", "oidc_issuer"),
+    ("auth.oidc.jwksUri", "LLMPACK_OIDC_JWKS_URI", "oidc_jwks_uri"),
+    ("auth.oidc.groupsClaim", "LLMPACK_OIDC_GROUPS_CLAIM", "oidc_groups_claim"),
+    ("auth.oidc.usernameClaim", "LLMPACK_OIDC_USERNAME_CLAIM", "oidc_username_claim"),
+    ("auth.oidc.audience", "LLMPACK_OIDC_AUDIENCE", "oidc_audience"),
 )
 
 

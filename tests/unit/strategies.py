@@ -48,6 +48,9 @@ def model_specs(draw: st.DrawFn) -> dict[str, Any]:
     }
     if draw(st.booleans()):
         spec["resources"]["limits"] = {"memory": draw(sizes)}
+    if draw(st.booleans()):
+        spec["access"] = {"public": draw(st.booleans()), "groups": draw(st.lists(dns_label, max_size=3))}
+    spec["endpoints"] = {"external": {"enabled": draw(st.booleans())}, "internal": {"enabled": draw(st.booleans())}}
     return spec
 
 

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from llmpack.api import LLMModel, Phase
-from llmpack.operator.status import Observed, compute, settle
+from llmpack.operator.status import Observed, Routes, compute, settle
 from llmpack.render.meta import IDENTITY_ANNOTATION, identity
 from tests.unit.factories import model
 
@@ -167,3 +167,19 @@ def test_download_progress_is_mirrored_from_the_lease_and_the_size_kept_after() 
     status = compute(m, Observed(pvc=BOUND, pods=[pod(m, init="waiting")], download=download, model_size=size), None)
     assert status.phase == Phase.DOWNLOADING
     assert status.model_size == "20.0Gi"
+
+
+def test_endpoints_are_reported_only_for_routes_in_place_and_a_missing_crd_does_not_stop_serving() -> None:
+    m = model()
+    routes = Routes(pool=(True, "Applied", "pool"), external=(False, "CRDMissing", "aigatewayroutes missing"),
+                    internal=(True, "Applied", "internal"), endpoints={"internal": "https://llm-internal.example.org"})
+    status = compute(m, Observed(pvc=BOUND, pods=[pod(m, ready=True)], routes=routes), None)
+    assert status.phase == Phase.READY
+    assert status.endpoints is not None
+    assert status.endpoints.external is None
+    assert status.endpoints.internal == "https://llm-internal.example.org"
+    by_type = {c.type: (c.status.value, c.reason) for c in status.conditions}
+    assert by_type["InferencePoolReady"] == ("True", "Applied")
+    assert by_type["ExternalEndpointReady"] == ("False", "CRDMissing")
+    assert by_type["InternalEndpointReady"] == ("True", "Applied")
+    assert compute(m, Observed(pvc=BOUND, pods=[pod(m, ready=True)]), status).endpoints is None

@@ -6,7 +6,7 @@ from typing import Any
 
 from llmpack.api import LLMModel
 from llmpack.config import Config
-from llmpack.render import coordination, download_job, serving
+from llmpack.render import auth, coordination, download_job, serving
 from llmpack.render.storage import StorageLayout, build_storage
 
 
@@ -26,7 +26,9 @@ def render(model: LLMModel, config: Config, *, hold: bool = False, weights_ready
     if download_job.needs_job(model):
         objects.append(download_job.job(model, config, layout))
         hold = hold or not weights_ready
-    objects += [serving.service(model), serving.deployment(model, config, layout, hold=hold)]
+    # The NetworkPolicy comes before any pod: vLLM is never reachable around the gateway's auth.
+    objects += [auth.network_policy(model, config), serving.service(model),
+                serving.deployment(model, config, layout, hold=hold)]
     return objects
 
 

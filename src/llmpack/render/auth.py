@@ -1,0 +1,160 @@
+"""How clients reach a model by name, and who may: Envoy AI Gateway routes on the shared hostnames, Envoy
+Gateway SecurityPolicies (API keys outside, OIDC groups inside), the API-key Secret a key manager fills,
+and a NetworkPolicy that keeps everyone else off the vLLM pods.
+
+Names are the LLM Serving Pack's: AIGatewayRoute `<m>-external` / `<m>-internal`, SecurityPolicy
+`<m>-external-auth` / `<m>-internal-auth` (each on the HTTPRoute that AI Gateway generates under the
+route's name), Secret `<m>-api-keys`, ConfigMap `<m>-api-key-metadata`, NetworkPolicy `<m>-deny-direct`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from llmpack.api import LLMModel
+from llmpack.config import Config
+from llmpack.render.meta import metadata, selector_labels
+from llmpack.render.routing import POOL_GROUP
+from llmpack.render.serving import PORT
+
+Side = Literal["external", "internal"]
+ROUTE_GROUP = "aigateway.envoyproxy.io"
+ROUTE_CRD = f"aigatewayroutes.{ROUTE_GROUP}"
+POLICY_GROUP = "gateway.envoyproxy.io"
+POLICY_CRD = f"securitypolicies.{POLICY_GROUP}"
+MODEL_HEADER = "x-ai-eg-model"
+CLIENT_ID_HEADER = "x-llm-client-id"
+MODEL_NAME_LABEL = "llm.nebari.dev/model-name"  # the key manager finds a model's key objects by it
+LISTENERS: dict[Side, str] = {"external": "llm-https", "internal": "llm-internal-https"}
+HOST_PREFIX: dict[Side, str] = {"external": "llm", "internal": "llm-internal"}
+OIDC_PROVIDER = "oidc"
+
+
+def route_name(model: LLMModel, side: Side) -> str:
+    return f"{model.name}-{side}"
+
+
+def policy_name(model: LLMModel, side: Side) -> str:
+    return f"{route_name(model, side)}-auth"
+
+
+def api_keys_secret(model_name: str) -> str:
+    return f"{model_name}-api-keys"
+
+
+def hostname(config: Config, side: Side) -> str | None:
+    return f"{HOST_PREFIX[side]}.{config.base_domain}" if config.base_domain else None
+
+
+def enabled(model: LLMModel, side: Side) -> bool:
+    endpoints = model.spec.endpoints
+    return (endpoints.external if side == "external" else endpoints.internal).enabled
+
+
+def gateway(config: Config, side: Side) -> tuple[str, str]:
+    """(namespace, name) of the Gateway that carries this side's listener."""
+    if side == "external":
+        return config.external_gateway_namespace, config.external_gateway_name
+    return config.internal_gateway_namespace, config.internal_gateway_name
+
+
+def route(model: LLMModel, config: Config, side: Side) -> dict[str, Any]:
+    namespace, name = gateway(config, side)
+    return {
+        "apiVersion": f"{ROUTE_GROUP}/v1alpha1",
+        "kind": "AIGatewayRoute",
+        "metadata": metadata(model, route_name(model, side)),
+        "spec": {
+            "parentRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": name,
+                            "namespace": namespace, "sectionName": LISTENERS[side]}],
+            # Only the model header: AI Gateway v0.5 fails to register a rule with any other match.
+            "rules": [{
+                "matches": [{"headers": [{"type": "Exact", "name": MODEL_HEADER, "value": model.spec.model.name}]}],
+                "backendRefs": [{"group": POOL_GROUP, "kind": "InferencePool", "name": model.name}],
+                "timeouts": {"request": model.spec.endpoints.request_timeout},
+            }],
+        },
+    }
+
+
+def _policy(model: LLMModel, side: Side, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{POLICY_GROUP}/v1alpha1",
+        "kind": "SecurityPolicy",
+        "metadata": metadata(model, policy_name(model, side)),
+        "spec": {"targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute",
+                                 "name": route_name(model, side)}], **spec},
+    }
+
+
+def external_policy(model: LLMModel, credential_secrets: Sequence[str], client_ids: Sequence[str]) -> dict[str, Any]:
+    """Any key of the namespace authenticates; only this model's client ids are allowed through.
+
+    `credential_secrets` are the namespace's `*-api-keys` Secrets known to exist (a missing one would make
+    Envoy Gateway reject the whole policy); `client_ids` are the data keys of this model's Secret.
+    """
+    rules = [{"name": "model-clients", "action": "Allow",
+              "principal": {"headers": [{"name": CLIENT_ID_HEADER, "values": sorted(client_ids)}]}}]
+    return _policy(model, "external", {
+        "apiKeyAuth": {
+            "credentialRefs": [{"group": "", "kind": "Secret", "name": s} for s in sorted(credential_secrets)],
+            "extractFrom": [{"headers": ["Authorization"]}],
+            "forwardClientIDHeader": CLIENT_ID_HEADER,
+            "sanitize": True,
+        },
+        # Header values need at least one item: a model without keys is simply denied to everyone.
+        "authorization": {"defaultAction": "Deny", **({"rules": rules} if client_ids else {})},
+    })
+
+
+def internal_policy(model: LLMModel, config: Config) -> dict[str, Any]:
+    provider: dict[str, Any] = {
+        "name": OIDC_PROVIDER,
+        "issuer": config.oidc_issuer,
+        "remoteJWKS": {"uri": config.jwks_uri},
+        "claimToHeaders": [{"claim": config.oidc_groups_claim, "header": "X-Auth-Groups"},
+                           {"claim": config.oidc_username_claim, "header": "X-Auth-User"}],
+    }
+    if config.oidc_audience:
+        provider["audiences"] = [config.oidc_audience]
+    spec: dict[str, Any] = {"jwt": {"providers": [provider]}}
+    access = model.spec.access
+    if access is None or not access.public:
+        groups = sorted(set(access.groups)) if access is not None else []
+        rules = [{"name": "model-groups", "action": "Allow",
+                  "principal": {"jwt": {"provider": OIDC_PROVIDER, "claims": [
+                      {"name": config.oidc_groups_claim, "valueType": "StringArray", "values": groups}]}}}]
+        spec["authorization"] = {"defaultAction": "Deny", **({"rules": rules} if groups else {})}
+    return _policy(model, "internal", spec)
+
+
+def api_key_objects(model: LLMModel) -> list[dict[str, Any]]:
+    """Created empty for a key manager to fill; the operator never writes their data."""
+    def meta(name: str) -> dict[str, Any]:
+        base = metadata(model, name)
+        return {**base, "labels": {**base["labels"], MODEL_NAME_LABEL: model.name}}
+
+    return [
+        {"apiVersion": "v1", "kind": "Secret", "metadata": meta(api_keys_secret(model.name)), "type": "Opaque"},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(f"{model.name}-api-key-metadata")},
+    ]
+
+
+def network_policy(model: LLMModel, config: Config) -> dict[str, Any]:
+    """vLLM's port is open to the gateways, the namespace's endpoint pickers and monitoring; nothing else."""
+    namespaces = sorted({*config.gateway_namespaces, *([config.monitoring_namespace] if config.monitoring_namespace
+                                                       else [])})
+    peers: list[dict[str, Any]] = [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}} for ns in namespaces]
+    peers.append({"podSelector": {"matchLabels": {"app.kubernetes.io/name": "epp"}}})
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": metadata(model, f"{model.name}-deny-direct"),
+        "spec": {
+            "podSelector": {"matchLabels": selector_labels(model)},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": peers, "ports": [{"protocol": "TCP", "port": PORT}]}],
+        },
+    }
