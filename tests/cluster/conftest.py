@@ -16,6 +16,9 @@ from llmpack.testing.cluster import LocalCluster, wait_for_webhook
 from tests.cluster.operator_process import OperatorProcess
 
 ROOT = Path(__file__).resolve().parents[2]
+# Routing settings of the session's operator (tests/cluster/test_routing.py reads them back).
+OPERATOR_ENV = {"LLMPACK_BASE_DOMAIN": "example.test", "LLMPACK_OIDC_ISSUER": "https://id.example.test/realms/llm",
+                "LLMPACK_EXTERNAL_GATEWAY_NAMESPACE": "gateways", "LLMPACK_MONITORING_NAMESPACE": "monitoring"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -74,7 +77,8 @@ def operator(cluster: LocalCluster, crd_installed: None) -> Iterator[OperatorPro
     port = free_port()
     process = OperatorProcess(cluster.kubeconfig_for("operator"), cluster.state / "logs" / "operator.log",
                               ["--webhook-port", str(port), "--webhook-listen", "127.0.0.1",
-                               "--webhook-cert-dir", str(cluster.state / "webhook")])
+                               "--webhook-cert-dir", str(cluster.state / "webhook")],
+                              env=OPERATOR_ENV)
     process.start()
     wait_for_webhook(cluster)
     yield process

@@ -19,6 +19,7 @@ class OperatorProcess:
     kubeconfig: Path
     log: Path
     extra_args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # LLMPACK_* settings on top of the tests' environment
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -27,7 +28,7 @@ class OperatorProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "llmpack.cli", "run", "--kubeconfig", str(self.kubeconfig), *self.extra_args],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"},
         )
 
     def stop(self, sig: int = signal.SIGTERM, grace: float = 10.0) -> None:

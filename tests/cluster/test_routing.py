@@ -3,15 +3,28 @@ Gateway API Inference Extension CRDs; without those CRDs, a condition that says 
 
 from __future__ import annotations
 
-from lightkube import AsyncClient
-from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.core_v1 import ConfigMap, Service
+import asyncio
+import base64
+import json
+from collections.abc import Awaitable
+from typing import Any
 
-from llmpack.operator.kube import InferencePoolResource
+from lightkube import AsyncClient
+from lightkube.core.exceptions import ApiError
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import ConfigMap, Secret, Service
+from lightkube.resources.networking_v1 import NetworkPolicy
+
+from llmpack.config import Config
+from llmpack.operator import listeners
+from llmpack.operator.kube import GatewayResource, InferencePoolResource, SecurityPolicyResource
+from llmpack.operator.routes import KEYS_REFRESH
+from llmpack.render.listeners import gateway_patches
 from llmpack.testing.cluster import LocalCluster
-from llmpack.testing.crds import inference_extension_crds
+from llmpack.testing.crds import gateway_api_crds, inference_extension_crds, install, routing_crds, uninstall
 from tests.cluster import models
-from tests.cluster.operator_process import OperatorProcess
+from tests.cluster.conftest import OPERATOR_ENV
+from tests.cluster.operator_process import OperatorProcess, settle_audit, writes_by
 from tests.cluster.test_operator_lifecycle import READY_WITHIN, ready_replicas
 from tests.cluster.waiting import eventually
 
@@ -55,3 +68,161 @@ async def test_a_ready_model_gets_its_pool_and_picker_once_the_crds_exist(
     finally:
         for crd in crds:
             cluster.kubectl("delete", "-f", str(crd), "--ignore-not-found")
+
+
+async def policy(client: AsyncClient, name: str, namespace: str) -> dict[str, Any] | None:
+    try:
+        return dict((await client.get(SecurityPolicyResource, name, namespace=namespace)).spec or {})
+    except ApiError as exc:
+        if exc.status.code == 404:
+            return None
+        raise
+
+
+async def endpoint_condition(client: AsyncClient, name: str, namespace: str, side: str,
+                             reason: str) -> dict[str, Any] | None:
+    st = await models.status(client, name, namespace)
+    condition = models.condition(st, f"{side.capitalize()}EndpointReady")
+    return condition if condition.get("reason") == reason else None
+
+
+async def test_policies_keys_and_network_policy_follow_the_model_and_go_with_it(
+        cluster: LocalCluster, client: AsyncClient, namespace: str, running_operator: OperatorProcess) -> None:
+    crds = routing_crds()
+    install(cluster, crds)
+    try:
+        models.apply(cluster, "qwen", namespace, {"access": {"groups": ["ml-team"]}})
+        models.apply(cluster, "llama", namespace, {"model": {"name": "meta-llama/Llama-3.1-8B"}})
+        for name in ("qwen", "llama"):
+            await eventually(lambda n=name: ready_replicas(client, n, namespace, 1),  # type: ignore[misc]
+                             within=READY_WITHIN, what=f"{name} Ready")
+
+        # Without Envoy AI Gateway's CRD the model still serves; the condition names what is missing.
+        missing = await eventually(lambda: endpoint_condition(client, "qwen", namespace, "external", "CRDMissing"),
+                                   within=30, what="ExternalEndpointReady=CRDMissing")
+        assert missing["status"] == "False"
+        assert "aigatewayroutes.aigateway.envoyproxy.io" in missing["message"]
+        assert await models.phase(client, "qwen", namespace) == "Ready"
+        assert "endpoints" not in await models.status(client, "qwen", namespace)
+
+        async def credential_refs(name: str) -> list[str] | None:
+            spec = await policy(client, f"{name}-external-auth", namespace)
+            return [r["name"] for r in spec["apiKeyAuth"]["credentialRefs"]] if spec else None
+
+        both = ["llama-api-keys", "qwen-api-keys"]
+        for name in ("qwen", "llama"):
+            await eventually(lambda n=name: _equal(credential_refs(n), both),  # type: ignore[misc]
+                             within=30, what=f"{name}'s policy to accept every key of the namespace")
+        external = await policy(client, "qwen-external-auth", namespace)
+        assert external is not None
+        assert external["targetRefs"][0]["name"] == "qwen-external"
+        assert external["authorization"] == {"defaultAction": "Deny"}  # no key yet: nobody is let through
+        internal = await policy(client, "qwen-internal-auth", namespace)
+        assert internal is not None
+        assert internal["jwt"]["providers"][0]["issuer"] == OPERATOR_ENV["LLMPACK_OIDC_ISSUER"]
+        assert internal["authorization"]["rules"][0]["principal"]["jwt"]["claims"][0]["values"] == ["ml-team"]
+
+        secret = await client.get(Secret, "qwen-api-keys", namespace=namespace)
+        assert not secret.data
+        assert secret.metadata.labels["llm.nebari.dev/model-name"] == "qwen"  # type: ignore[union-attr,index]
+        await client.get(ConfigMap, "qwen-api-key-metadata", namespace=namespace)
+        netpol = await client.get(NetworkPolicy, "qwen-deny-direct", namespace=namespace)
+        peers = netpol.spec.ingress[0].from_  # type: ignore[union-attr,index]
+        assert {p.namespaceSelector.matchLabels["kubernetes.io/metadata.name"]  # type: ignore[union-attr,index]
+                for p in peers or [] if p.namespaceSelector} == {"gateways", "envoy-gateway-system", "monitoring"}
+
+        # A key manager writes a key: only qwen's allow rule names its client id, with no change to the model.
+        cluster.kubectl("patch", "secret", "qwen-api-keys", "-n", namespace, "--type=merge",
+                        "-p", json.dumps({"data": {"team-a": base64.b64encode(b"sk-secret").decode()}}))
+
+        async def allowed(name: str) -> list[str] | None:
+            spec = await policy(client, f"{name}-external-auth", namespace)
+            rules = (spec or {}).get("authorization", {}).get("rules", [])
+            return [v for r in rules for h in r["principal"]["headers"] for v in h["values"]]
+
+        await eventually(lambda: _equal(allowed("qwen"), ["team-a"]), within=45,
+                         what="the new client id in qwen's allow rule")
+        assert await allowed("llama") == []
+        # Settled: re-reading the keys (every KEYS_REFRESH s) and every watch event write nothing.
+        settle_audit(3)
+        before = len([w for w in writes_by(cluster.audit_log) if f"/namespaces/{namespace}/" in w])
+        assert before, "the audit log must show the operator's writes for this namespace"
+        await asyncio.sleep(KEYS_REFRESH + 5)
+        settle_audit()
+        during = [w for w in writes_by(cluster.audit_log) if f"/namespaces/{namespace}/" in w][before:]
+        assert during == [], "a settled model with routing must cause no writes"
+        assert (await client.get(Secret, "qwen-api-keys", namespace=namespace)).data == {
+            "team-a": base64.b64encode(b"sk-secret").decode()}  # the operator never rewrites the keys
+
+        # Disabling a side removes its policy (and its route, were AI Gateway installed).
+        models.patch(cluster, "qwen", namespace, {"endpoints": {"external": {"enabled": False}}})
+        await eventually(lambda: endpoint_condition(client, "qwen", namespace, "external", "EndpointDisabled"),
+                         within=30, what="ExternalEndpointReady=EndpointDisabled")
+        await eventually(lambda: _is_none(policy(client, "qwen-external-auth", namespace)), within=30,
+                         what="qwen's external policy to be deleted")
+        assert await policy(client, "qwen-internal-auth", namespace) is not None
+
+        for name in ("qwen", "llama"):
+            cluster.kubectl("delete", "llmmodel", name, "-n", namespace, "--wait=true")
+
+        async def leftovers() -> list[str] | None:
+            found = []
+            for resource in (SecurityPolicyResource, InferencePoolResource, NetworkPolicy, Secret, ConfigMap,
+                             Deployment, Service):
+                async for obj in client.list(resource, namespace=namespace,  # type: ignore[attr-defined]
+                                             labels={"app.kubernetes.io/managed-by": "llmpack"}):
+                    found.append(f"{obj.kind}/{obj.metadata.name}")
+            return found or None
+
+        await eventually(lambda: _is_none(leftovers()), within=60, what="nothing of either model left behind")
+    finally:
+        uninstall(cluster, crds)
+
+
+async def _equal(value: Awaitable[Any], want: Any) -> bool:
+    return await value == want
+
+
+async def _is_none(value: Awaitable[Any]) -> bool:
+    return await value is None
+
+
+async def test_listeners_are_merged_into_the_gateway_without_touching_anyone_elses(
+        cluster: LocalCluster, client: AsyncClient, namespace: str) -> None:
+    crds = gateway_api_crds()
+    install(cluster, crds)
+    try:
+        config = Config(base_domain="example.test", external_gateway_namespace=namespace,
+                        internal_gateway_namespace=namespace, tls_secret_namespace="certs")
+        [patch] = gateway_patches(config)  # both sides share one Gateway
+        missing = await listeners.ensure(client, patch)
+        assert missing is not None
+        assert f"Gateway {namespace}/llm-gateway not found" in missing
+
+        theirs = {"name": "http", "port": 80, "protocol": "HTTP"}
+        cluster.kubectl("apply", "--server-side", "--field-manager=platform-team", "-f", "-", stdin=json.dumps({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+            "metadata": {"name": "llm-gateway", "namespace": namespace},
+            "spec": {"gatewayClassName": "envoy", "listeners": [theirs]}}))
+        assert await listeners.ensure(client, patch) is None
+        gateway = await client.get(GatewayResource, "llm-gateway", namespace=namespace)
+        by_name = {item["name"]: item for item in gateway.spec["listeners"]}  # type: ignore[index]
+        assert set(by_name) == {"http", "llm-https", "llm-internal-https"}
+        assert by_name["http"].items() >= theirs.items()
+        assert by_name["llm-https"]["hostname"] == "llm.example.test"
+        assert by_name["llm-internal-https"]["tls"]["certificateRefs"] == [
+            {"group": "", "kind": "Secret", "name": "llm-gateway-tls", "namespace": "certs"}]
+
+        # In place already: nothing is written; the other team's next apply keeps our listeners.
+        version = gateway.metadata.resourceVersion  # type: ignore[union-attr]
+        assert await listeners.ensure(client, patch) is None
+        after = await client.get(GatewayResource, "llm-gateway", namespace=namespace)
+        assert after.metadata.resourceVersion == version  # type: ignore[union-attr]
+        cluster.kubectl("apply", "--server-side", "--field-manager=platform-team", "-f", "-", stdin=json.dumps({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+            "metadata": {"name": "llm-gateway", "namespace": namespace},
+            "spec": {"gatewayClassName": "envoy", "listeners": [{**theirs, "port": 8080}]}}))
+        final = await client.get(GatewayResource, "llm-gateway", namespace=namespace)
+        assert [item["name"] for item in final.spec["listeners"]] == ["http", "llm-https", "llm-internal-https"]  # type: ignore[index]
+    finally:
+        uninstall(cluster, crds)

@@ -20,6 +20,11 @@ LLMModelResource = create_namespaced_resource(GROUP, VERSION, KIND, PLURAL)
 # Registered so that codecs.from_dict knows the third-party kinds we apply.
 InferencePoolResource = create_namespaced_resource("inference.networking.k8s.io", "v1", "InferencePool",
                                                    "inferencepools")
+AIGatewayRouteResource = create_namespaced_resource("aigateway.envoyproxy.io", "v1alpha1", "AIGatewayRoute",
+                                                    "aigatewayroutes")
+SecurityPolicyResource = create_namespaced_resource("gateway.envoyproxy.io", "v1alpha1", "SecurityPolicy",
+                                                    "securitypolicies")
+GatewayResource = create_namespaced_resource("gateway.networking.k8s.io", "v1", "Gateway", "gateways")
 
 
 def now() -> str:
@@ -29,6 +34,28 @@ def now() -> str:
 async def apply(client: AsyncClient, obj: dict[str, Any]) -> None:
     """Server-side apply with our fixed field manager; force, because these fields are ours."""
     await client.apply(codecs.from_dict(obj), field_manager=FIELD_MANAGER, force=True)
+
+
+async def create(client: AsyncClient, obj: dict[str, Any]) -> bool:
+    """Create unless it exists (False then): for objects whose content belongs to someone else."""
+    try:
+        await client.create(codecs.from_dict(obj))
+    except ApiError as exc:
+        if exc.status.code == 409:
+            return False
+        raise
+    return True
+
+
+async def delete(client: AsyncClient, obj: dict[str, Any]) -> None:
+    """Delete an object we own, by its apiVersion, kind and name; gone already is fine."""
+    resource: Any = type(codecs.from_dict(obj))
+    meta = obj["metadata"]
+    try:
+        await client.delete(resource, meta["name"], namespace=meta.get("namespace"))
+    except ApiError as exc:
+        if exc.status.code != 404:
+            raise
 
 
 async def apply_status(client: AsyncClient, namespace: str, name: str, status: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from lightkube import AsyncClient
@@ -21,9 +22,10 @@ from llmpack.manifests import describe
 from llmpack.operator import kube
 from llmpack.operator.diff import holds
 from llmpack.operator.guards import Problem, pvc_problem
+from llmpack.operator.routes import Router
 from llmpack.operator.status import Observed, compute, download_progress, job_state, ready_replicas, settle
 from llmpack.operator.store import Key, Store
-from llmpack.render import download_job, render, routing
+from llmpack.render import download_job, render
 
 log = logging.getLogger("llmpack.reconcile")
 TOKEN_KEY = "HF_TOKEN"
@@ -31,8 +33,10 @@ SECRET_OK_FOR = 60.0
 
 
 class Reconciler:
-    def __init__(self, client: AsyncClient, store: Store, config: Config) -> None:
+    def __init__(self, client: AsyncClient, store: Store, config: Config,
+                 wake: Callable[[Key], None] = lambda key: None) -> None:
         self.client, self.store, self.config = client, store, config
+        self.router = Router(client, store, config, self._apply, wake)
         # Secrets we found usable, and when: pod events wake a model often, and a Secret that was fine a
         # minute ago need not be fetched again for each of them. Problems are never remembered.
         self._secrets_ok: dict[tuple[str, str], float] = {}
@@ -83,7 +87,7 @@ class Reconciler:
         desired = render(model, self.config, hold=blocked is not None, weights_ready=job == "succeeded")
         problem = await self._apply(key, desired) or blocked
         pods = self.store.of_kind(key, "Pod")
-        pool = await self._route(key, model, ready_replicas(model, pods))
+        routes = await self.router.route(key, model, ready_replicas(model, pods))
         download, size = download_progress(self.store.child(key, "Lease", names.download_lease(model.name)))
         observed = Observed(
             pvc=next(iter(self.store.of_kind(key, "PersistentVolumeClaim")), None),
@@ -92,23 +96,10 @@ class Reconciler:
             download=download,
             model_size=size,
             job=job,
-            pool=pool,
+            routes=routes,
         )
         await self._report(body, model, observed)
         return problem is not None
-
-    async def _route(self, key: Key, model: LLMModel, ready: int) -> tuple[bool, str, str]:
-        """The InferencePool and its picker, once a replica serves and the CRD is installed."""
-        if routing.POOL_CRD not in self.store.crds:
-            return (False, "CRDMissing", f"the {routing.POOL_CRD} CRD is not installed: install the Gateway API "
-                    "Inference Extension CRDs (v1.x) to route by load; the model still serves through its Service")
-        if ready == 0:
-            return (False, "WaitingForReplica", "the InferencePool is created once a replica is Ready")
-        refused = await self._apply(key, routing.routing(model, self.config))
-        if refused is not None:
-            return (False, "ApplyFailed", refused[1])
-        return (True, "Applied", f"InferencePool {model.name} and its endpoint picker {routing.epp_name(model)} "
-                "are in place")
 
     async def _external_problem(self, model: LLMModel) -> Problem | None:
         """What outside the spec stops this model: today, the token Secret of a gated model."""

@@ -22,9 +22,10 @@ from lightkube import AsyncClient, KubeConfig
 from llmpack.admission import webhook as hook
 from llmpack.api import GROUP, PLURAL, VERSION
 from llmpack.config import FIELD_MANAGER, Config
-from llmpack.operator import admission_server, kube
+from llmpack.operator import admission_server, kube, listeners
 from llmpack.operator.queue import WorkQueue
 from llmpack.operator.reconcile import Reconciler
+from llmpack.operator.routes import KEYS_REFRESH
 from llmpack.operator.store import Key, Store
 from llmpack.render.meta import MANAGED_BY
 
@@ -43,7 +44,11 @@ CHILDREN = (
     ("rbac.authorization.k8s.io", "v1", "roles", "Role"),
     ("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
     ("", "v1", "configmaps", "ConfigMap"),
-    ("inference.networking.k8s.io", "v1", "inferencepools", "InferencePool"),  # served once its CRD exists
+    ("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy"),
+    # Third-party kinds: watched once their CRDs exist.
+    ("inference.networking.k8s.io", "v1", "inferencepools", "InferencePool"),
+    ("aigateway.envoyproxy.io", "v1alpha1", "aigatewayroutes", "AIGatewayRoute"),
+    ("gateway.envoyproxy.io", "v1alpha1", "securitypolicies", "SecurityPolicy"),
 )
 
 
@@ -69,12 +74,15 @@ class Operator:
 
     async def start(self) -> None:
         client = AsyncClient(KubeConfig.from_env(), field_manager=FIELD_MANAGER)
-        self.reconciler = Reconciler(client, self.store, self.config)
+        self.reconciler = Reconciler(client, self.store, self.config, wake=self.queue.add)
         if self.webhook is not None:
             cert = self.serving_cert()
             self.admission = await admission_server.start(self.webhook.listen, self.webhook.port, cert)
             await kube.apply(client, hook.configuration(self.webhook.endpoint, cert.ca.read_bytes()))
         self.tasks = [asyncio.create_task(self._work(), name=f"reconcile-worker-{i}") for i in range(self.workers)]
+        self.tasks.append(asyncio.create_task(self._reread_api_keys(), name="api-keys"))
+        if self.config.manage_listeners:
+            self.tasks.append(asyncio.create_task(listeners.keep(client, self.config), name="listeners"))
 
     def serving_cert(self) -> hook.ServingCert:
         assert self.webhook is not None
@@ -106,10 +114,20 @@ class Operator:
             finally:
                 self.queue.done(key, failed=failed, cap=cap)
 
+    async def _reread_api_keys(self) -> None:
+        """Secrets are not watched (see routes.py): wake the models whose keys a key manager may have changed."""
+        while True:
+            await asyncio.sleep(KEYS_REFRESH)
+            for key in list(self.store.api_keys):
+                if key in self.store.models:
+                    self.queue.add(key)
+
     def on_model(self, type_: str | None, body: dict[str, Any]) -> None:
         if type_ == "DELETED":
             key = self.store.drop_model(body)
             self.queue.forget(key)
+            if self.reconciler is not None:
+                self.reconciler.router.forget(key)
             return
         self.queue.add(self.store.put_model(body))
 

@@ -14,12 +14,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmpack.api import Condition, ConditionStatus, LLMModel, LLMModelStatus, Phase, Replicas
-from llmpack.api.status import Download
+from llmpack.api.status import Download, EndpointStatus
 from llmpack.quantity import format_bytes
 from llmpack.render.meta import IDENTITY_ANNOTATION, identity
 from llmpack.render.storage import DOWNLOADER, LOADER
 
 LOADERS = (DOWNLOADER, LOADER)
+
+
+Report = tuple[bool, str, str]  # a condition: (ok, reason, message)
+
+
+@dataclass(frozen=True)
+class Routes:
+    pool: Report
+    external: Report
+    internal: Report
+    endpoints: dict[str, str]  # side -> URL, for the sides whose route is in place
 
 
 @dataclass(frozen=True)
@@ -32,7 +43,7 @@ class Observed:
     download: Download | None = None
     model_size: str | None = None
     job: str | None = None  # the download Job for the current weights: "running", "succeeded" or "failed"
-    pool: tuple[bool, str, str] | None = None  # InferencePoolReady: (ok, reason, message)
+    routes: Routes | None = None  # InferencePoolReady, ExternalEndpointReady, InternalEndpointReady
 
 
 PROGRESS_ANNOTATION = "llm.nebari.dev/download-progress"  # written by the downloader holding the Lease
@@ -196,13 +207,20 @@ def compute(model: LLMModel, observed: Observed, previous: LLMModelStatus | None
     return LLMModelStatus(
         phase=phase,
         observed_generation=model.metadata.generation,
-        conditions=[ready_condition, storage, model_ready, available,
-                    *([_condition("InferencePoolReady", *observed.pool)] if observed.pool else [])],
+        conditions=[ready_condition, storage, model_ready, available, *_route_conditions(observed.routes)],
         replicas=Replicas(ready=ready, desired=desired),
         model_size=observed.model_size or (previous.model_size if previous else None),
         download=observed.download,
-        endpoints=previous.endpoints if previous else None,
+        endpoints=EndpointStatus.model_validate(routes.endpoints) if (routes := observed.routes) and routes.endpoints
+        else None,
     )
+
+
+def _route_conditions(routes: Routes | None) -> list[Condition]:
+    if routes is None:
+        return []
+    return [_condition("InferencePoolReady", *routes.pool), _condition("ExternalEndpointReady", *routes.external),
+            _condition("InternalEndpointReady", *routes.internal)]
 
 
 def settle(status: LLMModelStatus, previous: LLMModelStatus | None, now: str, generation: int | None) -> LLMModelStatus:

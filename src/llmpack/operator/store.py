@@ -33,6 +33,8 @@ class Store:
     models: dict[Key, dict[str, Any]] = field(default_factory=dict)
     children: dict[Key, dict[ChildKey, dict[str, Any]]] = field(default_factory=lambda: defaultdict(dict))
     crds: set[str] = field(default_factory=set)  # established CRDs by name, e.g. inferencepools.inference...
+    # Models whose `<m>-api-keys` Secret exists, with its data keys (read by get: Secrets are not watched).
+    api_keys: dict[Key, tuple[str, ...]] = field(default_factory=dict)
 
     def put_model(self, body: dict[str, Any]) -> Key:
         key = key_of(body)
