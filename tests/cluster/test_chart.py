@@ -6,16 +6,21 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from lightkube import AsyncClient
+from lightkube.core.exceptions import ApiError
 
 from llmpack.config import load_config
+from llmpack.operator.kube import SecurityPolicyResource
 from llmpack.testing.cluster import LocalCluster, wait_for_webhook
+from llmpack.testing.crds import install as install_crds
+from llmpack.testing.crds import routing_crds
+from llmpack.testing.crds import uninstall as uninstall_crds
 from tests.cluster import models
 from tests.cluster.operator_process import OperatorProcess
 from tests.cluster.test_operator_lifecycle import READY_WITHIN, _none_left, phases_until, ready_replicas
@@ -78,6 +83,16 @@ def test_every_value_reaches_the_operator(cluster: LocalCluster) -> None:
     assert config.access_mode == values["defaults"]["storage"]["accessMode"]
     assert config.watch_namespaces == tuple(values["watchNamespaces"])
     assert config.epp_image == values["inferencePool"]["eppImage"]
+    routing, oidc = values["routing"], values["auth"]["oidc"]
+    assert config.base_domain == routing["baseDomain"]
+    assert (config.external_gateway_namespace, config.external_gateway_name) == ("edge", "public")
+    assert (config.internal_gateway_namespace, config.internal_gateway_name) == ("intranet", "private")
+    assert config.monitoring_namespace == routing["monitoringNamespace"]
+    assert config.manage_listeners is True
+    assert (config.tls_secret_name, config.tls_secret_namespace) == ("llm-tls", NAMESPACE)  # the Certificate's
+    assert (config.oidc_issuer, config.oidc_jwks_uri, config.oidc_audience) == (
+        oidc["issuer"], oidc["jwksUri"], oidc["audience"])
+    assert (config.oidc_groups_claim, config.oidc_username_claim) == ("roles", "email")
     assert container["image"] == "registry.example.com/llmpack:9.9.9"
     assert container["imagePullPolicy"] == "Always"
     assert {"--namespace=team-a", "--namespace=team-b", "--webhook-port=10443", "--verbose"} <= set(container["args"])
@@ -87,7 +102,8 @@ def test_every_value_reaches_the_operator(cluster: LocalCluster) -> None:
     assert pod["tolerations"] == values["tolerations"]
     assert values["podSecurityContext"].items() <= pod["securityContext"].items()  # Helm merges with defaults
     kinds = {(o["kind"], o["metadata"].get("namespace")) for o in objects}
-    assert {("RoleBinding", "team-a"), ("RoleBinding", "team-b"), ("Certificate", NAMESPACE)} <= kinds
+    assert {("RoleBinding", "team-a"), ("RoleBinding", "team-b"), ("Certificate", NAMESPACE),
+            ("Role", "edge"), ("Role", "intranet"), ("ReferenceGrant", NAMESPACE)} <= kinds
     bindings = {o["metadata"]["name"] for o in objects if o["kind"] == "ClusterRoleBinding"}
     assert bindings == {"llmpack-cluster"}  # only the cluster-scoped needs: CRD watch, its webhook configuration
 
@@ -108,6 +124,7 @@ def installed(cluster: LocalCluster, operator: OperatorProcess) -> Iterator[None
     cluster.kubectl("delete", "validatingwebhookconfiguration", "llmpack-validating-webhook", "--ignore-not-found")
     try:
         result = helm(cluster, "install", RELEASE, str(CHART), "-n", NAMESPACE, "--create-namespace",
+                      "--set", "auth.oidc.issuer=https://id.example.test/realms/llm",
                       "--kubeconfig", str(cluster.kubeconfig), check=False)
         assert result.returncode == 0, result.stderr
         yield
@@ -158,7 +175,10 @@ async def test_installed_chart_runs_the_lifecycle_with_exactly_its_rbac(
     # resolve here), so the chart's configuration steps aside while the operator reconciles as the chart's
     # ServiceAccount (a TokenRequest token) through a whole lifecycle.
     cluster.kubectl("delete", "validatingwebhookconfiguration", "llmpack-validating-webhook")
-    process = OperatorProcess(kubeconfig, tmp_path / "operator.log")
+    process = OperatorProcess(kubeconfig, tmp_path / "operator.log",
+                              env={"LLMPACK_OIDC_ISSUER": "https://id.example.test/realms/llm"})
+    crds = routing_crds()
+    install_crds(cluster, crds)  # so routing, keys and policies run as the chart's identity too
     process.start()
     try:
         models.apply(cluster, "qwen", namespace, {"model": {"authSecretName": "hf-token"}})
@@ -166,6 +186,12 @@ async def test_installed_chart_runs_the_lifecycle_with_exactly_its_rbac(
         await phases_until(client, "qwen", namespace, "Ready", within=60)
         models.patch(cluster, "qwen", namespace, {"serving": {"replicas": 2}})
         await eventually(lambda: ready_replicas(client, "qwen", namespace, 2), within=READY_WITHIN, what="2 replicas")
+        for name in ("qwen-external-auth", "qwen-internal-auth"):
+            await eventually(lambda n=name: client.get(SecurityPolicyResource, n, namespace=namespace),  # type: ignore[misc]
+                             within=30, what=f"SecurityPolicy {name}")
+        models.patch(cluster, "qwen", namespace, {"endpoints": {"internal": {"enabled": False}}})
+        await eventually(lambda: _gone(client.get(SecurityPolicyResource, "qwen-internal-auth", namespace=namespace)),
+                         within=30, what="the disabled side's policy deleted")
         cluster.kubectl("delete", "llmmodel", "qwen", "-n", namespace, "--wait=true")
         await eventually(lambda: _none_left(client, namespace), within=60, what="children gone")
         denials = [line for line in (tmp_path / "operator.log").read_text().splitlines()
@@ -173,6 +199,15 @@ async def test_installed_chart_runs_the_lifecycle_with_exactly_its_rbac(
         assert denials == [], denials[:3]
     finally:
         process.stop()
+        uninstall_crds(cluster, crds)
+
+
+async def _gone(request: Awaitable[object]) -> bool:
+    try:
+        await request
+    except ApiError as exc:
+        return exc.status.code == 404
+    return False
 
 
 def test_uninstall_leaves_nothing_but_the_crd(cluster: LocalCluster, operator: OperatorProcess) -> None:

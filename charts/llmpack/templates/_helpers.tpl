@@ -26,3 +26,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "llmpack.webhookSecret" -}}
 {{ include "llmpack.fullname" . }}-webhook-tls
 {{- end -}}
+
+{{/* Where the listeners' TLS Secret lives: as set, else the release's with cert-manager, else "" (each Gateway's). */}}
+{{- define "llmpack.tlsSecretNamespace" -}}
+{{- if .Values.routing.tls.secretNamespace -}}
+{{ .Values.routing.tls.secretNamespace }}
+{{- else if .Values.routing.tls.certManager.enabled -}}
+{{ .Release.Namespace }}
+{{- end -}}
+{{- end -}}
