@@ -120,8 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="run the operator against the current cluster",
         description="Watch LLMModels (in every namespace, or those given) and keep their storage, "
-        "downloader and vLLM replicas as the spec says, reporting phase and conditions in status. "
-        "Uses $KUBECONFIG, ~/.kube/config, or the in-cluster service account.",
+        "downloader, vLLM replicas, routes and policies as the spec says, reporting phase and conditions in "
+        "status. Uses $KUBECONFIG, ~/.kube/config, or the in-cluster service account.",
+        epilog="Settings (images, storage defaults, routing.baseDomain, gateways, auth.oidc.issuer, ...) come from "
+        "--values and LLMPACK_* environment variables; docs/operations.md lists every one.",
     )
     p.add_argument("-n", "--namespace", action="append", metavar="NS",
                    help="watch only this namespace; repeat for several (default: all, or watchNamespaces)")

@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from llmpack.config import SETTINGS
+
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "llmpack"
 DOC = ROOT / "docs" / "install.md"
@@ -45,3 +47,9 @@ def test_install_docs_list_every_value_with_its_default() -> None:
         text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), f"{BEGIN}\n{table}{END}", text, flags=re.S)
         DOC.write_text(text)
     assert f"{BEGIN}\n{table}{END}" in text, "stale table: UPDATE_DOCS=1 pytest tests/unit/test_install_docs.py"
+
+
+def test_operations_docs_list_every_setting_and_its_environment_variable() -> None:
+    text = (ROOT / "docs" / "operations.md").read_text()
+    missing = [f"{key} / {env}" for key, env, _ in SETTINGS if f"| `{key}` | `{env}`" not in text]
+    assert missing == [], "docs/operations.md, Settings: add a row for each"

@@ -137,6 +137,10 @@ class Router:
     def _credential_secrets(self, namespace: str) -> list[str]:
         return sorted(auth.api_keys_secret(name) for ns, name in self.store.api_keys if ns == namespace)
 
+    def stale(self, key: Key) -> None:
+        """Read this model's keys again at its next reconcile."""
+        self._keys_read.pop(key, None)
+
     def forget(self, key: Key) -> None:
         """The model is gone (its Secret goes with it): siblings stop naming that Secret."""
         self._keys_read.pop(key, None)

@@ -27,6 +27,7 @@ from llmpack.operator.queue import WorkQueue
 from llmpack.operator.reconcile import Reconciler
 from llmpack.operator.routes import KEYS_REFRESH
 from llmpack.operator.store import Key, Store
+from llmpack.render.auth import POLICY_CRD, key_metadata_name
 from llmpack.render.meta import MANAGED_BY
 
 log = logging.getLogger("llmpack.operator")
@@ -118,6 +119,8 @@ class Operator:
         """Secrets are not watched (see routes.py): wake the models whose keys a key manager may have changed."""
         while True:
             await asyncio.sleep(KEYS_REFRESH)
+            if POLICY_CRD not in self.store.crds:
+                continue  # no policy to put the keys in: read them when one can be applied
             for key in list(self.store.api_keys):
                 if key in self.store.models:
                     self.queue.add(key)
@@ -145,6 +148,9 @@ class Operator:
     def on_child(self, kind: str, type_: str | None, body: dict[str, Any]) -> None:
         key: Key | None
         key = self.store.drop_child(kind, body) if type_ == "DELETED" else self.store.put_child(kind, body)
+        if key is not None and self.reconciler is not None and kind == "ConfigMap" \
+                and body["metadata"]["name"] == key_metadata_name(key[1]):
+            self.reconciler.router.stale(key)  # a key manager wrote key metadata: read the keys now
         if key is not None and key in self.store.models:
             self.queue.add(key)
 

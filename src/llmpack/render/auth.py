@@ -43,6 +43,10 @@ def api_keys_secret(model_name: str) -> str:
     return f"{model_name}-api-keys"
 
 
+def key_metadata_name(model_name: str) -> str:
+    return f"{model_name}-api-key-metadata"
+
+
 def hostname(config: Config, side: Side) -> str | None:
     return f"{HOST_PREFIX[side]}.{config.base_domain}" if config.base_domain else None
 
@@ -137,7 +141,7 @@ def api_key_objects(model: LLMModel) -> list[dict[str, Any]]:
 
     return [
         {"apiVersion": "v1", "kind": "Secret", "metadata": meta(api_keys_secret(model.name)), "type": "Opaque"},
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(f"{model.name}-api-key-metadata")},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(key_metadata_name(model.name))},
     ]
 
 
