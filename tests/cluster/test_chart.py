@@ -18,8 +18,8 @@ from lightkube.core.exceptions import ApiError
 from llmpack.config import load_config
 from llmpack.operator.kube import SecurityPolicyResource
 from llmpack.testing.cluster import LocalCluster, wait_for_webhook
+from llmpack.testing.crds import cert_manager_crds, gateway_api_crds, routing_crds
 from llmpack.testing.crds import install as install_crds
-from llmpack.testing.crds import routing_crds
 from llmpack.testing.crds import uninstall as uninstall_crds
 from tests.cluster import models
 from tests.cluster.operator_process import OperatorProcess
@@ -106,6 +106,28 @@ def test_every_value_reaches_the_operator(cluster: LocalCluster) -> None:
             ("Role", "edge"), ("Role", "intranet"), ("ReferenceGrant", NAMESPACE)} <= kinds
     bindings = {o["metadata"]["name"] for o in objects if o["kind"] == "ClusterRoleBinding"}
     assert bindings == {"llmpack-cluster"}  # only the cluster-scoped needs: CRD watch, its webhook configuration
+
+
+def test_every_object_of_the_custom_render_passes_the_real_schemas(cluster: LocalCluster) -> None:
+    """cert-manager's Certificate and Issuer, Gateway API's ReferenceGrant: a server-side dry run of each."""
+    crds = [*cert_manager_crds(), *gateway_api_crds()]
+    install_crds(cluster, crds)
+    objects = template(cluster, "-f", str(CUSTOM))
+    wanted = sorted({o["metadata"]["namespace"] for o in objects if o["metadata"].get("namespace")})
+    existing = set(cluster.kubectl("get", "namespaces", "-o", "name").stdout.split())
+    created = [ns for ns in wanted if f"namespace/{ns}" not in existing]
+    try:
+        for ns in created:
+            cluster.kubectl("create", "namespace", ns)
+        result = cluster.kubectl("apply", "--dry-run=server", "-f", "-", stdin=yaml.safe_dump_all(objects),
+                                 check=False)
+        assert result.returncode == 0, result.stderr
+        assert "certificate.cert-manager.io/llm-tls created (server dry run)" in result.stdout
+        assert "referencegrant.gateway.networking.k8s.io/llmpack-gateway-tls created (server dry run)" in result.stdout
+    finally:
+        for ns in created:
+            cluster.kubectl("delete", "namespace", ns, "--wait=false")
+        uninstall_crds(cluster, crds)
 
 
 def test_image_tags_default_to_the_app_version_never_latest(cluster: LocalCluster) -> None:

@@ -34,8 +34,10 @@ def security_policy_crd() -> Path:
             / "gateway.envoyproxy.io_securitypolicies.yaml")
 
 
-def certificate_crd() -> Path:
-    return module_dir(CERT_MANAGER) / "deploy" / "crds" / "cert-manager.io_certificates.yaml"
+def cert_manager_crds() -> list[Path]:
+    """Certificate and Issuer: what the chart creates in its cert-manager modes."""
+    crds = module_dir(CERT_MANAGER) / "deploy" / "crds"
+    return [crds / "cert-manager.io_certificates.yaml", crds / "cert-manager.io_issuers.yaml"]
 
 
 def install(cluster: LocalCluster, crds: list[Path]) -> None:
