@@ -3,12 +3,14 @@ a configurable JWKS URI and audience, and no route that is open to a key of anot
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from llmpack.api import LLMModel
+from llmpack.api.spec import DURATION_PATTERN
 from llmpack.config import Config
 from llmpack.render import auth
 from tests.unit.factories import model
@@ -127,3 +129,26 @@ def test_every_policy_targets_the_route_of_its_own_side(body: dict[str, Any], id
         else:
             public = m.spec.access is not None and m.spec.access.public
             assert public == ("authorization" not in policy["spec"])
+
+
+def test_go_durations_the_gateway_would_refuse_are_rewritten_to_the_same_length() -> None:
+    assert auth.gateway_duration("600s") == "600s"
+    assert auth.gateway_duration("1h30m") == "1h30m"
+    assert auth.gateway_duration("1.5h") == "1h30m"
+    assert auth.gateway_duration("2.5s") == "2s500ms"
+    assert auth.gateway_duration("1500us") == "2ms"  # rounded up: never shorter than asked
+
+
+@given(st.lists(st.tuples(st.integers(0, 500), st.sampled_from(["h", "m", "s", "ms", "us", "ns"])), min_size=1,
+                max_size=4),
+       st.booleans())
+def test_every_accepted_duration_becomes_a_gateway_duration_no_shorter(parts: list[tuple[int, str]],
+                                                                        fraction: bool) -> None:
+    text = "".join(f"{n}{'.5' if fraction else ''}{unit}" for n, unit in parts)
+    assert re.fullmatch(DURATION_PATTERN, text)  # what the CRD admits
+    out = auth.gateway_duration(text)
+    assert auth.GATEWAY_DURATION.match(out), out
+    scale = {"h": 3_600_000, "m": 60_000, "s": 1000, "ms": 1, "us": 1e-3, "ns": 1e-6}
+    asked = sum((n + (0.5 if fraction else 0)) * scale[u] for n, u in parts)
+    got = sum(int(n) * scale[u] for n, u in re.findall(r"([0-9]+)(h|ms|m|s)", out))
+    assert asked - 1e-6 <= got < asked + 1 or (out == text and got == asked)

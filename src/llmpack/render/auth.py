@@ -9,6 +9,8 @@ route's name), Secret `<m>-api-keys`, ConfigMap `<m>-api-key-metadata`, NetworkP
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -29,6 +31,23 @@ MODEL_NAME_LABEL = "llm.nebari.dev/model-name"  # the key manager finds a model'
 LISTENERS: dict[Side, str] = {"external": "llm-https", "internal": "llm-internal-https"}
 HOST_PREFIX: dict[Side, str] = {"external": "llm", "internal": "llm-internal"}
 OIDC_PROVIDER = "oidc"
+# Gateway API durations (GEP-2257) are narrower than Go's, which the LLMModel accepts: no fractions, no µs.
+GATEWAY_DURATION = re.compile(r"^([0-9]{1,5}(h|m|s|ms)){1,4}$")
+_GO_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)")
+_MS = {"ns": 1e-6, "us": 1e-3, "µs": 1e-3, "ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
+
+
+def gateway_duration(text: str) -> str:
+    """A Go duration as a Gateway API duration of the same length, rounded up to a whole millisecond."""
+    if GATEWAY_DURATION.match(text):
+        return text
+    total = math.ceil(sum(float(n) * _MS[unit] for n, unit in _GO_PART.findall(text)) - 1e-9)
+    parts = []
+    for unit, size in (("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
+        count, total = divmod(total, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"
 
 
 def route_name(model: LLMModel, side: Side) -> str:
@@ -76,7 +95,7 @@ def route(model: LLMModel, config: Config, side: Side) -> dict[str, Any]:
             "rules": [{
                 "matches": [{"headers": [{"type": "Exact", "name": MODEL_HEADER, "value": model.spec.model.name}]}],
                 "backendRefs": [{"group": POOL_GROUP, "kind": "InferencePool", "name": model.name}],
-                "timeouts": {"request": model.spec.endpoints.request_timeout},
+                "timeouts": {"request": gateway_duration(model.spec.endpoints.request_timeout)},
             }],
         },
     }
