@@ -112,7 +112,8 @@ def test_every_object_of_the_custom_render_passes_the_real_schemas(cluster: Loca
     """cert-manager's Certificate and Issuer, Gateway API's ReferenceGrant: a server-side dry run of each."""
     crds = [*cert_manager_crds(), *gateway_api_crds()]
     install_crds(cluster, crds)
-    objects = template(cluster, "-f", str(CUSTOM))
+    # The webhook configuration's name is the session operator's too: a dry run would merge the two.
+    objects = [o for o in template(cluster, "-f", str(CUSTOM)) if o["kind"] != "ValidatingWebhookConfiguration"]
     wanted = sorted({o["metadata"]["namespace"] for o in objects if o["metadata"].get("namespace")})
     existing = set(cluster.kubectl("get", "namespaces", "-o", "name").stdout.split())
     created = [ns for ns in wanted if f"namespace/{ns}" not in existing]
