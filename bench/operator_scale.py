@@ -1,7 +1,9 @@
 """200 LLMModels applied at once: how long until every child exists and every status is written, how many
 API requests the operator makes for it, and the operator's peak memory.
 
-Rerun: make testbin && .venv/bin/python bench/operator_scale.py [--models 200]
+Rerun: make testbin && .venv/bin/python bench/operator_scale.py [--models 200] [--routing]
+(--routing installs the Gateway API, inference extension and SecurityPolicy CRDs first, so every Ready
+model also gets its pool, endpoint picker and policies; "routed" is when every pool is Applied.)
 Targets (issue 4): converge in under 30 s, operator peak RSS under 150 MB.
 """
 
@@ -11,6 +13,7 @@ import argparse
 import asyncio
 import collections
 import json
+import os
 import sys
 import tempfile
 import time
@@ -27,6 +30,7 @@ from tests.cluster.operator_process import OperatorProcess  # noqa: E402
 from llmpack.api.crd import crd  # noqa: E402
 from llmpack.operator.kube import LLMModelResource  # noqa: E402
 from llmpack.testing.cluster import LocalCluster  # noqa: E402
+from llmpack.testing.crds import install, routing_crds  # noqa: E402
 from llmpack.testing.nodes import node  # noqa: E402
 
 NAMESPACE = "bench"
@@ -36,8 +40,8 @@ def kubectl_json(cluster: LocalCluster, *args: str) -> dict[str, object]:
     return dict(json.loads(cluster.kubectl(*args, "-o", "json").stdout))
 
 
-def converged(cluster: LocalCluster, count: int) -> tuple[int, int]:
-    """(models with a status and all four children, models Ready)."""
+def converged(cluster: LocalCluster, count: int) -> tuple[int, int, int]:
+    """(models with a status and all four children, models Ready, models whose InferencePool is Applied)."""
     items = kubectl_json(cluster, "get", "llmmodels,deployments,services,serviceaccounts,pvc", "-n", NAMESPACE)["items"]
     kinds: dict[str, set[str]] = collections.defaultdict(set)
     statuses: dict[str, dict[str, object]] = {}
@@ -49,7 +53,9 @@ def converged(cluster: LocalCluster, count: int) -> tuple[int, int]:
     complete = [n for n, st in statuses.items() if st.get("phase")
                 and all(n in kinds[k] for k in ("Deployment", "Service", "ServiceAccount", "PersistentVolumeClaim"))]
     ready = [n for n, st in statuses.items() if st.get("phase") == "Ready"]
-    return len(complete), len(ready)
+    routed = [n for n, st in statuses.items() if any(c.get("type") == "InferencePoolReady" and c.get("status") == "True"
+                                                     for c in st.get("conditions", []))]  # type: ignore[attr-defined]
+    return len(complete), len(ready), len(routed)
 
 
 async def create_all(cluster: LocalCluster, manifests: list[dict[str, object]]) -> None:
@@ -72,6 +78,11 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def requests_by(audit_log: Path, user: str) -> collections.Counter[str]:
     verbs: collections.Counter[str] = collections.Counter()
     for line in audit_log.read_text().splitlines():
@@ -85,6 +96,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", type=int, default=200)
     parser.add_argument("--timeout", type=float, default=180)
+    parser.add_argument("--routing", action="store_true", help="install the routing CRDs first")
+    parser.add_argument("--keep-log", type=Path, help="copy the operator's log here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="llmpack-bench-") as tmp:
         cluster = LocalCluster(Path(tmp) / "cluster", ROOT / ".testbin", audit_reads=True)
@@ -97,6 +110,8 @@ def main() -> None:
             cluster.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(crd()))
             cluster.kubectl("wait", "--for=condition=Established", "crd/llmmodels.llm.nebari.dev")
             cluster.kubectl("create", "namespace", NAMESPACE)
+            if args.routing:
+                install(cluster, routing_crds())
             operator.start()
             time.sleep(3)  # the operator is up and watching before the burst
             manifests = [{"apiVersion": "llm.nebari.dev/v1alpha1", "kind": "LLMModel",
@@ -106,26 +121,33 @@ def main() -> None:
             started = time.monotonic()
             asyncio.run(create_all(cluster, manifests))
             applied = time.monotonic() - started
-            converge_at = ready_at = None
-            while time.monotonic() - started < args.timeout and ready_at is None:
-                complete, ready = converged(cluster, args.models)
+            converge_at = ready_at = routed_at = None
+            while time.monotonic() - started < args.timeout and (routed_at if args.routing else ready_at) is None:
+                complete, ready, routed = converged(cluster, args.models)
                 now = time.monotonic() - started
                 if converge_at is None and complete == args.models:
                     converge_at = now
-                if ready == args.models:
+                if ready_at is None and ready == args.models:
                     ready_at = now
+                if routed == args.models:
+                    routed_at = now
                 time.sleep(0.5)
             rss = peak_rss_mb(operator.proc.pid) if operator.proc else float("nan")
+            cpu = cpu_seconds(operator.proc.pid) if operator.proc else float("nan")
             time.sleep(2)
             verbs = requests_by(cluster.audit_log, "llmpack-operator")
         finally:
             operator.stop()
             cluster.down()
+            if args.keep_log:
+                args.keep_log.write_bytes(operator.log.read_bytes())
     print(f"models: {args.models}, created concurrently in {applied:.1f} s")
     print(f"converged (all children + status written): {converge_at:.1f} s" if converge_at else "did not converge")
     print(f"all Ready (kwok runs the pods):             {ready_at:.1f} s" if ready_at else "not all Ready")
+    if args.routing:
+        print(f"all routed (pool, picker, policies):        {routed_at:.1f} s" if routed_at else "not all routed")
     print(f"operator API requests: {sum(verbs.values())} total, by verb {dict(sorted(verbs.items()))}")
-    print(f"operator peak RSS: {rss:.0f} MB")
+    print(f"operator peak RSS: {rss:.0f} MB, CPU {cpu:.1f} s over the run")
     print("rerun: make testbin && .venv/bin/python bench/operator_scale.py --models", args.models)
 
 

@@ -115,8 +115,9 @@ class Router:
     async def _client_ids(self, key: Key, model: LLMModel) -> tuple[str, ...]:
         """The data keys of `<m>-api-keys`, creating it empty when it is missing (never writing its data)."""
         known = self.store.api_keys.get(key)
-        if known is not None and time.monotonic() - self._keys_read.get(key, float("-inf")) < KEYS_REFRESH:
-            return known
+        fresh = time.monotonic() - self._keys_read.get(key, float("-inf")) < KEYS_REFRESH
+        if known is not None and (fresh or auth.POLICY_CRD not in self.store.crds):
+            return known  # without a policy to put them in, the keys need not be read again
         name = auth.api_keys_secret(model.name)
         try:
             secret = await self.client.get(Secret, name, namespace=key[0])
