@@ -127,7 +127,7 @@ def test_every_object_of_the_custom_render_passes_the_real_schemas(cluster: Loca
         assert "referencegrant.gateway.networking.k8s.io/llmpack-gateway-tls created (server dry run)" in result.stdout
     finally:
         for ns in created:
-            cluster.kubectl("delete", "namespace", ns, "--wait=false")
+            cluster.kubectl("delete", "namespace", ns, "--timeout=60s")  # later tests install into these
         uninstall_crds(cluster, crds)
 
 

@@ -154,6 +154,19 @@ async def test_policies_keys_and_network_policy_follow_the_model_and_go_with_it(
         assert (await client.get(Secret, "qwen-api-keys", namespace=namespace)).data == {
             "team-a": base64.b64encode(b"sk-secret").decode()}  # the operator never rewrites the keys
 
+        # Applied is not enforced: when Envoy Gateway refuses a policy, the condition says so in its words.
+        refused = {"status": {"ancestors": [{
+            "ancestorRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "llm-gateway"},
+            "controllerName": "gateway.envoyproxy.io/gatewayclass-controller",
+            "conditions": [{"type": "Accepted", "status": "False", "reason": "Invalid", "message": "JWKS unreachable",
+                            "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": 1}]}]}}
+        cluster.kubectl("patch", "securitypolicy", "qwen-internal-auth", "-n", namespace, "--subresource=status",
+                        "--type=merge", "-p", json.dumps(refused))
+        rejected = await eventually(
+            lambda: endpoint_condition(client, "qwen", namespace, "internal", "NotAccepted"), within=30,
+            what="InternalEndpointReady=NotAccepted")
+        assert "JWKS unreachable" in rejected["message"]
+
         # Disabling a side removes its policy (and its route, were AI Gateway installed).
         models.patch(cluster, "qwen", namespace, {"endpoints": {"external": {"enabled": False}}})
         await eventually(lambda: endpoint_condition(client, "qwen", namespace, "external", "EndpointDisabled"),

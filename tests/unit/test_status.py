@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from llmpack.api import LLMModel, Phase
-from llmpack.operator.status import Observed, Routes, compute, settle
+from llmpack.operator.status import Observed, Routes, compute, refusal, settle
 from llmpack.render.meta import IDENTITY_ANNOTATION, identity
 from tests.unit.factories import model
 
@@ -183,3 +183,18 @@ def test_endpoints_are_reported_only_for_routes_in_place_and_a_missing_crd_does_
     assert by_type["ExternalEndpointReady"] == ("False", "CRDMissing")
     assert by_type["InternalEndpointReady"] == ("True", "Applied")
     assert compute(m, Observed(pvc=BOUND, pods=[pod(m, ready=True)]), status).endpoints is None
+
+
+def test_a_gateway_refusal_is_found_in_either_controllers_status_shape() -> None:
+    envoy_gateway = {"status": {"ancestors": [{"ancestorRef": {"name": "llm-gateway"}, "controllerName": "eg",
+                                               "conditions": [{"type": "Accepted", "status": "False",
+                                                               "reason": "Invalid",
+                                                               "message": "Secret t/x-api-keys does not exist"}]}]}}
+    ai_gateway = {"status": {"conditions": [{"type": "NotAccepted", "status": "True", "reason": "Invalid",
+                                             "message": "no such InferencePool"}]}}
+    accepted = {"status": {"ancestors": [{"conditions": [{"type": "Accepted", "status": "True"}]}]}}
+    assert refusal(envoy_gateway) == "Invalid: Secret t/x-api-keys does not exist"
+    assert refusal(ai_gateway) == "Invalid: no such InferencePool"
+    assert refusal(accepted) is None
+    assert refusal({}) is None
+    assert refusal(None) is None

@@ -21,7 +21,7 @@ from llmpack.api import LLMModel
 from llmpack.config import Config
 from llmpack.operator import kube
 from llmpack.operator.guards import Problem
-from llmpack.operator.status import Report, Routes
+from llmpack.operator.status import Report, Routes, refusal
 from llmpack.operator.store import Key, Store
 from llmpack.render import auth, routing
 from llmpack.render.auth import Side
@@ -83,27 +83,37 @@ class Router:
                     "LLMPACK_OIDC_ISSUER): the internal route is not applied without its policy")
         if ready == 0:
             return (False, "WaitingForReplica", f"the {side} route is created once a replica is Ready")
-        client_ids: tuple[str, ...] = ()
-        if side == "external":
-            try:
-                client_ids = await self._client_ids(key, model)
-            except ApiError as exc:
-                return (False, "ApplyFailed", f"Secret {auth.api_keys_secret(model.name)}: {exc.status.message}")
-            if refused := await self._apply(key, auth.api_key_objects(model)[1:]):  # the Secret is created above
-                return (False, "ApplyFailed", refused[1])
+        # Keys serve only a policy: without Envoy Gateway's CRD neither they nor the policy are created.
         if auth.POLICY_CRD in self.store.crds:
+            client_ids: tuple[str, ...] = ()
+            if side == "external":
+                try:
+                    client_ids = await self._client_ids(key, model)
+                except ApiError as exc:
+                    return (False, "ApplyFailed", f"Secret {auth.api_keys_secret(model.name)}: {exc.status.message}")
+                if refused := await self._apply(key, auth.api_key_objects(model)[1:]):  # the Secret: just above
+                    return (False, "ApplyFailed", refused[1])
             policy = (auth.external_policy(model, self._credential_secrets(key[0]), client_ids)
                       if side == "external" else auth.internal_policy(model, self.config))
             if refused := await self._apply(key, [policy]):
                 return (False, "ApplyFailed", refused[1])
+            if rejected := self._rejected(key, "SecurityPolicy", auth.policy_name(model, side)):
+                return rejected
         missing = [crd for crd in (routing.POOL_CRD, auth.POLICY_CRD, auth.ROUTE_CRD) if crd not in self.store.crds]
         if missing:
             return (False, "CRDMissing", f"{_missing(missing)}; the model still serves inside the cluster")
         if refused := await self._apply(key, [auth.route(model, self.config, side)]):
             return (False, "ApplyFailed", refused[1])
+        if rejected := self._rejected(key, "AIGatewayRoute", auth.route_name(model, side)):
+            return rejected
         where = auth.hostname(self.config, side) or "the Gateway's listener (routing.baseDomain is not set)"
         return (True, "Applied", f"{where} routes requests for {model.spec.model.name} here "
                 f"(route {auth.route_name(model, side)}, policy {auth.policy_name(model, side)})")
+
+    def _rejected(self, key: Key, kind: str, name: str) -> Report | None:
+        """Applied is not enforced: when the gateway's controller refused the object, say so in its words."""
+        why = refusal(self.store.child(key, kind, name))
+        return (False, "NotAccepted", f"the gateway did not accept {kind} {name}: {why}") if why else None
 
     async def _remove(self, key: Key, model: LLMModel, side: Side) -> None:
         """A disabled side leaves no route and no policy behind (route first: never open without policy)."""
@@ -115,9 +125,8 @@ class Router:
     async def _client_ids(self, key: Key, model: LLMModel) -> tuple[str, ...]:
         """The data keys of `<m>-api-keys`, creating it empty when it is missing (never writing its data)."""
         known = self.store.api_keys.get(key)
-        fresh = time.monotonic() - self._keys_read.get(key, float("-inf")) < KEYS_REFRESH
-        if known is not None and (fresh or auth.POLICY_CRD not in self.store.crds):
-            return known  # without a policy to put them in, the keys need not be read again
+        if known is not None and time.monotonic() - self._keys_read.get(key, float("-inf")) < KEYS_REFRESH:
+            return known
         name = auth.api_keys_secret(model.name)
         try:
             secret = await self.client.get(Secret, name, namespace=key[0])

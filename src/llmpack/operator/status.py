@@ -67,6 +67,22 @@ def download_progress(lease: dict[str, Any] | None) -> tuple[Download | None, st
         return None, None  # a hand-edited annotation is not worth an error
 
 
+def refusal(obj: dict[str, Any] | None) -> str | None:
+    """The gateway's own words when it did not accept a route or policy; None when it did or has not judged.
+
+    Envoy Gateway reports per ancestor (status.ancestors[].conditions, Accepted=False); Envoy AI Gateway
+    on the object (status.conditions: Accepted=False or NotAccepted=True).
+    """
+    status = (obj or {}).get("status") or {}
+    conditions = list(status.get("conditions") or [])
+    for ancestor in status.get("ancestors") or []:
+        conditions += ancestor.get("conditions") or []
+    for c in conditions:
+        if (c.get("type"), c.get("status")) in (("Accepted", "False"), ("NotAccepted", "True")):
+            return f"{c.get('reason') or 'NotAccepted'}: {c.get('message') or 'no message'}"
+    return None
+
+
 def _init_state(pod: dict[str, Any]) -> str:
     """'running', 'done', 'failed' or 'waiting' for the pod's download/copy step ('done' when it has none)."""
     statuses = [s for s in (pod.get("status") or {}).get("initContainerStatuses") or [] if s.get("name") in LOADERS]
