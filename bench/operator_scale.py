@@ -98,11 +98,13 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=180)
     parser.add_argument("--routing", action="store_true", help="install the routing CRDs first")
     parser.add_argument("--keep-log", type=Path, help="copy the operator's log here")
+    parser.add_argument("--workers", type=int, default=None, help="llmpack run --workers (default: its own)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="llmpack-bench-") as tmp:
         cluster = LocalCluster(Path(tmp) / "cluster", ROOT / ".testbin", audit_reads=True)
         cluster.up()
-        operator = OperatorProcess(cluster.kubeconfig_for("operator"), Path(tmp) / "operator.log")
+        operator = OperatorProcess(cluster.kubeconfig_for("operator"), Path(tmp) / "operator.log",
+                                   ["--workers", str(args.workers)] if args.workers else [])
         try:
             # room for every replica: kwok nodes hold 110 pods each
             extra = [node(f"cpu-bench-{i}", cpu="64", memory="256Gi") for i in range(args.models // 100 + 1)]
