@@ -1,44 +1,63 @@
 """Serves the validating webhook over TLS on the operator's event loop.
 
-A bare aiohttp route around the pure `verdict`: under 200 concurrent reviews it answers about 5x more
-per second than kopf's general admission pipeline did (bench/webhook_latency.py), and the rules are the
-same either way.
+aiohttp's low-level server around the pure `verdict`: no router, no middleware, no access log. Under 200
+concurrent reviews it answers several times more per second than kopf's general admission pipeline
+did (bench/webhook_latency.py), and the rules are the same either way.
 """
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 import logging
 import ssl
+from dataclasses import dataclass
 
 from aiohttp import web
 
 from llmpack.admission.webhook import HANDLER_ID, ServingCert, verdict
 
 log = logging.getLogger("llmpack.admission")
+REVIEW_PATH = f"/{HANDLER_ID}"
 
 
-async def _review(request: web.Request) -> web.Response:
-    try:
-        answer = verdict(json.loads(await request.read()))
-    except (ValueError, KeyError, TypeError) as exc:
-        return web.Response(status=400, text=f"not an AdmissionReview: {exc}")
-    return web.Response(body=json.dumps(answer), content_type="application/json")
+async def _handle(request: web.BaseRequest) -> web.StreamResponse:
+    if request.path == REVIEW_PATH and request.method == "POST":
+        try:
+            answer = verdict(json.loads(await request.read()))
+        except (ValueError, KeyError, TypeError) as exc:
+            return web.Response(status=400, text=f"not an AdmissionReview: {exc}")
+        return web.Response(body=json.dumps(answer).encode(), content_type="application/json")
+    if request.path == "/healthz":
+        return web.Response(text="ok")
+    return web.Response(status=404, text="not found")
 
 
-async def _healthz(request: web.Request) -> web.Response:
-    return web.Response(text="ok")
+@dataclass
+class AdmissionServer:
+    server: asyncio.Server
+    handler: web.Server
+
+    async def cleanup(self) -> None:
+        self.server.close()
+        await self.handler.shutdown(timeout=5)
+        await self.server.wait_closed()
 
 
-async def start(listen: str, port: int, cert: ServingCert) -> web.AppRunner:
-    app = web.Application()
-    app.router.add_post(f"/{HANDLER_ID}", _review)
-    app.router.add_get("/healthz", _healthz)
+def quiet_gc() -> None:
+    """Move what startup allocated out of the collector's sight and collect young objects less often: the
+    full collections otherwise land in the webhook's tail latency (p99 72 -> 59 ms, 4,365 -> 4,944/s)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 50)
+
+
+async def start(listen: str, port: int, cert: ServingCert) -> AdmissionServer:
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(str(cert.cert), str(cert.key))
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
+    handler = web.Server(_handle, access_log=None)
     # The API server opens few connections, but a burst of clients may not: leave room in the backlog.
-    await web.TCPSite(runner, listen, port, ssl_context=tls, backlog=1024).start()
-    log.info("admission webhook serving on https://%s:%d/%s", listen, port, HANDLER_ID)
-    return runner
+    server = await asyncio.get_running_loop().create_server(handler, listen, port, ssl=tls, backlog=1024)
+    log.info("admission webhook serving on https://%s:%d%s", listen, port, REVIEW_PATH)
+    return AdmissionServer(server, handler)

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import kopf
-from aiohttp import web
 from lightkube import AsyncClient, KubeConfig
 
 from llmpack.admission import webhook as hook
@@ -71,7 +70,7 @@ class Operator:
     queue: WorkQueue = field(default_factory=WorkQueue)
     reconciler: Reconciler | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    admission: web.AppRunner | None = None
+    admission: admission_server.AdmissionServer | None = None
 
     async def start(self) -> None:
         client = AsyncClient(KubeConfig.from_env(), field_manager=FIELD_MANAGER)
@@ -82,6 +81,7 @@ class Operator:
             await kube.apply(client, hook.configuration(self.webhook.endpoint, cert.ca.read_bytes()))
         self.tasks = [asyncio.create_task(self._work(), name=f"reconcile-worker-{i}") for i in range(self.workers)]
         self.tasks.append(asyncio.create_task(self._reread_api_keys(), name="api-keys"))
+        admission_server.quiet_gc()  # last: everything startup made stays out of the collector's way
         if self.config.manage_listeners:
             self.tasks.append(asyncio.create_task(listeners.keep(client, self.config), name="listeners"))
 
