@@ -27,14 +27,19 @@ def dump_yaml(objects: Sequence[object]) -> str:
 def cmd_render(args: argparse.Namespace) -> int:
     from llmpack.config import load_config
     from llmpack.manifests import load_models
-    from llmpack.render import render
+    from llmpack.render import render, routed
 
     config = load_config(args.values)
     models = load_models(args.filename)
     if not models:
         raise UserError(f"no LLMModel (apiVersion llm.nebari.dev/v1alpha1) in {', '.join(map(str, args.filename))}")
     # The steady state: a model downloading through a Job has 0 replicas only until its weights are in.
-    sys.stdout.write(dump_yaml([obj for model in models for obj in render(model, config, weights_ready=True)]))
+    objects = []
+    for model in models:
+        objects += render(model, config, weights_ready=True)
+        if args.routing:
+            objects += routed(model, config)
+    sys.stdout.write(dump_yaml(objects))
     return 0
 
 
@@ -114,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a manifest file ('-' for stdin); repeat for several")
     p.add_argument("--values", type=Path, metavar="VALUES.yaml",
                    help="operator settings with the Helm chart's keys, e.g. defaults.storage.storageClassName")
+    p.add_argument("--routing", action="store_true",
+                   help="also print what routing adds once a replica is Ready and the gateway CRDs are installed: "
+                   "InferencePool, endpoint picker, API-key objects, SecurityPolicies, AIGatewayRoutes (the internal "
+                   "side only with auth.oidc.issuer set)")
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser(

@@ -96,6 +96,30 @@ def test_values_file_sets_operator_defaults(tmp_path: Path) -> None:
     assert pod["initContainers"][0]["image"] == "my/dl:3"
 
 
+def test_render_with_routing_adds_what_a_ready_model_gets_policies_before_routes(tmp_path: Path) -> None:
+    values = tmp_path / "values.yaml"
+    values.write_text("routing:\n  baseDomain: example.org\nauth:\n  oidc:\n    issuer: https://id.example.org\n")
+    example = str(ROOT / "examples/qwen-int4-pvc.yaml")
+    plain = [(d["kind"], d["metadata"]["name"]) for d in yaml.safe_load_all(llmpack("render", "-f", example).stdout)]
+    result = llmpack("render", "-f", example, "--values", str(values), "--routing")
+    assert result.returncode == 0, result.stderr
+    docs = [(d["kind"], d["metadata"]["name"]) for d in yaml.safe_load_all(result.stdout)]
+    assert docs[:len(plain)] == plain
+    added = docs[len(plain):]
+    name = plain[0][1]
+    for kind, suffix in [("InferencePool", ""), ("Deployment", "-epp"), ("Secret", "-api-keys"),
+                         ("ConfigMap", "-api-key-metadata"), ("SecurityPolicy", "-external-auth"),
+                         ("AIGatewayRoute", "-external"), ("SecurityPolicy", "-internal-auth"),
+                         ("AIGatewayRoute", "-internal")]:
+        assert (kind, f"{name}{suffix}") in added
+    for side in ("external", "internal"):
+        policy, route = ("SecurityPolicy", f"{name}-{side}-auth"), ("AIGatewayRoute", f"{name}-{side}")
+        assert added.index(policy) < added.index(route)
+    # Without an OIDC issuer there is no internal side at all (it would have no policy).
+    no_oidc = llmpack("render", "-f", example, "--routing")
+    assert "-internal" not in no_oidc.stdout
+
+
 def test_bad_values_file_names_the_key(tmp_path: Path) -> None:
     values = tmp_path / "values.yaml"
     values.write_text("defaults:\n  storage:\n    accessMode: ReadWriteSometimes\n")

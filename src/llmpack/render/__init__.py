@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from llmpack.api import LLMModel
 from llmpack.config import Config
-from llmpack.render import auth, coordination, download_job, serving
+from llmpack.render import auth, coordination, download_job, routing, serving
 from llmpack.render.storage import StorageLayout, build_storage
 
 
@@ -32,4 +33,20 @@ def render(model: LLMModel, config: Config, *, hold: bool = False, weights_ready
     return objects
 
 
-__all__ = ["StorageLayout", "build_storage", "render"]
+def routed(model: LLMModel, config: Config, *, credential_secrets: Sequence[str] | None = None,
+           client_ids: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """What routing adds once a replica is Ready and every CRD is installed, policies before their routes.
+
+    `credential_secrets` defaults to the model's own key Secret (siblings are known only in a cluster).
+    """
+    objects = routing.routing(model, config)
+    if auth.enabled(model, "external"):
+        secrets = [auth.api_keys_secret(model.name)] if credential_secrets is None else list(credential_secrets)
+        objects += [*auth.api_key_objects(model), auth.external_policy(model, secrets, client_ids),
+                    auth.route(model, config, "external")]
+    if auth.enabled(model, "internal") and config.oidc_issuer:
+        objects += [auth.internal_policy(model, config), auth.route(model, config, "internal")]
+    return objects
+
+
+__all__ = ["StorageLayout", "build_storage", "render", "routed"]
