@@ -15,10 +15,13 @@ from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import ConfigMap, Secret, Service
 from lightkube.resources.networking_v1 import NetworkPolicy
 
-from llmpack.config import Config
+from llmpack.api import LLMModel
+from llmpack.config import Config, load_config
 from llmpack.operator import listeners
-from llmpack.operator.kube import GatewayResource, InferencePoolResource, SecurityPolicyResource
+from llmpack.operator.diff import holds
+from llmpack.operator.kube import GatewayResource, InferencePoolResource, LLMModelResource, SecurityPolicyResource
 from llmpack.operator.routes import KEYS_REFRESH
+from llmpack.render import routed
 from llmpack.render.listeners import gateway_patches
 from llmpack.testing.cluster import LocalCluster
 from llmpack.testing.crds import gateway_api_crds, inference_extension_crds, install, routing_crds, uninstall
@@ -153,6 +156,16 @@ async def test_policies_keys_and_network_policy_follow_the_model_and_go_with_it(
         assert during == [], "a settled model with routing must cause no writes"
         assert (await client.get(Secret, "qwen-api-keys", namespace=namespace)).data == {
             "team-a": base64.b64encode(b"sk-secret").decode()}  # the operator never rewrites the keys
+        # `llmpack render --routing` tells the truth: the cluster holds what it prints (but for the route,
+        # whose CRD is not installed here).
+        body = (await client.get(LLMModelResource, "qwen", namespace=namespace)).to_dict()
+        expected = routed(LLMModel.from_body(body), load_config(env=OPERATOR_ENV), credential_secrets=both,
+                          client_ids=["team-a"])
+        for want in (o for o in expected if o["kind"] != "AIGatewayRoute"):
+            got = cluster.kubectl("get", f"{want['kind'].lower()}.{want['apiVersion'].split('/')[0]}"
+                                  if "/" in want["apiVersion"] else want["kind"].lower(),
+                                  want["metadata"]["name"], "-n", namespace, "-o", "json").stdout
+            assert holds(json.loads(got), want), f"{want['kind']} {want['metadata']['name']} differs from render"
 
         # Applied is not enforced: when Envoy Gateway refuses a policy, the condition says so in its words.
         refused = {"status": {"ancestors": [{
