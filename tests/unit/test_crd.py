@@ -84,5 +84,6 @@ def test_printer_columns_and_status_subresource() -> None:
     assert columns["Model"] == ".spec.model.name"
     assert columns["Ready"] == ".status.replicas.ready"
     assert columns["Age"] == ".metadata.creationTimestamp"
+    assert columns["External"] == ".status.endpoints.external"  # -o wide: the URL, once its route is in place
     assert version["subresources"] == {"status": {}}
     assert crd()["spec"]["scope"] == "Namespaced"

@@ -79,6 +79,7 @@ PRINTER_COLUMNS = [
     {"name": "Ready", "type": "integer", "jsonPath": ".status.replicas.ready"},
     {"name": "Desired", "type": "integer", "jsonPath": ".status.replicas.desired", "priority": 1},
     {"name": "Progress", "type": "string", "jsonPath": ".status.download.percent", "priority": 1},
+    {"name": "External", "type": "string", "jsonPath": ".status.endpoints.external", "priority": 1},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
 
