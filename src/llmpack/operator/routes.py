@@ -74,11 +74,10 @@ class Router:
                 "are in place")
 
     async def _side(self, key: Key, model: LLMModel, ready: int, side: Side) -> Report:
-        if not auth.enabled(model, side):
+        if not auth.served(model, self.config, side):
             await self._remove(key, model, side)
-            return (False, "EndpointDisabled", f"endpoints.{side}.enabled is false")
-        if side == "internal" and not self.config.oidc_issuer:
-            await self._remove(key, model, side)
+            if not auth.enabled(model, side):
+                return (False, "EndpointDisabled", f"endpoints.{side}.enabled is false")
             return (False, "NotConfigured", "the operator has no OIDC issuer (Helm value auth.oidc.issuer, "
                     "LLMPACK_OIDC_ISSUER): the internal route is not applied without its policy")
         if ready == 0:
@@ -93,8 +92,7 @@ class Router:
                     return (False, "ApplyFailed", f"Secret {auth.api_keys_secret(model.name)}: {exc.status.message}")
                 if refused := await self._apply(key, auth.api_key_objects(model)[1:]):  # the Secret: just above
                     return (False, "ApplyFailed", refused[1])
-            policy = (auth.external_policy(model, self._credential_secrets(key[0]), client_ids)
-                      if side == "external" else auth.internal_policy(model, self.config))
+            policy = auth.policy(model, self.config, side, self._credential_secrets(key[0]), client_ids)
             if refused := await self._apply(key, [policy]):
                 return (False, "ApplyFailed", refused[1])
             if rejected := self._rejected(key, "SecurityPolicy", auth.policy_name(model, side)):

@@ -40,12 +40,12 @@ def routed(model: LLMModel, config: Config, *, credential_secrets: Sequence[str]
     `credential_secrets` defaults to the model's own key Secret (siblings are known only in a cluster).
     """
     objects = routing.routing(model, config)
-    if auth.enabled(model, "external"):
-        secrets = [auth.api_keys_secret(model.name)] if credential_secrets is None else list(credential_secrets)
-        objects += [*auth.api_key_objects(model), auth.external_policy(model, secrets, client_ids),
-                    auth.route(model, config, "external")]
-    if auth.enabled(model, "internal") and config.oidc_issuer:
-        objects += [auth.internal_policy(model, config), auth.route(model, config, "internal")]
+    secrets = [auth.api_keys_secret(model.name)] if credential_secrets is None else list(credential_secrets)
+    sides: tuple[auth.Side, ...] = ("external", "internal")
+    for side in (side for side in sides if auth.served(model, config, side)):
+        if side == "external":
+            objects += auth.api_key_objects(model)
+        objects += [auth.policy(model, config, side, secrets, client_ids), auth.route(model, config, side)]
     return objects
 
 

@@ -75,6 +75,19 @@ def enabled(model: LLMModel, side: Side) -> bool:
     return (endpoints.external if side == "external" else endpoints.internal).enabled
 
 
+def served(model: LLMModel, config: Config, side: Side) -> bool:
+    """Whether this side gets a policy and a route: enabled, and for the internal side an OIDC issuer
+    (its route is never applied without its policy)."""
+    return enabled(model, side) and (side == "external" or bool(config.oidc_issuer))
+
+
+def policy(model: LLMModel, config: Config, side: Side, credential_secrets: Sequence[str] = (),
+           client_ids: Sequence[str] = ()) -> dict[str, Any]:
+    if side == "external":
+        return external_policy(model, credential_secrets, client_ids)
+    return internal_policy(model, config)
+
+
 def gateway(config: Config, side: Side) -> tuple[str, str]:
     """(namespace, name) of the Gateway that carries this side's listener."""
     if side == "external":
