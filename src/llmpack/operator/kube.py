@@ -31,9 +31,11 @@ def now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-async def apply(client: AsyncClient, obj: dict[str, Any]) -> None:
-    """Server-side apply with our fixed field manager; force, because these fields are ours."""
-    await client.apply(codecs.from_dict(obj), field_manager=FIELD_MANAGER, force=True)
+async def apply(client: AsyncClient, obj: dict[str, Any]) -> dict[str, Any]:
+    """Server-side apply with our fixed field manager; force, because these fields are ours. Returns the
+    object as the server now holds it."""
+    applied = await client.apply(codecs.from_dict(obj), field_manager=FIELD_MANAGER, force=True)
+    return dict(applied.to_dict())  # type: ignore[no-untyped-call]
 
 
 async def create(client: AsyncClient, obj: dict[str, Any]) -> bool:

@@ -128,7 +128,9 @@ class Reconciler:
             if observed is not None and holds(observed, obj):
                 continue
             try:
-                await kube.apply(self.client, obj)
+                # Remember what the server answered: until its watch delivers the object (a kind whose CRD
+                # was just installed may take a while), the next pass must not apply it again.
+                self.store.put_child(kind, await kube.apply(self.client, obj))
             except ApiError as exc:
                 if _namespace_terminating(exc):
                     raise  # not a refusal of the spec: reconcile() leaves the namespace's models alone
