@@ -119,6 +119,7 @@ class Router:
                            ("SecurityPolicy", auth.policy_name(model, side))):
             if (observed := self.store.child(key, kind, name)) is not None:
                 await kube.delete(self.client, observed)
+                self.store.drop_child(kind, observed)  # as with applies: do not wait for the watch to say so
 
     async def _client_ids(self, key: Key, model: LLMModel) -> tuple[str, ...]:
         """The data keys of `<m>-api-keys`, creating it empty when it is missing (never writing its data)."""
