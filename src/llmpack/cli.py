@@ -27,7 +27,7 @@ def dump_yaml(objects: Sequence[object]) -> str:
 def cmd_render(args: argparse.Namespace) -> int:
     from llmpack.config import load_config
     from llmpack.manifests import load_models
-    from llmpack.render import render, routed
+    from llmpack.render import offline_facts, plan, render
 
     config = load_config(args.values)
     models = load_models(args.filename)
@@ -37,8 +37,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     objects = []
     for model in models:
         objects += render(model, config, weights_ready=True)
-        if args.routing:
-            objects += routed(model, config)
+        if args.routing:  # the operator's own plan, for a Ready model in a cluster with every CRD
+            objects += plan(model, config, offline_facts()).objects
     sys.stdout.write(dump_yaml(objects))
     return 0
 

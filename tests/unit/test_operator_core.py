@@ -6,11 +6,11 @@ import asyncio
 
 import pytest
 
-from llmpack.operator.diff import holds
-from llmpack.operator.guards import pvc_problem
+from llmpack.assess.diff import holds
+from llmpack.assess.guards import pvc_problem
 from llmpack.operator.queue import WorkQueue
 from llmpack.operator.store import Store
-from llmpack.render.meta import MODEL_LABEL
+from llmpack.wellknown import MODEL_LABEL
 
 
 def test_server_defaults_and_foreign_labels_do_not_count_as_drift() -> None:
@@ -43,8 +43,8 @@ def _pvc(size: str, storage_class: str | None = None, mode: str = "ReadWriteOnce
 def test_a_pvc_is_never_shrunk() -> None:
     problem = pvc_problem(_pvc("30Gi"), _pvc("80Gi"))
     assert problem is not None
-    assert problem[0] == "StorageShrinkRefused"
-    assert "80Gi" in problem[1]
+    assert problem.reason == "StorageShrinkRefused"
+    assert "80Gi" in problem.message
 
 
 def test_a_pvc_may_grow() -> None:
@@ -55,10 +55,10 @@ def test_a_pvc_may_grow() -> None:
 def test_class_and_access_mode_changes_are_refused_with_advice() -> None:
     problem = pvc_problem(_pvc("80Gi", "efs"), _pvc("80Gi", "gp3"))
     assert problem is not None
-    assert "Revert storageClassName" in problem[1]
+    assert "Revert storageClassName" in problem.message
     problem = pvc_problem(_pvc("80Gi", mode="ReadWriteMany"), _pvc("80Gi"))
     assert problem is not None
-    assert problem[0] == "AccessModeChangeRefused"
+    assert problem.reason == "AccessModeChangeRefused"
     assert pvc_problem(_pvc("80Gi"), _pvc("80Gi", "standard")) is None  # the cluster default filled it in
 
 

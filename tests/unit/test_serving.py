@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from llmpack.config import Config
 from llmpack.render import render
-from llmpack.render.meta import IDENTITY_ANNOTATION
+from llmpack.wellknown import IDENTITY_ANNOTATION
 from tests.unit.factories import model
 from tests.unit.render_helpers import container, find, pod_spec
 

@@ -6,8 +6,11 @@ import json
 from typing import Any
 
 from llmpack.api import LLMModel, Phase
-from llmpack.operator.status import Observed, Routes, compute, refusal, settle
-from llmpack.render.meta import IDENTITY_ANNOTATION, identity
+from llmpack.assess.report import Problem, Report
+from llmpack.assess.routing import Routes, refusal
+from llmpack.assess.status import Observed, compute, settle
+from llmpack.render.meta import identity
+from llmpack.wellknown import IDENTITY_ANNOTATION
 from tests.unit.factories import model
 
 BOUND = {"metadata": {"name": "qwen-model-storage"}, "status": {"phase": "Bound"}}
@@ -116,7 +119,7 @@ def test_vllm_crashing_after_start_is_degraded() -> None:
 
 def test_a_problem_outside_the_spec_is_an_error_with_its_message() -> None:
     m = model()
-    status = compute(m, Observed(pvc=BOUND, problem=("SecretMissing", "Secret hf-token not found")), None)
+    status = compute(m, Observed(pvc=BOUND, problem=Problem("SecretMissing", "Secret hf-token not found")), None)
     assert status.phase == Phase.ERROR
     assert (status.conditions[0].reason, status.conditions[0].message) == ("SecretMissing", "Secret hf-token not found")
 
@@ -149,7 +152,8 @@ def test_transition_times_move_only_when_a_condition_flips() -> None:
 
 
 def test_download_progress_is_mirrored_from_the_lease_and_the_size_kept_after() -> None:
-    from llmpack.operator.status import PROGRESS_ANNOTATION, download_progress
+    from llmpack.assess.progress import download_progress
+    from llmpack.wellknown import PROGRESS_ANNOTATION
 
     def lease(progress: object) -> dict[str, Any]:
         return {"metadata": {"annotations": {PROGRESS_ANNOTATION: json.dumps(progress)}}}
@@ -171,8 +175,10 @@ def test_download_progress_is_mirrored_from_the_lease_and_the_size_kept_after() 
 
 def test_endpoints_are_reported_only_for_routes_in_place_and_a_missing_crd_does_not_stop_serving() -> None:
     m = model()
-    routes = Routes(pool=(True, "Applied", "pool"), external=(False, "CRDMissing", "aigatewayroutes missing"),
-                    internal=(True, "Applied", "internal"), endpoints={"internal": "https://llm-internal.example.org"})
+    routes = Routes((Report("InferencePoolReady", True, "Applied", "pool"),
+                     Report("ExternalEndpointReady", False, "CRDMissing", "aigatewayroutes missing"),
+                     Report("InternalEndpointReady", True, "Applied", "internal")),
+                    endpoints={"internal": "https://llm-internal.example.org"})
     status = compute(m, Observed(pvc=BOUND, pods=[pod(m, ready=True)], routes=routes), None)
     assert status.phase == Phase.READY
     assert status.endpoints is not None

@@ -11,6 +11,7 @@ from typing import Any
 from llmpack import certs
 from llmpack.admission.rules import review
 from llmpack.api import GROUP, PLURAL, VERSION
+from llmpack.wellknown import MANAGED_BY, MANAGED_BY_LABEL
 
 HANDLER_ID = "validate-llmmodel"
 CONFIGURATION_NAME = "llmpack-validating-webhook"
@@ -53,7 +54,7 @@ def configuration(endpoint: Endpoint, ca_bundle: bytes) -> dict[str, Any]:
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",
-        "metadata": {"name": CONFIGURATION_NAME, "labels": {"app.kubernetes.io/managed-by": "llmpack"}},
+        "metadata": {"name": CONFIGURATION_NAME, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
         "webhooks": [{
             "name": WEBHOOK_NAME,
             "admissionReviewVersions": ["v1"],

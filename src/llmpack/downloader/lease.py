@@ -23,8 +23,8 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.coordination_v1 import Lease
 
 from llmpack.downloader.lock import Holdable, Owner, holder_name
+from llmpack.wellknown import PROGRESS_ANNOTATION
 
-PROGRESS_ANNOTATION = "llm.nebari.dev/download-progress"
 DURATION = 15
 RENEW_EVERY = 5.0
 

@@ -13,18 +13,22 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Event, Secret
 from lightkube.types import PatchType
 
+from llmpack import kinds
 from llmpack.api import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from llmpack.config import FIELD_MANAGER
+from llmpack.operator.errors import Failure, classify
+
+
+def _resource(kind: kinds.Kind) -> Any:
+    return create_namespaced_resource(kind.group, kind.version, kind.kind, kind.plural)
+
 
 LLMModelResource = create_namespaced_resource(GROUP, VERSION, KIND, PLURAL)
 # Registered so that codecs.from_dict knows the third-party kinds we apply.
-InferencePoolResource = create_namespaced_resource("inference.networking.k8s.io", "v1", "InferencePool",
-                                                   "inferencepools")
-AIGatewayRouteResource = create_namespaced_resource("aigateway.envoyproxy.io", "v1alpha1", "AIGatewayRoute",
-                                                    "aigatewayroutes")
-SecurityPolicyResource = create_namespaced_resource("gateway.envoyproxy.io", "v1alpha1", "SecurityPolicy",
-                                                    "securitypolicies")
-GatewayResource = create_namespaced_resource("gateway.networking.k8s.io", "v1", "Gateway", "gateways")
+InferencePoolResource = _resource(kinds.INFERENCE_POOL)
+AIGatewayRouteResource = _resource(kinds.AI_GATEWAY_ROUTE)
+SecurityPolicyResource = _resource(kinds.SECURITY_POLICY)
+GatewayResource = _resource(kinds.GATEWAY)
 
 
 def now() -> str:
@@ -43,7 +47,7 @@ async def create(client: AsyncClient, obj: dict[str, Any]) -> bool:
     try:
         await client.create(codecs.from_dict(obj))
     except ApiError as exc:
-        if exc.status.code == 409:
+        if classify(exc) is Failure.CONFLICT:
             return False
         raise
     return True
@@ -56,7 +60,7 @@ async def delete(client: AsyncClient, obj: dict[str, Any]) -> None:
     try:
         await client.delete(resource, meta["name"], namespace=meta.get("namespace"))
     except ApiError as exc:
-        if exc.status.code != 404:
+        if classify(exc) is not Failure.MISSING:
             raise
 
 
@@ -72,10 +76,10 @@ async def secret_problem(client: AsyncClient, namespace: str, name: str, key: st
     try:
         secret = await client.get(Secret, name, namespace=namespace)
     except ApiError as exc:
-        if exc.status.code == 404:
+        if classify(exc) is Failure.MISSING:
             return (f"Secret {name} not found in namespace {namespace}: create it with `kubectl create secret "
                     f"generic {name} -n {namespace} --from-literal={key}=hf_...`")
-        if exc.status.code == 403:
+        if classify(exc) is Failure.REFUSED:
             return f"the operator may not read Secret {namespace}/{name}: check its RBAC"
         raise
     if key not in (secret.data or {}) and key not in (secret.stringData or {}):

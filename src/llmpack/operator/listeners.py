@@ -11,8 +11,8 @@ from typing import Any
 from lightkube import AsyncClient, codecs
 from lightkube.core.exceptions import ApiError
 
+from llmpack.assess.diff import holds
 from llmpack.config import Config
-from llmpack.operator.diff import holds
 from llmpack.operator.kube import GatewayResource
 from llmpack.render.listeners import FIELD_MANAGER, gateway_patches
 

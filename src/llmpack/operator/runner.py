@@ -20,37 +20,19 @@ import uvloop
 from lightkube import AsyncClient, KubeConfig
 
 from llmpack.admission import webhook as hook
-from llmpack.api import GROUP, PLURAL, VERSION
+from llmpack.api import GROUP, PLURAL, VERSION, names
 from llmpack.config import FIELD_MANAGER, Config
+from llmpack.kinds import CHILDREN, SECURITY_POLICY
 from llmpack.operator import admission_server, kube, listeners
+from llmpack.operator.keys import KEYS_REFRESH
 from llmpack.operator.queue import WorkQueue
 from llmpack.operator.reconcile import Reconciler
-from llmpack.operator.routes import KEYS_REFRESH
 from llmpack.operator.store import Key, Store
-from llmpack.render.auth import POLICY_CRD, key_metadata_name
-from llmpack.render.meta import MANAGED_BY
+from llmpack.wellknown import MANAGED_BY, MANAGED_BY_LABEL
 
 log = logging.getLogger("llmpack.operator")
-MANAGED = {"app.kubernetes.io/managed-by": MANAGED_BY}
+MANAGED = {MANAGED_BY_LABEL: MANAGED_BY}
 PROBLEM_RECHECK = 15.0
-# (group, version, plural, kind) of every child whose changes must wake its model.
-CHILDREN = (
-    ("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim"),
-    ("", "v1", "services", "Service"),
-    ("", "v1", "serviceaccounts", "ServiceAccount"),
-    ("", "v1", "pods", "Pod"),
-    ("apps", "v1", "deployments", "Deployment"),
-    ("batch", "v1", "jobs", "Job"),
-    ("coordination.k8s.io", "v1", "leases", "Lease"),
-    ("rbac.authorization.k8s.io", "v1", "roles", "Role"),
-    ("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
-    ("", "v1", "configmaps", "ConfigMap"),
-    ("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy"),
-    # Third-party kinds: watched once their CRDs exist.
-    ("inference.networking.k8s.io", "v1", "inferencepools", "InferencePool"),
-    ("aigateway.envoyproxy.io", "v1alpha1", "aigatewayroutes", "AIGatewayRoute"),
-    ("gateway.envoyproxy.io", "v1alpha1", "securitypolicies", "SecurityPolicy"),
-)
 
 
 @dataclass(frozen=True)
@@ -117,10 +99,10 @@ class Operator:
                 self.queue.done(key, failed=failed, cap=cap)
 
     async def _reread_api_keys(self) -> None:
-        """Secrets are not watched (see routes.py): wake the models whose keys a key manager may have changed."""
+        """Secrets are not watched (see keys.py): wake the models whose keys a key manager may have changed."""
         while True:
             await asyncio.sleep(KEYS_REFRESH)
-            if POLICY_CRD not in self.store.crds:
+            if SECURITY_POLICY.crd not in self.store.crds:
                 continue  # no policy to put the keys in: read them when one can be applied
             for key in list(self.store.api_keys):
                 if key in self.store.models:
@@ -131,7 +113,7 @@ class Operator:
             key = self.store.drop_model(body)
             self.queue.forget(key)
             if self.reconciler is not None:
-                self.reconciler.router.forget(key)
+                self.reconciler.keys.forget(key)
             return
         self.queue.add(self.store.put_model(body))
 
@@ -150,8 +132,8 @@ class Operator:
         key: Key | None
         key = self.store.drop_child(kind, body) if type_ == "DELETED" else self.store.put_child(kind, body)
         if key is not None and self.reconciler is not None and kind == "ConfigMap" \
-                and body["metadata"]["name"] == key_metadata_name(key[1]):
-            self.reconciler.router.stale(key)  # a key manager wrote key metadata: read the keys now
+                and body["metadata"]["name"] == names.key_metadata(key[1]):
+            self.reconciler.keys.stale(key)  # a key manager wrote key metadata: read the keys now
         if key is not None and key in self.store.models:
             self.queue.add(key)
 
@@ -195,10 +177,9 @@ def build_registry(operator: Operator) -> kopf.OperatorRegistry:
 
         return handler
 
-    for group, version, plural, kind in CHILDREN:
-        group_version = f"{group}/{version}" if group else version
-        kopf.on.event(group_version, plural, labels=MANAGED, registry=registry, id=f"child-{plural}")(
-            child_handler(kind))
+    for child in CHILDREN:
+        kopf.on.event(child.api_version, child.plural, labels=MANAGED, registry=registry, id=f"child-{child.plural}")(
+            child_handler(child.kind))
     return registry
 
 

@@ -10,7 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmpack.render.meta import MODEL_LABEL
+from llmpack.wellknown import MODEL_LABEL
 
 Key = tuple[str, str]  # (namespace, LLMModel name)
 ChildKey = tuple[str, str]  # (kind, name)

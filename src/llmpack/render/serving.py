@@ -6,8 +6,10 @@ from typing import Any
 
 from llmpack.api import AccessMode, LLMModel, UpdateStrategy, names
 from llmpack.config import Config
-from llmpack.render.meta import IDENTITY_ANNOTATION, identity, labels, metadata, selector_labels
-from llmpack.render.storage import RESTRICTED, StorageLayout
+from llmpack.render import security
+from llmpack.render.meta import identity, labels, metadata, selector_labels
+from llmpack.render.storage import StorageLayout
+from llmpack.wellknown import IDENTITY_ANNOTATION
 
 PORT = 8000
 VLLM = "vllm"
@@ -97,7 +99,7 @@ def vllm_container(model: LLMModel, config: Config, layout: StorageLayout) -> di
         "startupProbe": _probe("/v1/models", PROBE_PERIOD, STARTUP_PROBE_SECONDS // PROBE_PERIOD),
         "readinessProbe": _probe("/v1/models", PROBE_PERIOD, 3),
         "livenessProbe": _probe("/health", 30, 3),
-        "securityContext": {**RESTRICTED, "runAsUser": VLLM_UID},
+        "securityContext": security.container(VLLM_UID),
     }
     if serving.command:
         container["command"] = list(serving.command)
@@ -157,13 +159,7 @@ def deployment(model: LLMModel, config: Config, layout: StorageLayout, *, hold: 
         strategy["rollingUpdate"] = {"maxSurge": 0, "maxUnavailable": 1}
     pod_spec: dict[str, Any] = {
         "serviceAccountName": names.service_account(model.name),
-        "securityContext": {
-            "runAsNonRoot": True,
-            "fsGroup": config.fs_group,
-            # Never chown 80 GB of weights on every start; only when the volume root is not ours yet.
-            "fsGroupChangePolicy": "OnRootMismatch",
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": security.pod(config.fs_group),
         "containers": [vllm_container(model, config, layout)],
         "volumes": [*layout.volumes, _shm_volume(model)],
         **_scheduling(model, layout),

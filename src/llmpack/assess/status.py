@@ -5,32 +5,26 @@ runs) -> Starting (weights present, vLLM not ready) -> Ready (ready >= desired);
 not all replicas serve or vLLM crashed after starting; Error when the spec cannot be applied or
 cannot make progress, e.g. a missing Secret or a failed download (the Ready condition says why and what
 to do). A rollout to new weights is not a failure: it shows Downloading/Starting again.
+
+The phase is the first rung of LADDER that holds: small named checks over one gathered input (`Seen`),
+evaluated once, in the order a reader would ask them.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from llmpack.api import Condition, ConditionStatus, LLMModel, LLMModelStatus, Phase, Replicas
 from llmpack.api.status import Download, EndpointStatus
-from llmpack.quantity import format_bytes
-from llmpack.render.meta import IDENTITY_ANNOTATION, identity
+from llmpack.assess.report import Problem
+from llmpack.assess.routing import Routes
+from llmpack.render.meta import identity
 from llmpack.render.storage import DOWNLOADER, LOADER
+from llmpack.wellknown import IDENTITY_ANNOTATION
 
 LOADERS = (DOWNLOADER, LOADER)
-
-
-Report = tuple[bool, str, str]  # a condition: (ok, reason, message)
-
-
-@dataclass(frozen=True)
-class Routes:
-    pool: Report
-    external: Report
-    internal: Report
-    endpoints: dict[str, str]  # side -> URL, for the sides whose route is in place
 
 
 @dataclass(frozen=True)
@@ -39,48 +33,11 @@ class Observed:
 
     pvc: dict[str, Any] | None = None
     pods: list[dict[str, Any]] = field(default_factory=list)
-    problem: tuple[str, str] | None = None  # (reason, message): the spec cannot be applied or cannot progress
+    problem: Problem | None = None  # the spec cannot be applied or cannot progress
     download: Download | None = None
     model_size: str | None = None
     job: str | None = None  # the download Job for the current weights: "running", "succeeded" or "failed"
     routes: Routes | None = None  # InferencePoolReady, ExternalEndpointReady, InternalEndpointReady
-
-
-PROGRESS_ANNOTATION = "llm.nebari.dev/download-progress"  # written by the downloader holding the Lease
-
-
-def download_progress(lease: dict[str, Any] | None) -> tuple[Download | None, str | None]:
-    """(progress while a download runs, the model's size once known) from the download Lease."""
-    raw = ((lease or {}).get("metadata", {}).get("annotations") or {}).get(PROGRESS_ANNOTATION)
-    try:
-        progress = json.loads(raw) if raw else None
-        if not isinstance(progress, dict):
-            return None, None
-        total = int(progress["bytes_total"]) if progress.get("bytes_total") is not None else None
-        size = format_bytes(total) if total else None
-        if progress.get("phase") != "downloading":
-            return None, size
-        return Download(bytes_done=int(progress.get("bytes_done", 0)), bytes_total=total,
-                        percent=max(0, min(100, int(progress.get("percent", 0)))), rate=progress.get("rate"),
-                        eta=progress.get("eta"), holder=progress.get("holder")), size
-    except (ValueError, TypeError, KeyError):
-        return None, None  # a hand-edited annotation is not worth an error
-
-
-def refusal(obj: dict[str, Any] | None) -> str | None:
-    """The gateway's own words when it did not accept a route or policy; None when it did or has not judged.
-
-    Envoy Gateway reports per ancestor (status.ancestors[].conditions, Accepted=False); Envoy AI Gateway
-    on the object (status.conditions: Accepted=False or NotAccepted=True).
-    """
-    status = (obj or {}).get("status") or {}
-    conditions = list(status.get("conditions") or [])
-    for ancestor in status.get("ancestors") or []:
-        conditions += ancestor.get("conditions") or []
-    for c in conditions:
-        if (c.get("type"), c.get("status")) in (("Accepted", "False"), ("NotAccepted", "True")):
-            return f"{c.get('reason') or 'NotAccepted'}: {c.get('message') or 'no message'}"
-    return None
 
 
 def _init_state(pod: dict[str, Any]) -> str:
@@ -165,78 +122,140 @@ def _storage_condition(model: LLMModel, pvc: dict[str, Any] | None) -> Condition
                       f"and `kubectl describe pvc {name}`)")
 
 
-def compute(model: LLMModel, observed: Observed, previous: LLMModelStatus | None) -> LLMModelStatus:
-    """The status to report, before transition times are carried over (see `settle`)."""
-    desired = model.spec.serving.replicas
+def _model_ready(model: LLMModel, observed: Observed, steps: list[str], ready: int) -> Condition:
+    preload = model.spec.model.preload
+    if (preload and "done" in steps) or ready or observed.job == "succeeded":
+        return _condition("ModelReady", True, "Present", "the weights are in place at /model-cache")
+    if not preload:
+        return _condition("ModelReady", True, "NotManaged",
+                          "preload is false: llmpack does not download or verify the weights")
+    if "running" in steps or observed.job == "running":
+        return _condition("ModelReady", False, "Downloading", "the weights are being fetched")
+    if "failed" in steps:
+        return _condition("ModelReady", False, "DownloadFailed",
+                          "the download failed: see `kubectl logs <pod> -c model-downloader`")
+    return _condition("ModelReady", False, "Waiting", "no pod has fetched the weights yet")
+
+
+@dataclass(frozen=True)
+class Seen:
+    """Everything the phase ladder looks at, gathered once."""
+
+    observed: Observed
+    pods: list[dict[str, Any]]  # the current weights' pods that are not being deleted
+    ready: int
+    desired: int
+    steps: list[str]  # each pod's download/copy step: running, done, failed, waiting
+    storage: Condition
+    model_ready: Condition
+
+
+@dataclass(frozen=True)
+class Rung:
+    phase: Phase
+    reason: str
+    message: str
+
+
+def spec_cannot_progress(s: Seen) -> Rung | None:
+    p = s.observed.problem
+    return Rung(Phase.ERROR, p.reason, p.message) if p is not None else None
+
+
+def every_replica_serves(s: Seen) -> Rung | None:
+    return Rung(Phase.READY, "Ready", f"{s.ready}/{s.desired} replicas ready") if s.ready >= s.desired else None
+
+
+def some_replicas_serve(s: Seen) -> Rung | None:
+    return Rung(Phase.DEGRADED, "Degraded", f"{s.ready}/{s.desired} replicas ready") if s.ready > 0 else None
+
+
+def download_failed(s: Seen) -> Rung | None:
+    return Rung(Phase.ERROR, "DownloadFailed", s.model_ready.message) if "failed" in s.steps else None
+
+
+def vllm_crashed(s: Seen) -> Rung | None:
+    if any(_crashed(p) for p in s.pods):
+        return Rung(Phase.DEGRADED, "Crashing", "vLLM restarted and is not ready: see `kubectl logs`")
+    return None
+
+
+def storage_not_ready(s: Seen) -> Rung | None:
+    if s.storage.status != ConditionStatus.TRUE:
+        return Rung(Phase.PENDING, "StorageNotReady", s.storage.message)
+    return None
+
+
+def job_downloads(s: Seen) -> Rung | None:
+    if s.observed.job == "running":
+        return Rung(Phase.DOWNLOADING, "Downloading", "the download Job is fetching the weights; no GPU is held "
+                    "meanwhile")
+    return None
+
+
+def pod_downloads(s: Seen) -> Rung | None:
+    """An init container (emptyDir, OCI, or the safety net after the Job): its pod holds its GPUs."""
+    download = s.observed.download
+    if "running" in s.steps or (download is not None and (download.percent or 0) < 100):
+        return Rung(Phase.DOWNLOADING, "Downloading", "fetching the weights")
+    return None
+
+
+def weights_load(s: Seen) -> Rung | None:
+    if "done" in s.steps:
+        return Rung(Phase.STARTING, "Starting", "the weights are present; vLLM is loading them")
+    return None
+
+
+def no_node_fits(s: Seen) -> Rung | None:
+    why = _unschedulable(s.pods)
+    return Rung(Phase.PENDING, "Unschedulable", f"no node can run a replica: {why}") if why is not None else None
+
+
+def scheduling(s: Seen) -> Rung | None:
+    return Rung(Phase.PENDING, "Scheduling", "waiting for pods to be scheduled")
+
+
+LADDER: tuple[Callable[[Seen], Rung | None], ...] = (
+    spec_cannot_progress, every_replica_serves, some_replicas_serve, download_failed, vllm_crashed,
+    storage_not_ready, job_downloads, pod_downloads, weights_load, no_node_fits, scheduling,
+)
+
+
+def seen(model: LLMModel, observed: Observed) -> Seen:
     pods = _current_pods(model, observed.pods)
     ready = sum(1 for p in pods if _is_ready(p))
     steps = [_init_state(p) for p in pods]
-    storage = _storage_condition(model, observed.pvc)
-    preload = model.spec.model.preload
+    return Seen(observed=observed, pods=pods, ready=ready, desired=model.spec.serving.replicas, steps=steps,
+                storage=_storage_condition(model, observed.pvc),
+                model_ready=_model_ready(model, observed, steps, ready))
 
-    if (preload and "done" in steps) or ready or observed.job == "succeeded":
-        model_ready = _condition("ModelReady", True, "Present", "the weights are in place at /model-cache")
-    elif not preload:
-        model_ready = _condition("ModelReady", True, "NotManaged",
-                                 "preload is false: llmpack does not download or verify the weights")
-    elif "running" in steps or observed.job == "running":
-        model_ready = _condition("ModelReady", False, "Downloading", "the weights are being fetched")
-    elif "failed" in steps:
-        model_ready = _condition("ModelReady", False, "DownloadFailed",
-                                 "the download failed: see `kubectl logs <pod> -c model-downloader`")
-    else:
-        model_ready = _condition("ModelReady", False, "Waiting", "no pod has fetched the weights yet")
 
-    if ready:
-        available = _condition("Available", True, "Serving", f"{ready} of {desired} replicas serve")
-    elif desired == 0:
+def rung(s: Seen) -> Rung:
+    return next(r for check in LADDER if (r := check(s)) is not None)
+
+
+def compute(model: LLMModel, observed: Observed, previous: LLMModelStatus | None) -> LLMModelStatus:
+    """The status to report, before transition times are carried over (see `settle`)."""
+    s = seen(model, observed)
+    top = rung(s)
+    if s.ready:
+        available = _condition("Available", True, "Serving", f"{s.ready} of {s.desired} replicas serve")
+    elif s.desired == 0:
         available = _condition("Available", False, "ScaledToZero", "serving.replicas is 0")
     else:
         available = _condition("Available", False, "NotServing", "no replica is ready yet")
-
-    if observed.problem is not None:
-        phase, (reason, message) = Phase.ERROR, observed.problem
-    elif ready >= desired:
-        phase, reason, message = Phase.READY, "Ready", f"{ready}/{desired} replicas ready"
-    elif ready > 0:
-        phase, reason, message = Phase.DEGRADED, "Degraded", f"{ready}/{desired} replicas ready"
-    elif "failed" in steps:
-        phase, reason, message = Phase.ERROR, "DownloadFailed", model_ready.message
-    elif any(_crashed(p) for p in pods):
-        phase, reason, message = Phase.DEGRADED, "Crashing", "vLLM restarted and is not ready: see `kubectl logs`"
-    elif storage.status != ConditionStatus.TRUE:
-        phase, reason, message = Phase.PENDING, "StorageNotReady", storage.message
-    elif observed.job == "running":
-        phase, reason, message = Phase.DOWNLOADING, "Downloading", "the download Job is fetching the weights; no GPU " \
-            "is held meanwhile"
-    elif "running" in steps or (observed.download is not None and (observed.download.percent or 0) < 100):
-        # An init container (emptyDir, OCI, or the safety net after the Job): its pod holds its GPUs.
-        phase, reason, message = Phase.DOWNLOADING, "Downloading", "fetching the weights"
-    elif "done" in steps:
-        phase, reason, message = Phase.STARTING, "Starting", "the weights are present; vLLM is loading them"
-    elif (why := _unschedulable(pods)) is not None:
-        phase, reason, message = Phase.PENDING, "Unschedulable", f"no node can run a replica: {why}"
-    else:
-        phase, reason, message = Phase.PENDING, "Scheduling", "waiting for pods to be scheduled"
-    ready_condition = _condition("Ready", phase == Phase.READY, reason, message)
-
+    routes = observed.routes or Routes()
     return LLMModelStatus(
-        phase=phase,
+        phase=top.phase,
         observed_generation=model.metadata.generation,
-        conditions=[ready_condition, storage, model_ready, available, *_route_conditions(observed.routes)],
-        replicas=Replicas(ready=ready, desired=desired),
+        conditions=[_condition("Ready", top.phase == Phase.READY, top.reason, top.message), s.storage,
+                    s.model_ready, available, *(_condition(r.type, r.ok, r.reason, r.message) for r in routes.reports)],
+        replicas=Replicas(ready=s.ready, desired=s.desired),
         model_size=observed.model_size or (previous.model_size if previous else None),
         download=observed.download,
-        endpoints=EndpointStatus.model_validate(routes.endpoints) if (routes := observed.routes) and routes.endpoints
-        else None,
+        endpoints=EndpointStatus.model_validate(dict(routes.endpoints)) if routes.endpoints else None,
     )
-
-
-def _route_conditions(routes: Routes | None) -> list[Condition]:
-    if routes is None:
-        return []
-    return [_condition("InferencePoolReady", *routes.pool), _condition("ExternalEndpointReady", *routes.external),
-            _condition("InternalEndpointReady", *routes.internal)]
 
 
 def settle(status: LLMModelStatus, previous: LLMModelStatus | None, now: str, generation: int | None) -> LLMModelStatus:
