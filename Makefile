@@ -20,10 +20,10 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed ## create .venv with llmpack and its dev tools
 
 lint: venv ## ruff
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench llmpack_dev
 
-typecheck: venv ## mypy, strict on src/
-	$(BIN)/mypy src
+typecheck: venv ## mypy, strict on src/ and llmpack_dev/
+	$(BIN)/mypy src llmpack_dev
 
 testbin: ## build the test control plane (etcd, kube-*, kubectl, kwok, helm) into .testbin/
 	testcluster/build.sh $(TESTBIN)
@@ -40,13 +40,13 @@ test: lint typecheck testbin ## everything: lint, types, unit and cluster tests 
 	@$(call run_pytest,tests)
 
 cluster-up: venv testbin ## start the local control plane; kubeconfig in .testcluster/kubeconfig
-	$(BIN)/python -m llmpack.testing.cluster up --state .testcluster --bin $(TESTBIN)
+	$(BIN)/python -m llmpack_dev.cluster up --state .testcluster --bin $(TESTBIN)
 
 cluster-down: venv ## stop the local control plane and remove its state
-	$(BIN)/python -m llmpack.testing.cluster down --state .testcluster
+	$(BIN)/python -m llmpack_dev.cluster down --state .testcluster
 
 demo: venv testbin ## the main job: control plane, CRD, operator, example models reaching Ready
-	$(BIN)/python -m llmpack.demo --state .testcluster --bin $(TESTBIN)
+	$(BIN)/python -m llmpack_dev.demo --state .testcluster --bin $(TESTBIN)
 
 crd: venv ## regenerate the checked-in CRD from the API models
 	$(BIN)/llmpack crd > charts/llmpack/crds/llmmodels.llm.nebari.dev.yaml
@@ -58,5 +58,5 @@ bench: venv testbin ## run the benchmarks and print their figures
 	$(BIN)/python bench/operator_scale.py
 
 clean: ## remove the venv, built binaries and cluster state
-	-$(BIN)/python -m llmpack.testing.cluster down --state .testcluster 2>/dev/null
+	-$(BIN)/python -m llmpack_dev.cluster down --state .testcluster 2>/dev/null
 	rm -rf $(VENV) $(TESTBIN) .testcluster .mypy_cache .pytest_cache .ruff_cache

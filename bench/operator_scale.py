@@ -4,7 +4,7 @@ API requests the operator makes for it, and the operator's peak memory.
 Rerun: make testbin && .venv/bin/python bench/operator_scale.py [--models 200] [--routing]
 (--routing installs the Gateway API, inference extension and SecurityPolicy CRDs first, so every Ready
 model also gets its pool, endpoint picker and policies; "routed" is when every pool is Applied.)
-Targets (issue 4): converge in under 30 s, operator peak RSS under 150 MB.
+Targets: converge in under 30 s, operator peak RSS under 150 MB.
 """
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lightkube import AsyncClient, KubeConfig  # noqa: E402
-from tests.cluster.operator_process import OperatorProcess  # noqa: E402
 
 from llmpack.api.crd import crd  # noqa: E402
 from llmpack.operator.kube import LLMModelResource  # noqa: E402
-from llmpack.testing.cluster import LocalCluster  # noqa: E402
-from llmpack.testing.crds import install, routing_crds  # noqa: E402
-from llmpack.testing.nodes import node  # noqa: E402
+from llmpack_dev.cluster import LocalCluster  # noqa: E402
+from llmpack_dev.crds import install, routing_crds  # noqa: E402
+from llmpack_dev.nodes import node  # noqa: E402
+from tests.cluster.operator_process import OperatorProcess  # noqa: E402
 
 NAMESPACE = "bench"
 

@@ -120,9 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--values", type=Path, metavar="VALUES.yaml",
                    help="operator settings with the Helm chart's keys, e.g. defaults.storage.storageClassName")
     p.add_argument("--routing", action="store_true",
-                   help="also print what routing adds once a replica is Ready and the gateway CRDs are installed: "
-                   "InferencePool, endpoint picker, API-key objects, SecurityPolicies, AIGatewayRoutes (the internal "
-                   "side only with auth.oidc.issuer set)")
+                   help="also print the operator's routing plan for a model with a Ready replica in a cluster with "
+                   "every gateway CRD: InferencePool, endpoint picker, API-key objects, SecurityPolicies, "
+                   "AIGatewayRoutes, policies before their routes (the internal side only with auth.oidc.issuer set)")
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser(

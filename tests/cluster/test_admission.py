@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
-from llmpack.testing.cluster import LocalCluster
+from llmpack_dev.cluster import LocalCluster
 from tests.cluster import models
 from tests.cluster.operator_process import OperatorProcess
 

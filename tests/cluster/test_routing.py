@@ -24,8 +24,8 @@ from llmpack.operator.keys import KEYS_REFRESH
 from llmpack.operator.kube import GatewayResource, InferencePoolResource, LLMModelResource, SecurityPolicyResource
 from llmpack.render import Facts, plan
 from llmpack.render.listeners import gateway_patches
-from llmpack.testing.cluster import LocalCluster
-from llmpack.testing.crds import gateway_api_crds, inference_extension_crds, install, routing_crds, uninstall
+from llmpack_dev.cluster import LocalCluster
+from llmpack_dev.crds import gateway_api_crds, inference_extension_crds, install, routing_crds, uninstall
 from tests.cluster import models
 from tests.cluster.conftest import OPERATOR_ENV
 from tests.cluster.operator_process import OperatorProcess, settle_audit, writes_by

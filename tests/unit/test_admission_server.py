@@ -9,7 +9,7 @@ import aiohttp
 
 from llmpack.admission.webhook import HANDLER_ID, serving_cert
 from llmpack.operator import admission_server
-from llmpack.testing.cluster import free_port
+from llmpack_dev.cluster import free_port
 
 
 def review(spec: dict[str, object]) -> dict[str, object]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmpack.testing.provisioner import PROVISIONER
+from llmpack_dev.provisioner import PROVISIONER
 
 GPU_PRODUCT = "NVIDIA-A100-SXM4-80GB"
 STORAGE_CLASS = "standard"

@@ -16,10 +16,10 @@ from rich.table import Table
 
 from llmpack.api.crd import crd
 from llmpack.manifests import load_models
-from llmpack.testing.cluster import ClusterError, LocalCluster, free_port, wait_for_webhook
-from llmpack.testing.nodes import storage_class
+from llmpack_dev.cluster import ClusterError, LocalCluster, free_port, wait_for_webhook
+from llmpack_dev.nodes import storage_class
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 NAMESPACE = "demo"
 PHASE_STYLE = {"Ready": "green", "Downloading": "cyan", "Starting": "yellow", "Pending": "white",

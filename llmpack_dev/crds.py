@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llmpack.testing.cluster import LocalCluster
-from llmpack.testing.gomod import module_dir
+from llmpack_dev.cluster import LocalCluster
+from llmpack_dev.gomod import module_dir
 
 INFERENCE_EXTENSION = "sigs.k8s.io/gateway-api-inference-extension@v1.5.0"
 GATEWAY_API = "sigs.k8s.io/gateway-api@v1.4.1"

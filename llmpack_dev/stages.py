@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from llmpack.testing import gomod
+from llmpack_dev import gomod
 
 KWOK_MODULE = "sigs.k8s.io/kwok@v0.8.0"
 POD_STAGES = ("pod-create", "pod-init-container-running", "pod-init-container-completed", "pod-ready",

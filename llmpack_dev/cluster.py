@@ -28,8 +28,8 @@ import httpx
 import yaml
 
 from llmpack import certs as pki
-from llmpack.testing.nodes import bootstrap_objects
-from llmpack.testing.stages import StageDelays, load_stages
+from llmpack_dev.nodes import bootstrap_objects
+from llmpack_dev.stages import StageDelays, load_stages
 
 HOST = "127.0.0.1"
 SERVICE_CIDR = "10.96.0.0/16"
@@ -230,7 +230,8 @@ class LocalCluster:
             "--cidr=10.244.0.1/16", f"--node-ip={HOST}", f"--server-address={HOST}:{free_port()}",
         ])
         procs["provisioner"] = self._start("provisioner", [
-            sys.executable, "-m", "llmpack.testing.provisioner", "--kubeconfig", str(self.kubeconfig)])
+            # By path: whatever the working directory, and it needs nothing of llmpack_dev.
+            sys.executable, str(Path(__file__).with_name("provisioner.py")), "--kubeconfig", str(self.kubeconfig)])
 
         self._wait("the bootstrap objects to apply",
                    lambda: self.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(bootstrap_objects())), procs)
@@ -298,7 +299,7 @@ def _alive(pid: int) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m llmpack.testing.cluster",
+    parser = argparse.ArgumentParser(prog="python -m llmpack_dev.cluster",
                                      description="Start or stop the local test control plane.")
     parser.add_argument("action", choices=["up", "down"])
     parser.add_argument("--state", type=Path, default=Path(".testcluster"), help="state directory")
