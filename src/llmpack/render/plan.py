@@ -13,6 +13,7 @@ Facts are what the plan needs to know about the cluster, gathered once per recon
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,7 +67,7 @@ class Group:
     applies: tuple[dict[str, Any], ...] = ()  # server-side applied, in order, where the cluster differs
     creates: tuple[dict[str, Any], ...] = ()  # created when missing, never changed: their content is not ours
     needs: tuple[str, ...] = ()  # CRDs
-    gate: Gate | None = None  # closed: nothing of the group is applied, its condition reports the gate
+    gate: Gate | None = None  # closed: the group holds no objects, its condition reports the gate
     removes: tuple[Ref, ...] = ()  # deleted when present, gate or not (a disabled side's route and policy)
     judged: bool = False  # the gateway says in their status whether it accepted what `applies` holds
     done: str = ""  # the condition's message once every group of it is in place
@@ -136,13 +137,22 @@ def keys_readable(facts: Facts, secret: str) -> Gate | None:
 
 # -- the plan ----------------------------------------------------------------------------------------------
 
+Objects = tuple[dict[str, Any], ...]
+
+
+def _if_open(gate: Gate | None, build: Callable[[], Objects]) -> Objects:
+    """A closed group holds no objects: nothing of it is applied, so nothing of it is rendered (a reconcile
+    plans every model on every event; most of them wait for a replica or a CRD)."""
+    return build() if gate is None else ()
+
+
 def pool_group(model: LLMModel, config: Config, facts: Facts) -> Group:
     gate = _first(crds_present(facts, (POOL_CRD,), (POOL_CRD,), "the model still serves through its Service "
                                "inside the cluster"),
                   replica_ready(facts, "the InferencePool"))
-    return Group(POOL_READY, "pool", applies=tuple(routing.routing(model, config)), needs=(POOL_CRD,), gate=gate,
-                 done=f"InferencePool {names.inference_pool(model.name)} and its endpoint picker "
-                 f"{names.epp(model.name)} are in place")
+    return Group(POOL_READY, "pool", applies=_if_open(gate, lambda: tuple(routing.routing(model, config))),
+                 needs=(POOL_CRD,), gate=gate, done=f"InferencePool {names.inference_pool(model.name)} and its "
+                 f"endpoint picker {names.epp(model.name)} are in place")
 
 
 def _key_gate(model: LLMModel, facts: Facts) -> Gate | None:
@@ -167,23 +177,25 @@ def side_groups(model: LLMModel, config: Config, facts: Facts, side: Side) -> tu
                       removes=(Ref(AI_GATEWAY_ROUTE.kind, route_name), Ref(SECURITY_POLICY.kind, policy_name))),)
     route_needs = (POOL_CRD, POLICY_CRD, ROUTE_CRD)
     waiting = replica_ready(facts, f"the {side} route")
-    policy_gate = _first(waiting, crds_present(facts, (POLICY_CRD,), route_needs, _STILL_SERVES))
     own_secret = names.api_keys(model.name)
     groups: list[Group] = []
     if side == "external":
+        gate = _first(_key_gate(model, facts), keys_readable(facts, own_secret))
         secret, key_metadata = auth.api_key_objects(model)
-        groups.append(Group(condition, "external keys", creates=(secret,) if facts.client_ids is None else (),
-                            applies=(key_metadata,), needs=(POLICY_CRD,),
-                            gate=_first(_key_gate(model, facts), keys_readable(facts, own_secret))))
+        groups.append(Group(condition, "external keys", gate=gate, needs=(POLICY_CRD,),
+                            creates=_if_open(gate, lambda: (secret,) if facts.client_ids is None else ()),
+                            applies=_if_open(gate, lambda: (key_metadata,))))
     # Every key Secret of the namespace authenticates (this model's own exists, or its group creates it).
-    policy = auth.policy(model, config, side, sorted(facts.key_secrets | {own_secret}), facts.client_ids or ())
-    groups.append(Group(condition, f"{side} policy", applies=(policy,), needs=(POLICY_CRD,), gate=policy_gate,
-                        judged=True))
+    gate = _first(waiting, crds_present(facts, (POLICY_CRD,), route_needs, _STILL_SERVES))
+    secrets = sorted(facts.key_secrets | {own_secret})
+    groups.append(Group(condition, f"{side} policy", gate=gate, needs=(POLICY_CRD,), judged=True, applies=_if_open(
+        gate, lambda: (auth.policy(model, config, side, secrets, facts.client_ids or ()),))))
     host = auth.hostname(config, side)
     where = host or "the Gateway's listener (routing.baseDomain is not set)"
+    gate = _first(waiting, crds_present(facts, route_needs, route_needs, _STILL_SERVES))
     groups.append(Group(
-        condition, f"{side} route", applies=(auth.route(model, config, side),), needs=route_needs,
-        gate=_first(waiting, crds_present(facts, route_needs, route_needs, _STILL_SERVES)), judged=True,
+        condition, f"{side} route", gate=gate, needs=route_needs, judged=True,
+        applies=_if_open(gate, lambda: (auth.route(model, config, side),)),
         done=f"{where} routes requests for {model.spec.model.name} here (route {route_name}, policy {policy_name})",
         endpoint=(side, f"https://{host}") if host else None))
     return tuple(groups)
