@@ -73,7 +73,7 @@ def test_every_example_reports_each_gate_and_applies_policies_before_routes(exam
         assert (side in routes.endpoints) == ok
         assert ok == (f"{side} route" in carried)
     assert ("external keys" in carried) == (state in ("no AI Gateway", "keys known", "no key Secret yet"))
-    assert reads_keys(example, facts) == (state in ("no AI Gateway", "keys unreadable", "keys known",
+    assert reads_keys(example, OIDC, facts) == (state in ("no AI Gateway", "keys unreadable", "keys known",
                                                      "no key Secret yet"))
 
 
@@ -105,7 +105,7 @@ def test_a_disabled_side_removes_its_route_before_its_policy_and_nothing_else() 
     assert reasons(routes)["ExternalEndpointReady"] == "EndpointDisabled"
     assert not any(name.startswith("external") for name in carried)
     assert reasons(routes)["InternalEndpointReady"] == "Applied"
-    assert not reads_keys(m, offline_facts())
+    assert not reads_keys(m, OIDC, offline_facts())
 
 
 def test_without_an_oidc_issuer_the_internal_side_is_removed_and_not_configured() -> None:

@@ -119,7 +119,7 @@ class Reconciler:
         """What the routing plan needs to know about the cluster; the key Secret is read only when its group
         would be open."""
         facts = Facts(crds=frozenset(self.store.crds), ready=ready_replicas(model, pods))
-        if reads_keys(model, facts):
+        if reads_keys(model, self.config, facts):
             client_ids, unreadable = await self.keys.client_ids(key)
             facts = replace(facts, client_ids=client_ids, keys_unreadable=unreadable)
         return replace(facts, key_secrets=self.keys.secrets(key[0]))

@@ -142,16 +142,20 @@ def internal_policy(model: LLMModel, config: Config) -> dict[str, Any]:
     return _policy(model, "internal", spec)
 
 
-def api_key_objects(model: LLMModel) -> list[dict[str, Any]]:
-    """Created empty for a key manager to fill; the operator never writes their data."""
-    def meta(name: str) -> dict[str, Any]:
-        base = metadata(model, name)
-        return {**base, "labels": {**base["labels"], MODEL_NAME_LABEL: model.name}}
+def _key_metadata(model: LLMModel, name: str) -> dict[str, Any]:
+    base = metadata(model, name)
+    return {**base, "labels": {**base["labels"], MODEL_NAME_LABEL: model.name}}
 
-    return [
-        {"apiVersion": "v1", "kind": "Secret", "metadata": meta(names.api_keys(model.name)), "type": "Opaque"},
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(names.key_metadata(model.name))},
-    ]
+
+def api_keys_secret(model: LLMModel) -> dict[str, Any]:
+    """Created empty for a key manager to fill (data key = client id, value = API key); never written after."""
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": _key_metadata(model, names.api_keys(model.name)),
+            "type": "Opaque"}
+
+
+def key_metadata(model: LLMModel) -> dict[str, Any]:
+    """Created empty for a key manager to describe its keys in; the operator never writes its data."""
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _key_metadata(model, names.key_metadata(model.name))}
 
 
 def network_policy(model: LLMModel, config: Config) -> dict[str, Any]:

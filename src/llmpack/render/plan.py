@@ -9,6 +9,9 @@ meanwhile. Order is a promise: within a condition, a group is applied only after
 went through, so a policy always precedes its route and a route is never open without its policy.
 
 Facts are what the plan needs to know about the cluster, gathered once per reconcile by the operator.
+What is routed is a `Routed`: the side groups (keys, policy, route) take their names, objects and first
+gates from it, so another routed kind reuses them with its own objects, and a new precondition (who owns a
+model id, say) is one more fact and one more gate.
 """
 
 from __future__ import annotations
@@ -115,8 +118,8 @@ def crds_present(facts: Facts, needs: tuple[str, ...], named: tuple[str, ...], c
                                         f"docs/routing.md); {consequence}"))
 
 
-def side_enabled(model: LLMModel, side: Side) -> Gate | None:
-    if auth.enabled(model, side):
+def side_enabled(subject: Routed, side: Side) -> Gate | None:
+    if subject.enabled(side):
         return None
     return Gate("side enabled", Problem("EndpointDisabled", f"endpoints.{side}.enabled is false"))
 
@@ -155,53 +158,80 @@ def pool_group(model: LLMModel, config: Config, facts: Facts) -> Group:
                  f"endpoint picker {names.epp(model.name)} are in place")
 
 
-def _key_gate(model: LLMModel, facts: Facts) -> Gate | None:
+@dataclass(frozen=True)
+class Routed:
+    """What a side's groups need of whatever they route. An LLMModel is one (`routed`); a PassthroughModel
+    shares the same keys, policies and order with its own objects and gates. The render functions are
+    called only for groups whose gate is open."""
+
+    name: str
+    serves: str  # what the routes carry, for the condition's message
+    enabled: Callable[[Side], bool]
+    before: Callable[[Side], Gate | None]  # what every group of a side waits for first (a Ready replica)
+    route_crds: tuple[str, ...]  # what a route needs to exist
+    key_secret: Callable[[], dict[str, Any]]  # created empty, for a key manager to fill
+    key_metadata: Callable[[], dict[str, Any]]
+    policy: Callable[[Side, list[str], tuple[str, ...]], dict[str, Any]]  # (credential Secrets, client ids)
+    route: Callable[[Side], dict[str, Any]]
+
+
+def routed(model: LLMModel, config: Config, facts: Facts) -> Routed:
+    """An LLMModel's routes wait for a Ready replica and carry requests to its InferencePool."""
+    return Routed(
+        name=model.name, serves=model.spec.model.name, enabled=lambda side: auth.enabled(model, side),
+        before=lambda side: replica_ready(facts, f"the {side} route"), route_crds=(POOL_CRD, POLICY_CRD, ROUTE_CRD),
+        key_secret=lambda: auth.api_keys_secret(model), key_metadata=lambda: auth.key_metadata(model),
+        policy=lambda side, secrets, ids: auth.policy(model, config, side, secrets, ids),
+        route=lambda side: auth.route(model, config, side))
+
+
+def _key_gate(subject: Routed, facts: Facts) -> Gate | None:
     """Everything the external key group waits for but its own Secret."""
-    return _first(side_enabled(model, "external"), replica_ready(facts, "the external route"),
-                  crds_present(facts, (POLICY_CRD,), (POOL_CRD, POLICY_CRD, ROUTE_CRD), _STILL_SERVES))
+    return _first(side_enabled(subject, "external"), subject.before("external"),
+                  crds_present(facts, (POLICY_CRD,), subject.route_crds, _STILL_SERVES))
 
 
-def reads_keys(model: LLMModel, facts: Facts) -> bool:
+def reads_keys(model: LLMModel, config: Config, facts: Facts) -> bool:
     """Whether the operator reads this model's key Secret before planning: its key group would be open."""
-    return _key_gate(model, facts) is None
+    return _key_gate(routed(model, config, facts), facts) is None
 
 
-def side_groups(model: LLMModel, config: Config, facts: Facts, side: Side) -> tuple[Group, ...]:
+def side_groups(subject: Routed, config: Config, facts: Facts, side: Side) -> tuple[Group, ...]:
     """A side's key objects (external only), its SecurityPolicy, then its AIGatewayRoute; or, for a side that
     is off, one closed group that removes what it had."""
     condition = ENDPOINT_READY[side]
-    route_name, policy_name = names.route(model.name, side), names.policy(model.name, side)
-    if off := _first(side_enabled(model, side), oidc_configured(config, side)):
+    route_name, policy_name = names.route(subject.name, side), names.policy(subject.name, side)
+    if off := _first(side_enabled(subject, side), oidc_configured(config, side)):
         # The route goes first: a route is never left open without its policy.
         return (Group(condition, f"{side} off", gate=off,
                       removes=(Ref(AI_GATEWAY_ROUTE.kind, route_name), Ref(SECURITY_POLICY.kind, policy_name))),)
-    route_needs = (POOL_CRD, POLICY_CRD, ROUTE_CRD)
-    waiting = replica_ready(facts, f"the {side} route")
-    own_secret = names.api_keys(model.name)
+    before = subject.before(side)
+    own_secret = names.api_keys(subject.name)
     groups: list[Group] = []
     if side == "external":
-        gate = _first(_key_gate(model, facts), keys_readable(facts, own_secret))
-        secret, key_metadata = auth.api_key_objects(model)
+        gate = _first(_key_gate(subject, facts), keys_readable(facts, own_secret))
         groups.append(Group(condition, "external keys", gate=gate, needs=(POLICY_CRD,),
-                            creates=_if_open(gate, lambda: (secret,) if facts.client_ids is None else ()),
-                            applies=_if_open(gate, lambda: (key_metadata,))))
+                            creates=_if_open(gate, lambda: (subject.key_secret(),) if facts.client_ids is None
+                                             else ()),
+                            applies=_if_open(gate, lambda: (subject.key_metadata(),))))
     # Every key Secret of the namespace authenticates (this model's own exists, or its group creates it).
-    gate = _first(waiting, crds_present(facts, (POLICY_CRD,), route_needs, _STILL_SERVES))
+    gate = _first(before, crds_present(facts, (POLICY_CRD,), subject.route_crds, _STILL_SERVES))
     secrets = sorted(facts.key_secrets | {own_secret})
-    groups.append(Group(condition, f"{side} policy", gate=gate, needs=(POLICY_CRD,), judged=True, applies=_if_open(
-        gate, lambda: (auth.policy(model, config, side, secrets, facts.client_ids or ()),))))
+    groups.append(Group(condition, f"{side} policy", gate=gate, needs=(POLICY_CRD,), judged=True,
+                        applies=_if_open(gate, lambda: (subject.policy(side, secrets, facts.client_ids or ()),))))
     host = auth.hostname(config, side)
     where = host or "the Gateway's listener (routing.baseDomain is not set)"
-    gate = _first(waiting, crds_present(facts, route_needs, route_needs, _STILL_SERVES))
+    gate = _first(before, crds_present(facts, subject.route_crds, subject.route_crds, _STILL_SERVES))
     groups.append(Group(
-        condition, f"{side} route", gate=gate, needs=route_needs, judged=True,
-        applies=_if_open(gate, lambda: (auth.route(model, config, side),)),
-        done=f"{where} routes requests for {model.spec.model.name} here (route {route_name}, policy {policy_name})",
+        condition, f"{side} route", gate=gate, needs=subject.route_crds, judged=True,
+        applies=_if_open(gate, lambda: (subject.route(side),)),
+        done=f"{where} routes requests for {subject.serves} here (route {route_name}, policy {policy_name})",
         endpoint=(side, f"https://{host}") if host else None))
     return tuple(groups)
 
 
 def plan(model: LLMModel, config: Config, facts: Facts) -> Plan:
     """The pool first, then each side: what routing adds to a model, decided once from spec, config and facts."""
-    return Plan((pool_group(model, config, facts), *(g for side in SIDES for g in side_groups(model, config, facts,
-                                                                                                side))))
+    subject = routed(model, config, facts)
+    return Plan((pool_group(model, config, facts),
+                 *(group for side in SIDES for group in side_groups(subject, config, facts, side))))
