@@ -23,6 +23,7 @@ from llmpack.assess.progress import download_progress
 from llmpack.assess.report import Problem
 from llmpack.assess.status import Observed, compute, job_state, ready_replicas, settle
 from llmpack.config import Config
+from llmpack.kinds import THIRD_PARTY
 from llmpack.manifests import describe
 from llmpack.operator import kube
 from llmpack.operator.apply import apply_what_differs
@@ -118,7 +119,8 @@ class Reconciler:
     async def _facts(self, key: Key, model: LLMModel, pods: list[dict[str, Any]]) -> Facts:
         """What the routing plan needs to know about the cluster; the key Secret is read only when its group
         would be open."""
-        facts = Facts(crds=frozenset(self.store.crds), ready=ready_replicas(model, pods))
+        crds = frozenset(kind.crd for kind in THIRD_PARTY if kind.crd in self.store.crds)
+        facts = Facts(crds=crds, ready=ready_replicas(model, pods))
         if reads_keys(model, self.config, facts):
             client_ids, unreadable = await self.keys.client_ids(key)
             facts = replace(facts, client_ids=client_ids, keys_unreadable=unreadable)
