@@ -48,7 +48,7 @@ CHILDREN = (
     Kind("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings"),
     Kind("", "v1", "ConfigMap", "configmaps"),
     Kind("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies"),
-    *THIRD_PARTY,
+    INFERENCE_POOL, AI_GATEWAY_ROUTE, SECURITY_POLICY,
 )
 
 
