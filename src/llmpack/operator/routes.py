@@ -1,7 +1,7 @@
 """Walk a model's routing plan (render/plan.py), top to bottom: a closed gate is reported, an open group is
 applied where the cluster differs, and what the gateway says of it is read back from the Store. Routing is
-never worth failing the whole reconcile: a refusal becomes its condition's message; only an unwell API
-server or a namespace being deleted is raised."""
+never worth failing the whole reconcile: a refusal becomes its condition's message; only what retrying
+fixes (an unwell API server, a conflict) or a namespace being deleted is raised."""
 
 from __future__ import annotations
 
