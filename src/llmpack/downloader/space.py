@@ -14,8 +14,11 @@ import ctypes
 import errno
 import functools
 import os
+import random
+import time
 from collections.abc import Callable, Iterable
 
+from llmpack.downloader.errors import is_full
 from llmpack.downloader.plan import RemoteFile, partial_path
 from llmpack.downloader.safedir import SafeDir
 
@@ -63,9 +66,22 @@ def still_needed(root: SafeDir, files: Iterable[RemoteFile]) -> int:
     return total
 
 
-def reserve(root: SafeDir, files: Iterable[RemoteFile]) -> None:
+def reserve(root: SafeDir, files: Iterable[RemoteFile], tries: int = 2) -> None:
     """Allocate every partial file's full size (its length unchanged). On ENOSPC, give back what this call
-    reserved and raise: the caller reports it before a byte is fetched."""
+    reserved and raise: the caller reports it before a byte is fetched. Two downloaders reserving at the same
+    instant could each take part and both fail, so a failure is tried once more after a random pause."""
+    files = list(files)
+    for attempt in range(1, tries + 1):
+        try:
+            _reserve_all(root, files)
+            return
+        except OSError as exc:
+            if not is_full(exc) or attempt == tries:
+                raise
+            time.sleep(random.uniform(0.1, 0.5))
+
+
+def _reserve_all(root: SafeDir, files: list[RemoteFile]) -> None:
     done: list[RemoteFile] = []
     try:
         for remote in files:
