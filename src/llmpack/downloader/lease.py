@@ -127,9 +127,9 @@ class LeaseLock(Holdable):
                     lease = self.client.get(Lease, self.name, namespace=self.namespace)
                     holder = lease.spec.holderIdentity if lease.spec is not None else None
                     if holder != self.holder:
-                        self._lost = (f"another downloader ({holder or 'none'}) holds the Lease "
-                                      f"{self.namespace}/{self.name}: this one was paused or cut off for more than "
-                                      f"{self.duration}s; stopped writing and left the work to it")
+                        who = f"another downloader ({holder}) holds" if holder else "this downloader no longer holds"
+                        self._lost = (f"{who} the Lease {self.namespace}/{self.name}: this one was paused or cut off "
+                                      f"for more than {self.duration}s; stopped writing and left the work to it")
                         return False
                     change(lease)
                     self.client.replace(lease)

@@ -121,7 +121,9 @@ def _attempt(job: Job, part: Partial) -> tuple[str, float | None]:
     """One GET from where the partial file ends; why it ended short (and the server's Retry-After), or
     ("", None) when the file is whole."""
     remote = part.remote
-    headers = dict(job.source.headers, **({"Range": f"bytes={part.have}-"} if part.have else {}))
+    # identity: a Range counts the bytes we store, not those of some compressed form of them
+    headers = {**job.source.headers, "Accept-Encoding": "identity",
+               **({"Range": f"bytes={part.have}-"} if part.have else {})}
     with job.client.stream("GET", job.source.url(remote.path), headers=headers) as response:
         status = response.status_code
         if status in RETRY_STATUS:
