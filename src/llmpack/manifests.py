@@ -43,8 +43,8 @@ def _field(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def describe(error: ErrorDetails) -> str:
-    """One validation error as `field: what is wrong`."""
+def locate(error: ErrorDetails) -> tuple[str, str]:
+    """One validation error as (field, what is wrong); the field is "" when the whole object is wrong."""
     where = _field(error["loc"])
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
@@ -54,6 +54,12 @@ def describe(error: ErrorDetails) -> str:
     if match := _RELATIVE_FIELD.match(message):
         where = f"{where}.{match.group(1)}" if where else match.group(1)
         message = match.group(2)
+    return where, message
+
+
+def describe(error: ErrorDetails) -> str:
+    """One validation error as `field: what is wrong`."""
+    where, message = locate(error)
     return f"{where}: {message}" if where else message
 
 

@@ -35,6 +35,10 @@ def test_a_plain_pvc_model_passes_without_findings() -> None:
     ({"model": {"storage": {"size": None}}}, "spec.model.storage.size"),
     ({"model": {"storage": {"size": "30 gigabytes"}}}, "spec.model.storage.size"),
     ({"model": {"storage": {"size": "0"}}}, "spec.model.storage.size"),
+    ({"model": {"storage": {"size": "1e99999999"}}}, "spec.model.storage.size"),
+    ({"model": {"storage": {"size": "8Ei"}}}, "spec.model.storage.size"),
+    ({"resources": {"limits": {"memory": "1e99999999"}}}, "spec.resources.limits.memory"),
+    ({"resources": {"requests": {"cpu": 10**5000}}}, "spec.resources.requests.cpu"),
     ({"model": {"source": "oci"}}, "spec.model.image"),
     ({"model": {"name": ""}}, "spec.model.name"),
     ({"model": {"name": "not a repo"}}, "spec.model.name"),
@@ -51,6 +55,12 @@ def test_bad_input_is_denied_naming_the_field(spec: dict[str, Any], field: str) 
     found = errors(spec)
     assert found, spec
     assert found[0].startswith(f"{field}: "), found
+
+
+@pytest.mark.parametrize(("obj", "kind"), [(None, "null"), ([], "a list"), ("qwen", "a string"), (3, "a number"),
+                                           ([body()], "a list")])
+def test_an_object_that_is_not_a_mapping_is_denied_naming_object(obj: Any, kind: str) -> None:
+    assert [str(f) for f in review(obj)] == [f"object: must be an LLMModel (a mapping), not {kind}"]
 
 
 def test_a_name_too_long_for_its_service_is_denied() -> None:
