@@ -47,7 +47,8 @@ SecretName = Annotated[str, StringConstraints(min_length=1, max_length=253, patt
 class Storage(ApiModel):
     type: StorageType = Field(StorageType.PVC, description="pvc (default): a cache that survives restarts; "
                               "emptyDir: node disk, downloaded again on every pod start.")
-    size: Quantity | None = Field(None, description="PVC size (required for pvc); emptyDir sizeLimit when set.")
+    size: Quantity | None = Field(None, description="PVC size (required for pvc); emptyDir sizeLimit when set. "
+                                  "A quantity below 8Ei, such as 30Gi.")
     storage_class_name: str | None = Field(
         None, description="Overrides the operator default (Helm defaults.storage.storageClassName).")
     access_mode: AccessMode | None = Field(
@@ -96,8 +97,10 @@ class Gpu(ApiModel):
 
 class Resources(ApiModel):
     gpu: Gpu = nested(Gpu, "GPUs per replica.")
-    requests: dict[str, Quantity] = Field(default_factory=dict, description="Extra container requests.")
-    limits: dict[str, Quantity] = Field(default_factory=dict, description="Extra container limits.")
+    requests: dict[str, Quantity] = Field(default_factory=dict,
+                                          description="Extra container requests (quantities below 8Ei).")
+    limits: dict[str, Quantity] = Field(default_factory=dict,
+                                        description="Extra container limits (quantities below 8Ei).")
 
 
 class Monitoring(ApiModel):
