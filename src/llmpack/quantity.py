@@ -17,7 +17,8 @@ with Ei; every exponent in between takes one digit fewer than the one before.
 from __future__ import annotations
 
 import re
-from decimal import Context, Decimal
+from dataclasses import dataclass
+from decimal import Decimal
 from fractions import Fraction
 
 MAX_QUANTITY = 2**63 - 1  # Kubernetes keeps quantities up to this as int64; beyond, it falls back to slow bignums
@@ -25,31 +26,30 @@ MAX_WHOLE_DIGITS = 18  # before the point, and never more whatever the unit
 MAX_FRACTION_DIGITS = 9  # after the point: 1n, Kubernetes' smallest step, is 1e-9
 MAX_EXPONENT_DIGITS = 2
 
-_UNITS: dict[str, Decimal] = {
-    "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
-    "k": Decimal("1e3"), "M": Decimal("1e6"), "G": Decimal("1e9"), "T": Decimal("1e12"), "P": Decimal("1e15"),
-    "E": Decimal("1e18"),
-    "Ki": Decimal(2**10), "Mi": Decimal(2**20), "Gi": Decimal(2**30), "Ti": Decimal(2**40), "Pi": Decimal(2**50),
-    "Ei": Decimal(2**60),
+# Each unit as (power of ten, binary factor): its value is factor * 10**power.
+_UNITS: dict[str, tuple[int, int]] = {
+    "n": (-9, 1), "u": (-6, 1), "m": (-3, 1), "": (0, 1), "k": (3, 1), "M": (6, 1), "G": (9, 1), "T": (12, 1),
+    "P": (15, 1), "E": (18, 1),
+    "Ki": (0, 2**10), "Mi": (0, 2**20), "Gi": (0, 2**30), "Ti": (0, 2**40), "Pi": (0, 2**50), "Ei": (0, 2**60),
 }
 _BINARY_UNITS = ("Ki", "Mi", "Gi", "Ti", "Pi", "Ei")
 
 
-def _largest_whole(multiplier: Decimal) -> int:
+def _largest_whole(power: int, factor: int) -> int:
     """The largest whole part allowed before a unit: any number below it + 1, times the unit, stays within
     MAX_QUANTITY. Rounded down to all nines (a digit count) or to one digit, which a pattern can say."""
-    numerator, denominator = multiplier.as_integer_ratio()
-    room = (MAX_QUANTITY + 1) * denominator // numerator  # whole part + 1 may be up to this
+    # whole part + 1 may be up to this:
+    room = int((MAX_QUANTITY + 1) * 10 ** max(-power, 0) // (factor * 10 ** max(power, 0)))
     if room < 10:
         return room - 1
     return int("9" * min(len(str(room)) - 1, MAX_WHOLE_DIGITS))
 
 
 # The limits: whole part allowed before each unit and each exponent (exponents above the last have none).
-UNIT_LIMITS: dict[str, int] = {unit: _largest_whole(m) for unit, m in _UNITS.items()}
+UNIT_LIMITS: dict[str, int] = {unit: _largest_whole(*unit_value) for unit, unit_value in _UNITS.items()}
 EXPONENT_LIMITS: dict[int, int] = {
     e: limit for e in range(1 - 10**MAX_EXPONENT_DIGITS, 10**MAX_EXPONENT_DIGITS)
-    if (limit := _largest_whole(Decimal(1).scaleb(e))) >= 0
+    if (limit := _largest_whole(e, 1)) >= 0
 }
 MAX_EXPONENT = max(EXPONENT_LIMITS)
 # Sign, whole digits, point, fraction, the longest exponent ("e-99"): longer strings are never quantities.
@@ -113,28 +113,35 @@ def _pattern() -> str:
 QUANTITY_PATTERN = _pattern()
 
 
-def _suffixes() -> dict[str, tuple[Decimal, int]]:
-    """Every spelling of a unit or an exponent Kubernetes takes (e3, E+03, e-5, ...), with its value and
-    the whole part it allows (-1: none, the exponent is too large)."""
-    table = {unit: (_UNITS[unit], limit) for unit, limit in UNIT_LIMITS.items()}
+@dataclass(frozen=True)
+class _Suffix:
+    power: int  # the unit's value is factor * 10**power
+    factor: int
+    limit: int  # the largest whole part before it; -1: none (an exponent beyond the largest)
+    digits: int  # how many digits that is
+
+
+def _suffixes() -> dict[str, _Suffix]:
+    """Every spelling of a unit or an exponent Kubernetes takes (e3, E+03, e-5, ...)."""
+    table = {unit: _Suffix(*_UNITS[unit], limit, len(str(limit))) for unit, limit in UNIT_LIMITS.items()}
     for e in range(10**MAX_EXPONENT_DIGITS):
         for sign, signed in (("", e), ("+", e), ("-", -e)):
+            limit = EXPONENT_LIMITS.get(signed, -1)
             for digits in {str(e), str(e).zfill(MAX_EXPONENT_DIGITS)}:
                 for letter in "eE":
-                    table[f"{letter}{sign}{digits}"] = (Decimal(1).scaleb(signed), EXPONENT_LIMITS.get(signed, -1))
+                    table[f"{letter}{sign}{digits}"] = _Suffix(signed, 1, limit, len(str(limit)))
     return table
 
 
 _SUFFIXES = _suffixes()
 _NUMBER = re.compile(r"([+-]?)([0-9]*)(?:[.]([0-9]*))?")
 _LONG_EXPONENT = re.compile(rf"[eE][+-]?[0-9]{{{MAX_EXPONENT_DIGITS + 1},}}")
-_EXACT = Context(prec=100)  # 27 digits times a 19-digit unit: every product is exact
 
 
 def parse_quantity(value: object) -> Decimal:
     """The exact value of a quantity: parse_quantity("1Gi") == 1073741824. Raises QuantityError, and only
     that, for anything outside the grammar; takes constant time whatever the input's length."""
-    if isinstance(value, bool) or not isinstance(value, str | int):
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise QuantityError(f"{_shown(value)} is not a quantity (examples: 30Gi, 500M, 1Ti)")
     if isinstance(value, int):
         if abs(value) > UNIT_LIMITS[""]:  # compared, never printed: str() of a huge int is slow, or refused
@@ -145,24 +152,26 @@ def parse_quantity(value: object) -> Decimal:
         raise QuantityError(f"{_shown(value)} is not a quantity: longer than {MAX_LENGTH} characters")
     number = _NUMBER.match(value)
     assert number is not None  # every part of it is optional
-    sign, whole, fraction = number.group(1), number.group(2), number.group(3)
-    suffix = value[number.end():]
-    if (whole or fraction) and _LONG_EXPONENT.fullmatch(suffix):
+    sign, whole, fraction = number.group(1), number.group(2), number.group(3) or ""
+    text_suffix = value[number.end():]
+    suffix = _SUFFIXES.get(text_suffix)
+    if (whole or fraction) and suffix is None and _LONG_EXPONENT.fullmatch(text_suffix):
         raise QuantityError(f"{_shown(value)} is out of range: an exponent can be e-99 to e{MAX_EXPONENT} "
                             "(quantities stay below 8Ei)")
-    if (not whole and not fraction) or suffix not in _SUFFIXES:
+    if (not whole and not fraction) or suffix is None:
         raise QuantityError(f"{_shown(value)} is not a quantity (examples: 30Gi, 500M, 1Ti, 1.5e9)")
-    multiplier, limit = _SUFFIXES[suffix]
-    if limit < 0:
+    if suffix.limit < 0:
         raise QuantityError(f"{_shown(value)} is too large: an exponent can be at most e{MAX_EXPONENT} "
                             "(quantities stay below 8Ei)")
-    if fraction is not None and len(fraction) > MAX_FRACTION_DIGITS:
+    if len(fraction) > MAX_FRACTION_DIGITS:
         raise QuantityError(f"{_shown(value)} has more than {MAX_FRACTION_DIGITS} digits after the point")
-    if len(whole) > len(str(limit)) or int(whole or "0") > limit:
-        at_most = f"{len(str(limit))} digits" if limit >= 9 else f"the number {limit}"
+    if len(whole) > suffix.digits or (len(whole) == suffix.digits and int(whole) > suffix.limit):
+        at_most = f"{suffix.digits} digits" if suffix.limit >= 9 else f"the number {suffix.limit}"
         raise QuantityError(f"{_shown(value)} is too large: at most {at_most} before the point"
-                            f"{f' with {suffix}' if suffix else ''} (quantities stay below 8Ei)")
-    return _EXACT.multiply(Decimal(f"{sign}{whole or '0'}.{fraction or '0'}"), multiplier)
+                            f"{f' with {text_suffix}' if text_suffix else ''} (quantities stay below 8Ei)")
+    # Built from integers and a string, so exact whatever the decimal context's precision.
+    coefficient = int(whole + fraction or "0") * suffix.factor
+    return Decimal(f"{sign}{coefficient}E{suffix.power - len(fraction)}")
 
 
 def is_quantity(value: object) -> bool:

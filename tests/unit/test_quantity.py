@@ -6,6 +6,7 @@ import re
 import time
 from collections.abc import Callable
 from decimal import Decimal
+from fractions import Fraction
 from typing import TypeVar
 
 import pytest
@@ -82,9 +83,25 @@ def test_binary_units_round_trip(n: int) -> None:
 @settings(max_examples=500)
 @given(st.from_regex(PATTERN, fullmatch=True))
 @examples("7.999999999Ei", "-8.999999999e18", "999999999999999999.999999999")
-def test_every_string_the_pattern_takes_parses_to_a_value_within_the_bound(text: str) -> None:
+def test_every_string_the_pattern_takes_parses_to_its_exact_value_within_the_bound(text: str) -> None:
     assert len(text) <= MAX_LENGTH
-    assert abs(parse_quantity(text)) <= MAX_QUANTITY
+    value = parse_quantity(text)
+    assert value == exact_value(text)
+    assert abs(value) <= MAX_QUANTITY
+
+
+UNIT_VALUES = {"": 1, "n": Fraction(1, 10**9), "u": Fraction(1, 10**6), "m": Fraction(1, 1000), "k": 10**3,
+               "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18, "Ki": 2**10, "Mi": 2**20,
+               "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+
+
+def exact_value(text: str) -> Fraction:
+    """A second reading, with fractions and Kubernetes' unit table, for what the pattern took."""
+    match = re.fullmatch(r"([+-]?)([0-9]*[.]?[0-9]*)(.*)", text)
+    assert match is not None
+    sign, number, suffix = match.groups()
+    unit = UNIT_VALUES[suffix] if suffix in UNIT_VALUES else Fraction(10) ** int(suffix[1:])
+    return (-1 if sign == "-" else 1) * Fraction(number.rstrip(".") or "0") * unit
 
 
 UNITS = ["", "n", "u", "m", "k", "M", "G", "T", "P", "E", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"]
