@@ -104,6 +104,14 @@ def test_what_is_not_an_answerable_review_gets_a_400_in_one_line(raw: bytes, why
     assert "\n" not in text
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
+def test_a_review_in_utf16_or_32_is_read_and_bounded_like_utf8(encoding: str) -> None:
+    review = json.dumps(envelope(model_body(), uid="\ud800é"))
+    assert response_of(answer(review.encode(encoding, "surrogatepass"))) == {"uid": "\ud800é", "allowed": True}
+    deep = review.replace('"oldObject": null', '"oldObject": ' + "[" * 70 + "]" * 70)
+    assert answer(deep.encode(encoding)).status == 400
+
+
 def test_nesting_just_within_the_limit_is_answered() -> None:
     deep_env = {"name": "X", "value": "@deep@"}
     raw = json.dumps(envelope(model_body({"advanced": {"vllm": {"extraEnv": [deep_env]}}}))).encode()

@@ -74,9 +74,11 @@ def read_request(raw: bytes) -> dict[str, Any]:
     except RecursionError:
         raise BadReview(f"the body nests deeper than {MAX_DEPTH} levels") from None
     except ValueError as exc:  # not JSON, or not UTF-8
-        raise BadReview(f"the body is not JSON: {str(exc).splitlines()[0][:200]}") from None
+        raise BadReview(f"the body is not JSON: {' '.join(str(exc).split())[:200]}") from None
     encoding = json.detect_encoding(raw)
-    if _nests_deeper_than(raw if encoding.startswith("utf-8") else raw.decode(encoding).encode(), MAX_DEPTH):
+    if not encoding.startswith("utf-8"):  # UTF-16 or 32, which json.loads also reads; the depth check reads UTF-8
+        raw = raw.decode(encoding, "surrogatepass").encode("utf-8", "surrogatepass")
+    if _nests_deeper_than(raw, MAX_DEPTH):
         raise BadReview(f"the body nests deeper than {MAX_DEPTH} levels")
     request = body.get("request") if isinstance(body, dict) else None
     if not isinstance(request, dict):
