@@ -155,7 +155,7 @@ def read_as(value: Any) -> Any:
 
 
 FUZZ_REVIEWS = int(os.environ.get("LLMPACK_FUZZ_REVIEWS", "10000"))  # set lower for a quick run while editing
-PER_EXAMPLE = 5
+PER_EXAMPLE = 10  # reviews per hypothesis example: its per-example cost would otherwise dominate
 
 
 def depth_of(text: str) -> int:
