@@ -132,6 +132,33 @@ json_values = st.recursive(
     max_leaves=5)
 
 
+@pytest.mark.parametrize("gpu_type", ["nvidia", "NVIDIA", "amd", "intel", ""])
+def test_a_gpu_vendor_as_the_pack_writes_it_is_admitted_without_findings(gpu_type: str) -> None:
+    assert findings({"resources": {"gpu": {"count": 1, "type": gpu_type}}}) == []
+
+
+def test_a_gpu_type_that_names_no_vendor_is_admitted_with_a_warning_on_how_to_pick_a_product() -> None:
+    assert errors({"resources": {"gpu": {"type": "NVIDIA-A100-SXM4-80GB"}}}) == []
+    found = warnings({"resources": {"gpu": {"type": "NVIDIA-A100-SXM4-80GB"}}})
+    assert len(found) == 1
+    assert found[0].startswith("spec.resources.gpu.type: 'NVIDIA-A100-SXM4-80GB' is not a GPU vendor (nvidia, amd, "
+                               "intel), so the pods ask for nvidia.com/gpu on any GPU node")
+    assert "resources.gpu.product" in found[0]
+    assert "advanced.vllm.nodeSelector" in found[0]
+    assert warnings({"resources": {"gpu": {"count": 0, "type": "tpu"}}}) == []  # no GPU asked for: nothing to say
+
+
+@pytest.mark.parametrize("config", [["a", "list"], 42, "just words", "{not: yaml"])
+def test_a_scheduler_config_that_is_no_endpoint_picker_config_is_denied(config: object) -> None:
+    found = errors({"advanced": {"inferencePool": {"schedulerConfig": config}}})
+    assert found == ["spec.advanced.inferencePool.schedulerConfig: must be an EndpointPickerConfig: an object "
+                     "(kind, plugins, schedulingProfiles), or the same written as YAML text"]
+
+
+def test_a_gpu_product_that_is_no_label_value_is_denied() -> None:
+    assert errors({"resources": {"gpu": {"product": "NVIDIA H100"}}})[0].startswith("spec.resources.gpu.product: ")
+
+
 @given(model_bodies(), model_bodies(), st.sampled_from(["model", "serving", "resources", "endpoints", "advanced"]),
        json_values)
 def test_rules_never_raise_and_every_finding_names_a_field(new: dict[str, Any], old: dict[str, Any], part: str,

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from llmpack.api import AccessMode, LLMModel, StorageType
 from llmpack.api.names import MAX_MODEL_NAME_LENGTH, NAME_PATTERN
+from llmpack.api.spec import GPU_VENDORS
 from llmpack.manifests import locate
 from llmpack.quantity import QuantityError, parse_quantity
 
@@ -155,10 +156,21 @@ def model_larger_than_pvc(new: LLMModel, old: LLMModel | None) -> Finding | None
     return None
 
 
+def gpu_type_names_no_vendor(new: LLMModel, old: LLMModel | None) -> Finding | None:
+    gpu = new.spec.resources.gpu
+    if gpu.count == 0 or gpu.known_vendor is not None:
+        return None
+    vendors = ", ".join(GPU_VENDORS)
+    return warning("spec.resources.gpu.type", f"{gpu.type!r} is not a GPU vendor ({vendors}), so the pods ask for "
+                   f"{gpu.vendor.resource} on any GPU node. type names the vendor only: to pick a GPU product, set "
+                   f"resources.gpu.product (the node's {gpu.vendor.product_label} label, e.g. NVIDIA-H100-80GB-HBM3) "
+                   "or advanced.vllm.nodeSelector")
+
+
 RULES: tuple[Rule, ...] = (
     name_fits_derived_names, repo_id_is_valid, parallelism_fits_gpus, pvc_does_not_shrink, storage_type_is_fixed,
     storage_class_is_fixed, emptydir_preload_downloads_on_every_start, emptydir_without_size_limit,
-    oci_image_by_tag, replicas_share_one_node, model_larger_than_pvc,
+    oci_image_by_tag, replicas_share_one_node, model_larger_than_pvc, gpu_type_names_no_vendor,
 )
 
 
