@@ -92,6 +92,15 @@ def test_a_gpu_toleration_the_user_gives_is_not_repeated() -> None:
     assert pod_spec(objects)["tolerations"] == [narrower, mine]  # "Equal true" does not cover "present"
 
 
+def test_vllm_starts_as_the_openai_server_unless_a_command_is_given() -> None:
+    vllm = container(render(model(), CONFIG), "vllm")
+    assert vllm is not None
+    assert vllm["command"] == ["python3", "-m", "vllm.entrypoints.openai.api_server"]
+    vllm = container(render(model({"serving": {"command": ["vllm", "serve"]}}), CONFIG), "vllm")
+    assert vllm is not None
+    assert vllm["command"] == ["vllm", "serve"]
+
+
 def test_cpu_only_model_asks_for_no_gpu() -> None:
     objects = render(model({"resources": {"gpu": {"count": 0}}}), CONFIG)
     vllm = container(objects, "vllm")

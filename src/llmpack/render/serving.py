@@ -12,6 +12,9 @@ from llmpack.render.storage import RESTRICTED, StorageLayout
 PORT = 8000
 VLLM = "vllm"
 VLLM_UID = 1000
+# The OpenAI server, named explicitly as the pack does: some vLLM images (llm-d-cuda, the pack's default)
+# have an entrypoint that is a wrapper with no default command, so vLLM's flags alone would not start it.
+VLLM_COMMAND = ("python3", "-m", "vllm.entrypoints.openai.api_server")
 # Loading 80 GB of weights and compiling kernels can take long; the startup probe allows an hour.
 STARTUP_PROBE_SECONDS = 3600
 PROBE_PERIOD = 10
@@ -98,8 +101,7 @@ def vllm_container(model: LLMModel, config: Config, layout: StorageLayout) -> di
         "livenessProbe": _probe("/health", 30, 3),
         "securityContext": {**RESTRICTED, "runAsUser": VLLM_UID},
     }
-    if serving.command:
-        container["command"] = list(serving.command)
+    container["command"] = list(serving.command or VLLM_COMMAND)
     if resources := _resources(model):
         container["resources"] = resources
     return container
