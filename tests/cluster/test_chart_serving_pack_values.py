@@ -17,12 +17,11 @@ from llmpack.testing.crds import cert_manager_crds, gateway_api_crds
 from llmpack.testing.crds import install as install_crds
 from llmpack.testing.crds import uninstall as uninstall_crds
 from tests.cluster.operator_process import OperatorProcess
-from tests.cluster.serving_pack import VALUES
 from tests.cluster.test_chart import CHART, KUBE_VERSION, helm, template
+from tests.serving_pack import VALUES, spelling_pairs
 from tests.unit.factories import merge
 
 NAMESPACE = "nebari-llm-serving-system"
-PACK_SPELLING = "Serving Pack spelling of "
 FIELD_OF = {values_path: field for values_path, _, field in SETTINGS}
 OURS = "ghcr.io/nebari-dev/llmpack/"
 
@@ -57,24 +56,7 @@ def _nested(dotted: str, value: Any) -> dict[str, Any]:
     return out
 
 
-def _spelling_pairs() -> list[tuple[str, str, str]]:
-    """(the pack's key, llmpack's key, JSON type) for every key the schema marks as the pack's spelling of ours."""
-    schema = json.loads((CHART / "values.schema.json").read_text())
-    pairs = []
-
-    def walk(node: dict[str, Any], prefix: str) -> None:
-        for key, sub in node.get("properties", {}).items():
-            description = sub.get("description", "")
-            if description.startswith(PACK_SPELLING):
-                ours = description.removeprefix(PACK_SPELLING).split(";")[0].split(" ")[0].rstrip(".")
-                pairs.append((f"{prefix}{key}", ours, sub["type"]))
-            walk(sub, f"{prefix}{key}.")
-
-    walk(schema, "")
-    return pairs
-
-
-PAIRS = _spelling_pairs()
+PAIRS = spelling_pairs()
 
 
 def _effective(objects: list[dict[str, Any]], ours: str) -> Any:

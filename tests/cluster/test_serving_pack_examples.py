@@ -15,8 +15,8 @@ from lightkube.resources.core_v1 import Pod
 
 from llmpack.testing.cluster import LocalCluster
 from tests.cluster.operator_process import OperatorProcess
-from tests.cluster.serving_pack import EXAMPLES
 from tests.cluster.test_operator_lifecycle import READY_WITHIN, phases_until
+from tests.serving_pack import EXAMPLES
 
 NAMESPACE = "nebari-llm-serving-system"  # where every pack example lives
 CPU_MODEL = Path(__file__).parent / "manifests" / "pack-style-cpu-model.yaml"
