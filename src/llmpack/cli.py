@@ -93,7 +93,9 @@ def cmd_download(args: argparse.Namespace) -> int:
         run(args.model, args.local_dir, args.revision, args.include or [], args.exclude or [], args.verify,
             args.max_workers)
     except DownloadError as exc:
-        print(f"llmpack download: {exc}", file=sys.stderr)
+        # One line, whatever the message holds (a server's words may carry newlines): the error is the
+        # only stderr line that is not a JSON object.
+        print(f"llmpack download: {' '.join(str(exc).split())}", file=sys.stderr)
         return exc.exit_code
     return 0
 
@@ -160,10 +162,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Takes the arguments of `hf download MODEL --local-dir DIR [--revision R]` (what the LLM "
         "Serving Pack's init container runs) and fills DIR so that several downloaders sharing it fetch each "
         "byte once, a killed one resumes, and every file is verified (sha256 or git blob sha1) before it is "
-        "moved into place; a complete DIR is recognised in well under a second. HF_TOKEN, HF_ENDPOINT and "
-        "the other HF_* variables apply. Progress goes to stderr: a bar on a terminal, else one JSON line "
-        "every few seconds. Exit codes: 3 gated/unauthorized, 4 repo not found, 5 revision not found, "
-        "6 not enough space, 7 network, 8 verification failed twice.",
+        "moved into place; a complete DIR is recognised in well under a second. Every name the Hub lists is "
+        "checked before a byte is written, and no symbolic link inside DIR is ever followed. HF_TOKEN, "
+        "HF_ENDPOINT and the other HF_* variables apply. Progress goes to stderr: a bar on a terminal, else one "
+        "JSON object per line every few seconds; a failure adds exactly one line starting 'llmpack download:'.",
+        epilog="Exit codes: 0 complete; 2 not a Hub repo id, or HF_ENDPOINT not an http(s) URL; 3 "
+        "gated/unauthorized; 4 repo not found; 5 revision not found; 6 not enough space (checked and reserved "
+        "before the first byte, or the volume filled up); 7 network (Hub unreachable, or no progress through "
+        "every retry); 8 verification failed twice; 9 the Hub listed "
+        "an unsafe file name (../x, /etc/x, NUL, backslash) or answered nonsense: nothing written; "
+        "10 DIR cannot be written (read-only, permission denied, a symbolic link planted in it); 11 another "
+        "downloader took the lock over (this one was paused too long): stopped writing.",
     )
     p.add_argument("model", help="Hugging Face repo id, e.g. Qwen/Qwen3-8B")
     p.add_argument("--local-dir", type=Path, required=True, metavar="DIR", help="where the files go")

@@ -3,6 +3,10 @@
 Precedence, lowest first: built-in defaults, a values file (the chart's keys, e.g.
 `defaults.storage.storageClassName`), environment variables. Renderers receive a Config; they never
 read the environment themselves.
+
+A values file may also be the LLM Serving Pack's, with the chart's one rule for a setting spelt two ways:
+our key when it is set (not empty, not null), else the pack's, else the default. Images the pack names for
+its own programs are never used (docs/install.md).
 """
 
 from __future__ import annotations
@@ -92,6 +96,21 @@ SETTINGS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+# Our values key -> the Serving Pack's spelling of the same setting (the chart's llmpack.settings agrees).
+PACK_SPELLINGS: dict[str, str] = {
+    "routing.baseDomain": "platform.baseDomain",
+    "routing.externalGateway.name": "platform.gateway.external.name",
+    "routing.externalGateway.namespace": "platform.gateway.external.namespace",
+    "routing.internalGateway.name": "platform.gateway.internal.name",
+    "routing.internalGateway.namespace": "platform.gateway.internal.namespace",
+    "routing.manageListeners": "platform.gateway.manageSharedListeners",
+    "routing.tls.secretName": "platform.tls.secretName",
+    "auth.oidc.issuer": "auth.oidc.issuerURL",
+    "inferencePool.eppImage": "defaults.epp.image",
+}
+PACK_IMAGES = "ghcr.io/nebari-dev/llm-serving-pack/"  # the pack's own programs: accepted in values, never run
+
+
 def _dig(values: Mapping[str, Any], dotted: str) -> Any:
     node: Any = values
     for part in dotted.split("."):
@@ -99,6 +118,29 @@ def _dig(values: Mapping[str, Any], dotted: str) -> Any:
             return None
         node = node[part]
     return node
+
+
+def _is_set(value: Any) -> bool:
+    return value is not None and value != ""
+
+
+def _image(value: Any) -> Any:
+    """An image as a string, or the pack's {repository, tag}; one of the pack's own images counts as unset."""
+    if isinstance(value, Mapping):
+        repository = str(value.get("repository") or "")
+        value = f"{repository}:{value.get('tag') or __version__}" if repository else None
+    return None if isinstance(value, str) and value.startswith(PACK_IMAGES) else value
+
+
+def _from_values(values: Mapping[str, Any], dotted: str) -> tuple[Any, str]:
+    """(value, the key it came from) by the one rule; (None, dotted) when neither spelling is set."""
+    for key in (dotted, PACK_SPELLINGS.get(dotted)):
+        found = _dig(values, key) if key else None
+        if dotted == "modelDownloader.image":
+            found = _image(found)
+        if _is_set(found):
+            return found, str(key)
+    return None, dotted
 
 
 def _from_env(field: str, text: str) -> Any:
@@ -121,9 +163,10 @@ def load_config(values_file: Path | None = None, env: Mapping[str, str] | None =
     chosen: dict[str, Any] = {}
     origin: dict[str, str] = {}
     for dotted, var, field in SETTINGS:
-        if (found := _dig(values, dotted)) is not None:
+        found, key = _from_values(values, dotted)
+        if found is not None:
             chosen[field] = tuple(found) if isinstance(found, list) else found
-            origin[field] = f"{values_file}: {dotted}"
+            origin[field] = f"{values_file}: {key}"
         if var in env:
             chosen[field] = _from_env(field, env[var])
             origin[field] = f"environment variable {var}"

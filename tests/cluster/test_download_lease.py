@@ -18,7 +18,7 @@ from lightkube.resources.coordination_v1 import Lease
 from llmpack.downloader.lease import PROGRESS_ANNOTATION
 from llmpack_dev.cluster import LocalCluster
 from tests.cluster.waiting import eventually
-from tests.download.conftest import env_for
+from tests.download.conftest import assert_complete, end, env_for, files_of
 from tests.hub.server import HubServer, synthetic_repo
 
 SHARD = "model-00001-of-00001.safetensors"
@@ -74,3 +74,43 @@ async def test_a_killed_holder_is_taken_over_and_its_partial_file_resumed(
     assert (lease.spec.leaseTransitions or 0) >= 1
     final = json.loads(lease.metadata.annotations[PROGRESS_ANNOTATION])  # type: ignore[union-attr,index]
     assert (final["phase"], final["percent"], final["holder"]) == ("complete", 100, "pod-b")
+
+
+async def test_a_holder_paused_past_the_lease_stops_writing_and_leaves_its_successors_lease_alone(
+        cluster: LocalCluster, client: AsyncClient, namespace: str, hub: HubServer, tmp_path: Path) -> None:
+    hub.faults.rate = 2 << 20
+    target = tmp_path / "pvc"
+    part = target / ".llmpack" / "partial" / f"{SHARD}.part"
+
+    def written() -> int:
+        return part.stat().st_size if part.exists() else 0
+
+    async def at_least(n: int) -> bool:
+        return written() >= n
+
+    first = start(hub, cluster, namespace, "pod-a", target, tmp_path)
+    second: subprocess.Popen[str] | None = None
+    try:
+        await eventually(lambda: at_least(SIZE // 4), within=30, interval=0.05, what="pod-a to write a quarter")
+        os.kill(first.pid, signal.SIGSTOP)  # past the 3 s Lease: pod-b takes it over
+        paused_at = written()
+        second = start(hub, cluster, namespace, "pod-b", target, tmp_path)
+        await eventually(lambda: at_least(paused_at + (1 << 20)), within=30, interval=0.05,
+                         what="pod-b to take the Lease over and resume")
+        os.kill(first.pid, signal.SIGCONT)
+        code = first.wait(30)
+        log = first.stderr.read() if first.stderr else ""
+        assert code == 11, log
+        (line,) = [ln for ln in log.splitlines() if not ln.startswith("{")]
+        assert line.startswith("llmpack download: ")
+        assert "pod-b" in line
+        assert "stopped writing" in line
+        assert second.wait(60) == 0
+    finally:
+        end(first, second)
+    lease = await client.get(Lease, "m-model-download", namespace=namespace)
+    assert lease.spec is not None
+    assert not lease.spec.holderIdentity  # released by pod-b; pod-a wrote nothing over it
+    final = json.loads(lease.metadata.annotations[PROGRESS_ANNOTATION])  # type: ignore[union-attr,index]
+    assert (final["phase"], final["percent"], final["holder"]) == ("complete", 100, "pod-b")
+    assert_complete(target, files_of(hub))

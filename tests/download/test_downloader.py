@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -13,20 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.download.conftest import TOKEN, download, downloader
+from tests.download.conftest import TOKEN, assert_complete, download, downloader, files_of, the_error
 from tests.hub.server import HubServer
-
-
-def files_of(hub: HubServer, repo: str = "org/model", ref: str = "main") -> dict[str, bytes]:
-    r = hub.repos[repo]
-    return r.commits[r.refs[ref]]
-
-
-def assert_complete(directory: Path, expected: dict[str, bytes]) -> None:
-    for path, data in expected.items():
-        assert hashlib.sha256((directory / path).read_bytes()).digest() == hashlib.sha256(data).digest(), path
-    partial = directory / ".llmpack" / "partial"
-    assert not (partial.exists() and list(partial.rglob("*.part")))
 
 
 def test_download_verifies_every_file_and_a_rerun_takes_the_fast_path(hub: HubServer, tmp_path: Path) -> None:
@@ -66,6 +53,8 @@ def test_a_downloader_killed_halfway_resumes_and_refetches_at_most_one_chunk(hub
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not (part.exists() and part.stat().st_size >= size // 2):
         time.sleep(0.02)
+    st = part.stat()
+    assert st.st_blocks * 512 >= size > st.st_size  # its space is reserved; its length is only what was written
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     kept = part.stat().st_size
@@ -101,6 +90,7 @@ def test_corrupt_bytes_are_refetched_and_never_left_in_place(hub: HubServer, tmp
     result = download(hub, tmp_path, "org/model", "--local-dir", str(broken), "--include", shard)
     assert result.returncode == 8
     (line,) = result.stderr.strip().splitlines()[-1:]
+    assert the_error(result) == line
     assert shard in line
     assert "downloaded twice" in line
     assert not (broken / shard).exists()
@@ -139,6 +129,7 @@ def test_each_failure_has_one_line_and_its_own_exit_code(hub: HubServer, tmp_pat
     assert len(lines) == 1
     assert words in lines[0]
     assert "Traceback" not in result.stderr
+    assert the_error(result) == lines[0]  # and no other line but JSON progress
 
 
 def test_a_gated_repo_downloads_with_the_right_token(hub: HubServer, tmp_path: Path) -> None:
@@ -158,6 +149,7 @@ def test_an_unreachable_hub_is_a_network_error_but_a_complete_cache_still_serves
     fresh = download(hub, tmp_path, "org/model", "--local-dir", str(tmp_path / "new"), HF_ENDPOINT=dead)
     assert fresh.returncode == 7
     assert "cannot reach the Hub" in fresh.stderr
+    assert "cannot reach the Hub" in the_error(fresh)
 
 
 @pytest.fixture
@@ -175,6 +167,7 @@ def test_not_enough_space_is_refused_before_any_byte_is_written(hub: HubServer, 
     result = download(hub, tmp_path, "org/model", "--local-dir", str(small_disk / "c"))
     assert result.returncode == 6, result.stderr
     line = result.stderr.strip().splitlines()[-1]
+    assert the_error(result) == line
     assert "not enough space" in line
     assert "spec.model.storage.size" in line
     assert sum(hub.served.values()) == 0

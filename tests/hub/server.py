@@ -1,5 +1,7 @@
 """A Hub-compatible HTTP server on 127.0.0.1 for tests: synthetic repos, revisions, a gated repo, Range
-requests, counted bytes per file, and injectable faults (slow, dropped connections, corrupt bytes, 429).
+requests, counted bytes per file, and injectable faults: slow or stalled bodies, connections dropped once or
+after every N bytes, corrupt bytes, empty 200/206 bodies, 429/5xx (with any Retry-After, sane or not) on file
+GETs and on API calls, and hostile repos whose listing names `../x`, absolute paths, NUL or backslash.
 
 It answers what ../shared/reference/hf-hub-contract.md lists, so the real huggingface_hub client (and the
 `hf download` CLI) work against it; that is the proof it speaks the protocol.
@@ -7,8 +9,10 @@ It answers what ../shared/reference/hf-hub-contract.md lists, so the real huggin
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import sys
 import threading
 import time
 from collections import Counter
@@ -62,6 +66,18 @@ def synthetic_repo(repo_id: str, shards: int = 2, shard_size: int = 4 << 20, tok
     return Repo(repo_id, commits, refs, token)
 
 
+def hostile_repo(repo_id: str, *names: str) -> Repo:
+    """A repo that lists, beside an honest config.json, files with the given names (`../x`, `/etc/x`, ...):
+    what anyone can publish, and what a downloader must refuse before writing anything."""
+    files = {"config.json": b"{}", **{name: b"owned\n" for name in names}}
+    commit = commit_id(f"{repo_id}@hostile")
+    return Repo(repo_id, {commit: files}, {"main": commit})
+
+
+# A queue of (status, Retry-After or None) answers to give before the real one.
+Answers = list[tuple[int, str | None]]
+
+
 @dataclass
 class Faults:
     rate: float | None = None                              # bytes per second for file bodies
@@ -69,6 +85,20 @@ class Faults:
     corrupt: Counter[str] = field(default_factory=Counter)     # path -> how many more responses to corrupt
     too_many: int = 0                                          # answer this many file GETs with 429 first
     stall: dict[str, tuple[int, float]] = field(default_factory=dict)  # path -> (offset, seconds), once
+    drop_every: int | None = None                              # cut every file response after this many bytes
+    empty_bodies: int = 0                                      # answer this many file GETs 200/206 with no body
+    file_errors: Answers = field(default_factory=list)         # answer the next file GETs with these first
+    api_errors: Answers = field(default_factory=list)          # answer the next revision/tree calls with these
+    next_page: str | None = None                               # a Link rel="next" on every listing page
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client killed mid-request (the chaos bench does it on purpose) is no error of the server's."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class HubServer:
@@ -78,8 +108,7 @@ class HubServer:
         self.served: Counter[str] = Counter()   # "repo/path" -> body bytes written to sockets
         self.requests: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), _handler(self))
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -116,10 +145,20 @@ def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
                 self.send_header(k, v)
             self.end_headers()
             if self.command != "HEAD":
-                self.wfile.write(data)
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client was killed
+                    self.wfile.write(data)
 
         def _error(self, status: int, code: str, message: str) -> None:
             self._json({"error": message}, status, {"X-Error-Code": code, "X-Error-Message": message})
+
+        def _injected(self, answers: Answers) -> bool:
+            """Give the next queued error answer, if any."""
+            with hub._lock:
+                if not answers:
+                    return False
+                status, retry_after = answers.pop(0)
+            self._json({"error": "injected"}, status, {"Retry-After": retry_after} if retry_after is not None else {})
+            return True
 
         def _repo(self, repo_id: str) -> Repo | None:
             repo = hub.repos.get(repo_id)
@@ -160,6 +199,8 @@ def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             query = parse_qs(url.query)
             hub.requests[f"{self.command} {url.path}"] += 1
             if parts[:2] == ["api", "models"] and len(parts) >= 4:
+                if self._injected(hub.faults.api_errors):
+                    return
                 repo = self._repo(f"{parts[2]}/{parts[3]}")
                 if repo is None:
                     return
@@ -197,6 +238,8 @@ def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             if start + PAGE < len(entries):
                 headers["Link"] = f'<{hub.url}{urlsplit(self.path).path}?recursive=true&expand=false' \
                                   f'&cursor={start + PAGE}>; rel="next"'
+            if hub.faults.next_page is not None:  # pages that never end, or that lead to another host
+                headers["Link"] = f'<{hub.faults.next_page}>; rel="next"'
             self._json(page, headers=headers)
 
         def _paths_info(self, repo: Repo, revision: str) -> None:
@@ -221,6 +264,8 @@ def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
                 hub.faults.too_many -= 1
                 self._json({"error": "slow down"}, 429, {"Retry-After": "1"})
                 return
+            if self.command == "GET" and self._injected(hub.faults.file_errors):
+                return
             data = files[path]
             entry = self._entry(files, path)
             etag = entry["lfs"]["oid"] if "lfs" in entry else entry["oid"]
@@ -233,12 +278,15 @@ def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             if "lfs" in entry:
                 self.send_header("X-Linked-Etag", f'"{etag}"')
                 self.send_header("X-Linked-Size", str(len(data)))
-            self.send_header("Content-Length", str(len(data) - start))
+            empty = self.command == "GET" and hub.faults.empty_bodies > 0
+            if empty:
+                hub.faults.empty_bodies -= 1  # a 200/206 with no body, as a broken proxy sends
+            self.send_header("Content-Length", "0" if empty else str(len(data) - start))
             self.send_header("Accept-Ranges", "bytes")
             if start:
                 self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
             self.end_headers()
-            if self.command == "HEAD":
+            if self.command == "HEAD" or empty:
                 return
             self._body(repo, path, data, start)
 
@@ -249,6 +297,8 @@ def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
                 middle = len(data) // 2
                 data = data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:]
             cut = faults.drop_after.pop(path, None)
+            if faults.drop_every is not None:
+                cut = min(cut if cut is not None and cut > start else len(data), start + faults.drop_every)
             stall_at, stall_for = faults.stall.pop(path, (None, 0.0))
             position, piece = start, 64 << 10
             while position < len(data):

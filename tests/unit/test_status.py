@@ -204,3 +204,19 @@ def test_a_gateway_refusal_is_found_in_either_controllers_status_shape() -> None
     assert refusal(accepted) is None
     assert refusal({}) is None
     assert refusal(None) is None
+
+
+def test_a_hostile_progress_annotation_is_ignored_not_raised() -> None:
+    from llmpack.assess.progress import download_progress
+    from llmpack.wellknown import PROGRESS_ANNOTATION
+
+    for annotation in [
+        '{"phase": "downloading", "bytes_total": Infinity, "bytes_done": 1}',
+        '{"phase": "downloading", "bytes_total": 1, "bytes_done": 1, "percent": -Infinity}',
+        '{"phase": "complete", "bytes_total": NaN}', '{"phase": "complete", "bytes_total": 1e999}',
+        '{"phase": "complete", "bytes_total": "1e99999999"}',
+        '{"phase": "complete", "bytes_total": ' + "9" * 5000 + "}",
+    ]:
+        assert download_progress({"metadata": {"annotations": {PROGRESS_ANNOTATION: annotation}}}) == (None, None)
+    huge = json.dumps({"phase": "complete", "bytes_total": 10**400})  # readable, however absurd: no overflow
+    assert download_progress({"metadata": {"annotations": {PROGRESS_ANNOTATION: huge}}})[1] is not None

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from llmpack.assess.report import Problem
-from llmpack.quantity import parse_quantity
+from llmpack.quantity import QuantityError, parse_quantity
 
 
 def pvc_problem(desired: dict[str, Any], observed: dict[str, Any] | None) -> Problem | None:
@@ -17,7 +17,11 @@ def pvc_problem(desired: dict[str, Any], observed: dict[str, Any] | None) -> Pro
     want, have = desired["spec"], observed.get("spec") or {}
     want_size = want["resources"]["requests"]["storage"]
     have_size = ((have.get("resources") or {}).get("requests") or {}).get("storage")
-    if have_size is not None and parse_quantity(want_size) < parse_quantity(have_size):
+    try:
+        shrinks = have_size is not None and parse_quantity(want_size) < parse_quantity(have_size)
+    except QuantityError:  # a size outside our grammar (a PVC edited by hand): the API server refuses a shrink
+        shrinks = False
+    if shrinks:
         return Problem("StorageShrinkRefused",
                        f"PVC {name} holds {have_size} and PVCs cannot shrink: set spec.model.storage.size back to at "
                        f"least {have_size}, or delete the PVC to start over (the weights are downloaded again)")

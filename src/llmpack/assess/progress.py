@@ -24,5 +24,5 @@ def download_progress(lease: dict[str, Any] | None) -> tuple[Download | None, st
         return Download(bytes_done=int(progress.get("bytes_done", 0)), bytes_total=total,
                         percent=max(0, min(100, int(progress.get("percent", 0)))), rate=progress.get("rate"),
                         eta=progress.get("eta"), holder=progress.get("holder")), size
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, OverflowError):  # OverflowError: int() of an Infinity
         return None, None  # a hand-edited annotation is not worth an error

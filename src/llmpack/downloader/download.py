@@ -5,51 +5,54 @@ directory is filled exactly once, survives crashes, and is never presented compl
    recorded size (stat only) -> exit 0. With the Hub unreachable, a record for the same revision is trusted,
    so vLLM can start while the Hub is down.
 2. Otherwise take the directory's lock (others wait, saying who holds it), look again (the holder may have
-   just finished), plan, check free space before writing a byte, fetch what is missing in parallel, and
-   write the record last.
+   just finished), list the files and check every name, check free space and reserve it before writing a
+   byte, fetch what is missing in parallel, and write the record last.
+
+Nothing below --local-dir is reached through a symbolic link (SafeDir), and every failure is one line with
+its own exit code (errors.py).
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import logging
 import os
-import shutil
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import httpx
-from huggingface_hub import constants
-from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]  # public, not re-exported
 
-from llmpack.downloader import hub
-from llmpack.downloader.errors import NetworkError, NoSpaceError
+from llmpack.downloader import space
+from llmpack.downloader.errors import NetworkError, NoSpaceError, UsageError, from_os_error, is_full
+from llmpack.downloader.hub import Hub, is_commit, request_headers
 from llmpack.downloader.lock import DirectoryLock, Holdable, Owner
+from llmpack.downloader.names import endpoint_problem, repo_id_problem
 from llmpack.downloader.plan import (
-    STATE_DIR,
     Plan,
     RemoteFile,
     file_is_valid,
     forget_record,
-    partial_path,
     read_record,
     select,
     stat_complete,
     write_record,
 )
 from llmpack.downloader.progress import Progress
-from llmpack.downloader.transfer import Source, fetch
+from llmpack.downloader.safedir import SafeDir
+from llmpack.downloader.transfer import Cancelled, Job, Source, fetch
 from llmpack.quantity import format_bytes
 
-log = logging.getLogger("llmpack.download")
-if TYPE_CHECKING:
-    from huggingface_hub import HfApi
+
+def _env_float(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
 
 
 @dataclass(frozen=True)
@@ -61,18 +64,22 @@ class Request:
     exclude: tuple[str, ...] = ()
     verify: bool = False
     workers: int = 8
-    progress_every: float = field(default_factory=lambda: float(os.environ.get("LLMPACK_PROGRESS_SECONDS", "5")))
-    stale_after: float = field(default_factory=lambda: float(os.environ.get("LLMPACK_LOCK_STALE_SECONDS", "30")))
+    progress_every: float = field(default_factory=lambda: _env_float("LLMPACK_PROGRESS_SECONDS", 5))
+    stale_after: float = field(default_factory=lambda: _env_float("LLMPACK_LOCK_STALE_SECONDS", 30))
+    # Read as huggingface_hub reads it; its constants module raises on some malformed values at import.
+    endpoint: str = field(default_factory=lambda: os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/"))
+    preallocate: bool = field(default_factory=lambda: os.environ.get("LLMPACK_PREALLOCATE", "1") not in ("0", "false"))
 
 
 def say(event: dict[str, object]) -> None:
+    """One JSON object per line on stderr; the only other line a run may print is its error."""
     sys.stderr.write(json.dumps(event) + "\n")
     sys.stderr.flush()
 
 
-def _complete(request: Request, commit_of: Callable[[], str]) -> str | None:
+def _complete(request: Request, root: SafeDir, commit_of: Callable[[], str]) -> str | None:
     """The commit the directory is complete for, when it is (the fast path); None otherwise."""
-    record = read_record(request.local_dir)
+    record = read_record(root)
     if record is None or request.verify or not record.covers(request.repo_id, request.include, request.exclude):
         return None
     try:
@@ -83,91 +90,115 @@ def _complete(request: Request, commit_of: Callable[[], str]) -> str | None:
         say({"phase": "offline", "message": f"Hub unreachable ({exc}); trusting the completed download of "
              f"{record.revision} at {record.commit}"})
         commit = record.commit
-    return commit if commit == record.commit and stat_complete(request.local_dir, record) else None
+    return commit if commit == record.commit and stat_complete(root, record) else None
 
 
-def _plan(request: Request, api: HfApi, commit: str) -> Plan:
-    files = select(hub.list_files(api, request.repo_id, commit), request.include, request.exclude)
-    return Plan(request.repo_id, request.revision, commit, files, request.include, request.exclude)
+def _preflight(request: Request, root: SafeDir, todo: Sequence[RemoteFile], plan: Plan) -> None:
+    """Refuse before the first byte when the volume cannot hold what is missing, then reserve it, so a
+    second downloader into the same volume sees it taken (space.py)."""
+    needed, free = space.still_needed(root, todo), root.free_bytes()
+    ask = format_bytes(int(plan.total_bytes * 1.2))
+    advice = (f"the model takes {format_bytes(plan.total_bytes)}, so ask for a volume of at least {ask} "
+              "(spec.model.storage.size)")
+    if needed > free:
+        raise NoSpaceError(f"not enough space in {request.local_dir}: {format_bytes(needed)} to fetch, "
+                           f"{format_bytes(free)} free; {advice}")
+    if not request.preallocate:
+        return
+    try:
+        space.reserve(root, todo)
+    except OSError as exc:
+        if not is_full(exc):
+            raise
+        raise NoSpaceError(f"not enough space in {request.local_dir}: {format_bytes(needed)} to fetch, but other "
+                           f"downloads into this volume have reserved it ({format_bytes(root.free_bytes())} free "
+                           f"now); {advice}") from None
 
 
-def _preflight(request: Request, missing_bytes: int, plan: Plan) -> None:
-    free = shutil.disk_usage(request.local_dir).free
-    if missing_bytes > free:
-        ask = format_bytes(int(plan.total_bytes * 1.2))
-        raise NoSpaceError(f"not enough space in {request.local_dir}: {format_bytes(missing_bytes)} to fetch, "
-                           f"{format_bytes(free)} free; the model takes {format_bytes(plan.total_bytes)}, so ask "
-                           f"for a volume of at least {ask} (spec.model.storage.size)")
-
-
-def _fetch_all(request: Request, plan: Plan, lock: Holdable) -> None:
+def _fetch_all(request: Request, root: SafeDir, client: httpx.Client, headers: dict[str, str], plan: Plan,
+               lock: Holdable) -> None:
     todo, done_bytes = [], 0
     for remote in plan.files:
-        if file_is_valid(request.local_dir / remote.path, remote):
+        if file_is_valid(root, remote):
             done_bytes += remote.size
         else:
             todo.append(remote)
-    partial = sum(partial_path(request.local_dir, r).stat().st_size for r in todo
-                  if partial_path(request.local_dir, r).exists())
-    _preflight(request, sum(r.size for r in todo) - partial, plan)
+    lock.check()
+    _preflight(request, root, todo, plan)
     progress = Progress(plan.total_bytes, len(plan.files), interval=request.progress_every)
     progress.add(done_bytes)
     progress.files_done = len(plan.files) - len(todo)
     lock.progress = lambda: {**progress.snapshot(), "holder": lock.holder, "commit": plan.commit}
-    source = Source(constants.ENDPOINT, request.repo_id, plan.commit, build_hf_headers())
-    timeout = httpx.Timeout(float(os.environ.get("HF_HUB_DOWNLOAD_TIMEOUT", "10")), connect=10.0)
+    stop = threading.Event()  # set when one file fails: the others stop at their next chunk
+
+    def guard() -> None:
+        if stop.is_set():
+            raise Cancelled
+        lock.check()
+
+    def pause(seconds: float) -> None:
+        if stop.wait(seconds):
+            raise Cancelled
+
+    job = Job(client, Source(request.endpoint, request.repo_id, plan.commit, headers), root,
+              progress.add, guard, pause, reserve=request.preallocate)
+
+    def one(remote: RemoteFile) -> None:
+        fetch(job, remote)
+        progress.file_done()
+
     progress.start()
     try:
-        with httpx.Client(timeout=timeout, follow_redirects=True) as client, \
-                ThreadPoolExecutor(max_workers=request.workers, thread_name_prefix="fetch") as pool:
-            def one(remote: RemoteFile) -> None:
-                fetch(client, source, request.local_dir, remote, progress.add)
-                progress.file_done()
-
-            for future in [pool.submit(one, r) for r in sorted(todo, key=lambda r: -r.size)]:
-                future.result()
+        with ThreadPoolExecutor(max_workers=request.workers, thread_name_prefix="fetch") as pool:
+            futures = [pool.submit(one, r) for r in sorted(todo, key=lambda r: -r.size)]
+            wait(futures, return_when=FIRST_EXCEPTION)
+            stop.set()
+            for future in futures:
+                future.cancel()
+            errors = [e for f in futures if not f.cancelled() and (e := f.exception()) is not None]
+        if first := next((e for e in errors if not isinstance(e, Cancelled)), None):
+            raise first
+        lock.check()
+        write_record(root, plan)
+    except NoSpaceError as exc:
+        progress.stop("failed")
+        raise NoSpaceError(f"{exc}; the model takes {format_bytes(plan.total_bytes)}") from None
     except BaseException:
         progress.stop("failed")
         raise
-    write_record(request.local_dir, plan)
     progress.stop("complete")
 
 
-def _lock(request: Request) -> Holdable:
+def _lock(request: Request, root: SafeDir) -> Holdable:
     """The Lease the operator named (exactly one downloader across nodes), else a lock in the directory."""
     name = os.environ.get("LLMPACK_LEASE_NAME")
     if not name:
-        return DirectoryLock(request.local_dir / STATE_DIR, stale_after=request.stale_after)
+        return DirectoryLock(root, stale_after=request.stale_after)
     # Imported here: the Kubernetes client costs a tenth of a second the fast path should not pay.
     from lightkube import Client, KubeConfig
 
     from llmpack.downloader.lease import LeaseLock
 
-    client = Client(KubeConfig.from_env(), field_manager="llmpack-downloader")
+    try:
+        client = Client(KubeConfig.from_env(), field_manager="llmpack-downloader")
+    except Exception as exc:  # no in-cluster account, no kubeconfig: lightkube's errors vary
+        raise NetworkError(f"LLMPACK_LEASE_NAME is set but there is no Kubernetes API to hold the Lease on "
+                           f"({exc}); run in the model's pod, or unset it to lock the directory instead") from None
     return LeaseLock(client, name, os.environ.get("POD_NAMESPACE") or client.namespace,
-                     duration=int(os.environ.get("LLMPACK_LEASE_SECONDS", "15")),
-                     renew_every=float(os.environ.get("LLMPACK_LEASE_RENEW_SECONDS", "5")))
+                     duration=int(_env_float("LLMPACK_LEASE_SECONDS", 15)),
+                     renew_every=_env_float("LLMPACK_LEASE_RENEW_SECONDS", 5))
 
 
-def download(request: Request) -> None:
-    """Fill `request.local_dir` with the verified files of the revision; raises DownloadError subclasses."""
-    started = time.monotonic()
-    request.local_dir.mkdir(parents=True, exist_ok=True)
-    @functools.cache
-    def api() -> HfApi:
-        from huggingface_hub import HfApi  # only when the fast path is not enough
-
-        return HfApi(endpoint=constants.ENDPOINT)
+def _download(request: Request, root: SafeDir, client: httpx.Client, started: float) -> None:
+    headers = request_headers()
+    hub = Hub(client, request.endpoint, headers, request.repo_id)
 
     @functools.cache
     def commit_of() -> str:
         """The revision's commit, asked of the Hub once per run (errors are not cached: asked again)."""
-        if hub.is_commit(request.revision):
-            return request.revision
-        return (hub.resolve_quickly(constants.ENDPOINT, build_hf_headers(), request.repo_id, request.revision)
-                or hub.resolve(api(), request.repo_id, request.revision))
+        return request.revision if is_commit(request.revision) else hub.resolve(request.revision)
 
-    if (commit := _complete(request, commit_of)) is not None:
+    if (commit := _complete(request, root, commit_of)) is not None:
         say({"phase": "complete", "fast_path": True, "commit": commit,
              "seconds": round(time.monotonic() - started, 3)})
         return
@@ -179,17 +210,38 @@ def download(request: Request) -> None:
             say({"phase": "waiting", "holder": owner.holder if owner else None,
                  "heartbeat_age": round(owner.age(), 1) if owner else None})
 
-    lock = _lock(request)
+    lock = _lock(request, root)
     with lock.held(waiting):
-        if (commit := _complete(request, commit_of)) is not None:
+        if (commit := _complete(request, root, commit_of)) is not None:
             say({"phase": "complete", "fast_path": True, "commit": commit, "waited": True,
                  "seconds": round(time.monotonic() - started, 3)})
             return
-        plan = _plan(request, api(), commit_of())
+        commit = commit_of()
+        files = select(hub.list_files(commit), request.include, request.exclude)  # every name checked
+        plan = Plan(request.repo_id, request.revision, commit, files, request.include, request.exclude)
         say({"phase": "planned", "commit": plan.commit, "files": len(plan.files), "bytes": plan.total_bytes,
              "holder": lock.holder})
-        forget_record(request.local_dir)
-        _fetch_all(request, plan, lock)
+        lock.check()
+        forget_record(root)
+        _fetch_all(request, root, client, headers, plan, lock)
+
+
+def download(request: Request) -> None:
+    """Fill `request.local_dir` with the verified files of the revision; raises DownloadError subclasses."""
+    started = time.monotonic()
+    if (problem := repo_id_problem(request.repo_id)) is not None:
+        raise UsageError(f"{request.repo_id!r} is not a Hugging Face repo id: it {problem} (e.g. Qwen/Qwen3-8B); "
+                         "check spec.model.name")
+    if (problem := endpoint_problem(request.endpoint)) is not None:
+        raise UsageError(f"HF_ENDPOINT {request.endpoint!r} {problem}, e.g. https://huggingface.co")
+    timeout = httpx.Timeout(_env_float("HF_HUB_DOWNLOAD_TIMEOUT", 10), connect=10.0)
+    try:
+        request.local_dir.mkdir(parents=True, exist_ok=True)  # the path the user chose: links there are theirs
+        with SafeDir(request.local_dir) as root, httpx.Client(timeout=timeout, follow_redirects=True) as client:
+            _download(request, root, client, started)
+    except OSError as exc:  # what SafeDir and the transfer did not put in context already
+        where = exc.filename if isinstance(exc.filename, str) and os.path.isabs(exc.filename) else request.local_dir
+        raise from_os_error(exc, where) from None
 
 
 def run(repo_id: str, local_dir: Path, revision: str | None, include: Sequence[str], exclude: Sequence[str],

@@ -1,87 +1,170 @@
 """What the Hub says about a repo: the commit a revision resolves to, and its files with sizes and hashes.
-huggingface_hub does this well (endpoint, token, error codes); we only translate its errors."""
+
+Two GETs (`/api/models/{repo}/revision/{rev}`, `/api/models/{repo}/tree/{commit}`), made here rather than
+through HfApi so that we decide how they are retried: 429 and 5xx again with backoff and a clamped
+Retry-After (HfApi sleeps whatever a listing's Retry-After says); a refused connection at once (the Hub is
+down: a complete directory is then trusted). Errors are read as huggingface_hub reads them (status and
+X-Error-Code). Everything in an answer is checked before it is used: a repo is input anyone can publish.
+"""
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
-from urllib.parse import quote
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
 
-from huggingface_hub.errors import (
-    GatedRepoError,
-    HfHubHTTPError,
-    RepositoryNotFoundError,
-)
-from huggingface_hub.errors import (
-    RevisionNotFoundError as HubRevisionNotFound,
-)
+import httpx
 
-from llmpack.downloader.errors import GatedError, NetworkError, NotFoundError, RevisionNotFoundError
+from llmpack.downloader.errors import (
+    DownloadError,
+    GatedError,
+    NetworkError,
+    NotFoundError,
+    RevisionNotFoundError,
+    UnsafeListingError,
+)
+from llmpack.downloader.names import listing_problem, shown
 from llmpack.downloader.plan import RemoteFile
-
-if TYPE_CHECKING:
-    from huggingface_hub import HfApi
+from llmpack.downloader.retry import RETRY_STATUS, Attempts, retry_after
 
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+MAX_PAGES = 10_000
 
 
 def is_commit(revision: str) -> bool:
     return bool(COMMIT.match(revision))
 
 
-def _translate(repo_id: str, revision: str, exc: Exception) -> Exception:
-    if isinstance(exc, GatedRepoError):
+def request_headers() -> dict[str, str]:
+    """The token (HF_TOKEN, or the saved login, as huggingface_hub finds it) and a user agent. Not
+    build_hf_headers: unless telemetry is off, it first fetches a registry of AI agents from the Hub, which
+    costs every start (the fast path too) a request and about half a second, and more when the Hub is down."""
+    from huggingface_hub import __version__ as hub_version
+    from huggingface_hub import get_token
+
+    from llmpack import __version__
+
+    headers = {"user-agent": f"llmpack/{__version__}; hf_hub/{hub_version}"}
+    if token := get_token():
+        headers["authorization"] = f"Bearer {token}"
+    return headers
+
+
+def hub_error(response: httpx.Response, repo_id: str, revision: str) -> DownloadError:
+    """What a 4xx from the Hub's API means, as huggingface_hub's hf_raise_for_status reads it."""
+    code, status = response.headers.get("X-Error-Code", ""), response.status_code
+    if code == "GatedRepo":
         return GatedError(f"{repo_id} is gated and this token has no access: accept its terms on the Hub, then "
                           "give the token with HF_TOKEN (spec.model.authSecretName, key HF_TOKEN)")
-    if isinstance(exc, HubRevisionNotFound):
+    if code == "RevisionNotFound":
         return RevisionNotFoundError(f"{repo_id} has no revision {revision!r}: use a branch, tag or commit it has")
-    if isinstance(exc, RepositoryNotFoundError):
+    if code == "RepoNotFound" or status == 404:
         return NotFoundError(f"{repo_id} was not found (or is private and needs a token): check spec.model.name "
                              "and spec.model.authSecretName")
-    if isinstance(exc, HfHubHTTPError) and exc.response is not None and exc.response.status_code in (401, 403):
-        return GatedError(f"{repo_id} refused this token ({exc.response.status_code}): set spec.model.authSecretName "
-                          "to a Secret with a token that can read it")
-    return NetworkError(f"cannot reach the Hub for {repo_id}: {exc}")
+    if status in (401, 403):
+        return GatedError(f"{repo_id} refused this token ({status}): set spec.model.authSecretName to a Secret "
+                          "with a token that can read it")
+    return NetworkError(f"the Hub answered {status} for {repo_id} at {revision!r}: check HF_ENDPOINT")
 
 
-def resolve_quickly(endpoint: str, headers: dict[str, str], repo_id: str, revision: str) -> str | None:
-    """The commit of a revision in one GET, for the fast path: importing HfApi alone costs a third of a
-    second, more than a warm start should take. Anything but a clean answer returns None, and the caller
-    asks HfApi, whose errors we translate precisely."""
-    import httpx
+@dataclass
+class Hub:
+    client: httpx.Client
+    endpoint: str
+    headers: dict[str, str]
+    repo_id: str
 
-    url = f"{endpoint.rstrip('/')}/api/models/{repo_id}/revision/{quote(revision, safe='')}"
-    try:
-        response = httpx.get(url, headers=headers, timeout=10)
-        sha = response.json().get("sha") if response.status_code == 200 else None
-    except (httpx.HTTPError, ValueError, AttributeError):
+    def _api(self, *path: str) -> str:
+        return "/".join([self.endpoint.rstrip("/"), "api", "models", self.repo_id, *path])
+
+    def _get(self, url: str, revision: str, what: str) -> httpx.Response:
+        """One API GET, retried on 429/5xx and on answers cut short, never on a refused connection."""
+        attempts = Attempts(what)
+        while True:
+            try:
+                response = self.client.get(url, headers=self.headers)
+            except httpx.ConnectError as exc:
+                raise NetworkError(f"cannot reach the Hub for {self.repo_id} at {self.endpoint} ({exc}): check "
+                                   "HF_ENDPOINT and the network") from None
+            except httpx.TransportError as exc:
+                attempts.failed(f"{type(exc).__name__} ({exc})")
+                continue
+            if response.status_code in RETRY_STATUS:
+                attempts.failed(f"the Hub answered {response.status_code}", retry_after(response.headers))
+                continue
+            if response.status_code != 200:
+                raise hub_error(response, self.repo_id, revision)
+            return response
+
+    def _json(self, response: httpx.Response, what: str) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            raise UnsafeListingError(f"{what}: the Hub's answer is not JSON; check HF_ENDPOINT") from None
+
+    def resolve(self, revision: str) -> str:
+        """The commit a branch, tag or commit names."""
+        what = f"the revision {revision!r} of {self.repo_id}"
+        answer = self._json(self._get(self._api("revision", quote(revision, safe="")), revision, what), what)
+        sha = answer.get("sha") if isinstance(answer, dict) else None
+        if not isinstance(sha, str) or not is_commit(sha):
+            raise UnsafeListingError(f"{what}: the Hub's answer names no commit (40 hex digits); check HF_ENDPOINT")
+        return sha
+
+    def list_files(self, commit: str) -> list[RemoteFile]:
+        """Every file of the commit, each name checked (relative, normalised, no '..', no NUL or backslash,
+        within length limits) before the caller writes anything."""
+        what = f"the listing of {self.repo_id} at {commit[:12]}"
+        url: str | None = self._api("tree", commit) + "?recursive=true&expand=false"
+        seen: set[str] = set()
+        files: list[RemoteFile] = []
+        while url is not None:
+            if url in seen or len(seen) >= MAX_PAGES:
+                raise UnsafeListingError(f"{what}: the Hub's pages do not end; check HF_ENDPOINT")
+            seen.add(url)
+            response = self._get(url, commit, what)
+            page = self._json(response, what)
+            if not isinstance(page, list):
+                raise UnsafeListingError(f"{what}: the Hub's answer is not a list of files; check HF_ENDPOINT")
+            files += [f for entry in page if (f := _file(entry, what)) is not None]
+            url = _next_page(response, self.endpoint, what)
+        if (bad := listing_problem(f.path for f in files)) is not None:
+            name, problem = bad
+            raise UnsafeListingError(f"{what} names the file {shown(name)}, which {problem}: refusing to write "
+                                     f"any file of {self.repo_id}")
+        return files
+
+
+def _next_page(response: httpx.Response, endpoint: str, what: str) -> str | None:
+    """The next page's URL; only on the Hub's own origin, which our token is meant for."""
+    url = response.links.get("next", {}).get("url")
+    if url is None:
         return None
-    return sha if isinstance(sha, str) and is_commit(sha) else None
+    here, there = urlsplit(endpoint), urlsplit(url)
+    if (there.scheme, there.netloc) != (here.scheme, here.netloc):
+        raise UnsafeListingError(f"{what}: the Hub's next page is on another host ({there.netloc}); refusing to "
+                                 "send the token there")
+    return url
 
 
-# huggingface_hub's transport differs between versions (httpx, httpx2, requests): whatever it raises
-# while reaching the Hub that is not one of its own HTTP errors is a network failure to us.
-def resolve(api: HfApi, repo_id: str, revision: str) -> str:
-    """The commit a branch, tag or commit names."""
-    try:
-        info = api.model_info(repo_id, revision=revision)
-    except Exception as exc:
-        raise _translate(repo_id, revision, exc) from None
-    assert info.sha is not None
-    return info.sha
-
-
-def list_files(api: HfApi, repo_id: str, commit: str) -> list[RemoteFile]:
-    try:
-        entries = list(api.list_repo_tree(repo_id, revision=commit, recursive=True))
-    except Exception as exc:
-        raise _translate(repo_id, commit, exc) from None
-    files = []
-    for entry in entries:
-        if getattr(entry, "size", None) is None:
-            continue  # a folder
-        lfs = getattr(entry, "lfs", None)
-        files.append(RemoteFile(path=entry.path, size=int(entry.size),  # type: ignore[union-attr]
-                                sha256=lfs.sha256 if lfs is not None else None,
-                                git_sha1=None if lfs is not None else getattr(entry, "blob_id", None)))
-    return files
+def _file(entry: object, what: str) -> RemoteFile | None:
+    """A listed file with the size and hash we will hold its bytes to; None for a folder."""
+    if not isinstance(entry, dict):
+        raise UnsafeListingError(f"{what}: an entry is not an object; check HF_ENDPOINT")
+    if entry.get("type") == "directory":
+        return None
+    path, size, oid, lfs = entry.get("path"), entry.get("size"), entry.get("oid"), entry.get("lfs")
+    if not isinstance(path, str):
+        raise UnsafeListingError(f"{what}: an entry has no path; check HF_ENDPOINT")
+    if type(size) is not int or size < 0:
+        raise UnsafeListingError(f"{what}: the file {shown(path)} has no valid size; check HF_ENDPOINT")
+    if lfs is not None:
+        sha = lfs.get("oid") if isinstance(lfs, dict) else None
+        if not isinstance(sha, str) or not SHA256.match(sha):
+            raise UnsafeListingError(f"{what}: the file {shown(path)} has no valid sha256; check HF_ENDPOINT")
+        return RemoteFile(path=path, size=size, sha256=sha)
+    if oid is not None and not (isinstance(oid, str) and COMMIT.match(oid)):
+        raise UnsafeListingError(f"{what}: the file {shown(path)} has no valid blob id; check HF_ENDPOINT")
+    return RemoteFile(path=path, size=size, git_sha1=oid)

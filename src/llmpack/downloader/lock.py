@@ -1,9 +1,11 @@
 """One downloader at a time per directory, also where flock is a silent no-op (NFS `nolock`, Lustre).
 
-The lock is a directory (mkdir is atomic on every filesystem we care about) holding an owner record that
-the holder rewrites every few seconds. A waiter that sees the heartbeat older than `stale_after` takes
-the lock over: it renames the lock away (only one rename of a name can succeed) and checks it moved the
-stale owner's lock, not a fresh one that appeared in between; then it tries mkdir like everyone else.
+The lock is the directory `.llmpack/lock` (mkdir is atomic on every filesystem we care about). Its holder
+keeps one record in it, `holder-<token>` (who holds it), whose mtime is the heartbeat. A waiter that finds
+the heartbeat older than `stale_after`, or the holder's process gone, takes over by renaming exactly that
+record away: of several waiters only one rename succeeds, and a fresh holder's record, named by another
+token, is never touched. The holder checks its record is still there before every write (`check`): once it
+is gone the lock was taken over while this process was paused or cut off, and it stops writing at once.
 """
 
 from __future__ import annotations
@@ -11,18 +13,23 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from llmpack.downloader.errors import LockLostError
+from llmpack.downloader.names import STATE_DIR
+from llmpack.downloader.safedir import SafeDir
+
 LOCK = "lock"
-OWNER = "owner.json"
+HOLDER = "holder-"   # the record: holder-<token>
+NEW = "new-"         # a record being written, before it is renamed into place
+GONE = "gone-"       # a stale record a waiter took over, about to be removed
+LOCK_PATH = f"{STATE_DIR}/{LOCK}"
 
 
 @dataclass(frozen=True)
@@ -56,26 +63,38 @@ def predecessor_died(holder: str) -> bool:
     return False
 
 
-def read_owner(lock_dir: Path) -> Owner | None:
-    try:
-        return Owner(**json.loads((lock_dir / OWNER).read_text()))
-    except (FileNotFoundError, NotADirectoryError, ValueError, TypeError):
-        return None
-
-
-def _write_owner(lock_dir: Path, owner: Owner) -> None:
-    tmp = lock_dir / f".{OWNER}.{owner.token}"
-    tmp.write_text(json.dumps(owner.__dict__))
-    tmp.replace(lock_dir / OWNER)
+def read_owner(lock_fd: int) -> Owner | None:
+    """The freshest holder record in the lock directory, or None when it holds none."""
+    found: list[Owner] = []
+    for name in os.listdir(lock_fd):
+        if not name.startswith(HOLDER):
+            continue
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=lock_fd)
+        except OSError:
+            continue  # gone meanwhile, or not a file: not a record
+        try:
+            mtime = os.fstat(fd).st_mtime
+            holder = json.loads(os.read(fd, 4096) or b"{}").get("holder", "?")
+        except (OSError, ValueError, AttributeError):
+            holder = "?"
+        finally:
+            os.close(fd)
+        found.append(Owner(str(holder), name[len(HOLDER):], mtime))
+    return max(found, key=lambda o: o.heartbeat, default=None)
 
 
 class Holdable:
-    """What both locks offer the downloader: acquire (telling waiters who holds it), release, held()."""
+    """What both locks offer the downloader: acquire (telling waiters who holds it), check (raises
+    LockLostError once another holder has it), release, held()."""
 
     holder: str
     progress: Callable[[], dict[str, Any]] | None
 
     def acquire(self, on_wait: Callable[[Owner | None], None] | None = None, poll: float = 1.0) -> None:
+        raise NotImplementedError
+
+    def check(self) -> None:
         raise NotImplementedError
 
     def release(self) -> None:
@@ -91,61 +110,179 @@ class Holdable:
 
 
 class DirectoryLock(Holdable):
-    def __init__(self, state_dir: Path, *, heartbeat: float = 2.0, stale_after: float = 30.0) -> None:
-        self.path = state_dir / LOCK
-        self.heartbeat, self.stale_after = heartbeat, stale_after
-        self.owner = Owner(holder_name(), uuid.uuid4().hex, time.time())
-        self.holder = self.owner.holder
+    def __init__(self, root: SafeDir, *, stale_after: float = 30.0, heartbeat: float | None = None) -> None:
+        self.root = root
+        self.stale_after = stale_after
+        self.heartbeat = heartbeat if heartbeat is not None else min(2.0, stale_after / 4)
+        self.token = uuid.uuid4().hex
+        self.holder = holder_name()
         self.progress: Callable[[], dict[str, Any]] | None = None  # only a Lease publishes progress
+        self._record = f"{HOLDER}{self.token}"
+        self._fd: int | None = None  # our lock directory, while we hold it
+        self._lost: str | None = None
+        self._last_beat = 0.0
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
 
-    def _try_take(self) -> bool:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    # -- taking it ---------------------------------------------------------------------------------------
+    def _publish(self, lock_fd: int, stale: Owner | None = None) -> bool:
+        """Put our record in place (taking over `stale`'s when given); False when someone else won."""
+        new = f"{NEW}{self.token}"
         try:
-            self.path.mkdir()
-        except FileExistsError:
+            fd = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
+                         dir_fd=lock_fd)
+            try:
+                os.write(fd, json.dumps({"holder": self.holder, "token": self.token}).encode())
+            finally:
+                os.close(fd)
+            now = time.time()
+            os.utime(new, (now, now), dir_fd=lock_fd, follow_symlinks=False)  # our clock, as heartbeats are
+            if stale is not None:
+                os.rename(f"{HOLDER}{stale.token}", f"{GONE}{self.token}", src_dir_fd=lock_fd, dst_dir_fd=lock_fd)
+            os.rename(new, self._record, src_dir_fd=lock_fd, dst_dir_fd=lock_fd)
+        except FileNotFoundError:  # another waiter took the stale record, or cleared the directory
+            for name in (new, f"{GONE}{self.token}"):
+                with contextlib.suppress(OSError):
+                    os.unlink(name, dir_fd=lock_fd)
             return False
-        _write_owner(self.path, Owner(self.owner.holder, self.owner.token, time.time()))
+        with contextlib.suppress(OSError):
+            os.unlink(f"{GONE}{self.token}", dir_fd=lock_fd)
         return True
 
-    def _take_over(self, stale: Owner) -> None:
-        moved = self.path.with_name(f"{LOCK}.stale-{uuid.uuid4().hex}")
+    def _clear_abandoned(self, state_fd: int, lock_fd: int) -> None:
+        """A lock directory with no holder record whose mtime is stale: its creator died before writing
+        one (or an older llmpack left it). rmdir only removes an empty directory, so a holder that has
+        just published is never removed."""
+        for name in os.listdir(lock_fd):
+            if name.startswith((NEW, GONE)) or name in ("owner.json",) or name.startswith(".owner.json."):
+                with contextlib.suppress(OSError):
+                    os.unlink(name, dir_fd=lock_fd)
+        with contextlib.suppress(OSError):
+            os.rmdir(LOCK, dir_fd=state_fd)
+
+    def _try(self, state_fd: int) -> tuple[bool, Owner | None]:
+        """One go at the lock: (held, the holder we saw)."""
         try:
-            self.path.rename(moved)
-        except OSError:
-            return  # someone else moved it first
-        now = read_owner(moved)
-        if now is not None and now.token != stale.token:
-            with contextlib.suppress(OSError):
-                moved.rename(self.path)  # we moved a fresh lock: give it back
-            return
-        shutil.rmtree(moved, ignore_errors=True)
+            os.mkdir(LOCK, 0o755, dir_fd=state_fd)
+            created = True
+        except FileExistsError:
+            created = False
+        lock_fd = self.root.open_dir(LOCK_PATH, create=False)
+        if lock_fd is None:
+            return False, None  # released meanwhile: try again at once
+        owner = None
+        try:
+            if created:
+                held = self._publish(lock_fd)
+            else:
+                owner = read_owner(lock_fd)
+                if owner is None:
+                    if time.time() - os.fstat(lock_fd).st_mtime > self.stale_after:
+                        self._clear_abandoned(state_fd, lock_fd)
+                    held = False
+                elif owner.age() > self.stale_after or predecessor_died(owner.holder):
+                    held = self._publish(lock_fd, stale=owner)
+                else:
+                    held = False
+        except BaseException:
+            os.close(lock_fd)
+            raise
+        if held:
+            self._fd = lock_fd
+        else:
+            os.close(lock_fd)
+        return held, owner
 
     def acquire(self, on_wait: Callable[[Owner | None], None] | None = None, poll: float = 1.0) -> None:
         """Block until this process holds the lock; `on_wait` hears who holds it while waiting."""
-        while not self._try_take():
-            owner = read_owner(self.path)
-            if owner is not None and (owner.age() > self.stale_after or predecessor_died(owner.holder)):
-                self._take_over(owner)
-                continue
-            if on_wait is not None:
-                on_wait(owner)
-            time.sleep(poll)
+        state_fd = self.root.open_dir(STATE_DIR, create=True)
+        assert state_fd is not None
+        try:
+            while True:
+                held, owner = self._try(state_fd)
+                if held:
+                    break
+                if owner is not None and owner.age() > self.stale_after:
+                    time.sleep(0.05)  # another waiter is taking it over right now: look again
+                    continue
+                if on_wait is not None:
+                    on_wait(owner)
+                time.sleep(poll if self._exists(state_fd) else 0.05)
+        finally:
+            os.close(state_fd)
+        self._last_beat = time.monotonic()
         self._beat = threading.Thread(target=self._heartbeat, name="lock-heartbeat", daemon=True)
         self._beat.start()
 
+    @staticmethod
+    def _exists(state_fd: int) -> bool:
+        try:
+            os.stat(LOCK, dir_fd=state_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        return True
+
+    # -- holding it --------------------------------------------------------------------------------------
+    def _lose(self) -> str:
+        if self._lost is None:
+            lock_fd = self.root.open_dir(LOCK_PATH, create=False)
+            owner = None
+            if lock_fd is not None:
+                try:
+                    owner = read_owner(lock_fd)
+                finally:
+                    os.close(lock_fd)
+            who = f"another downloader ({owner.holder})" if owner is not None else "another downloader"
+            self._lost = (f"{who} took over the lock on {self.root.path} after this one had been paused or cut off "
+                          f"for more than {self.stale_after:g}s; stopped writing and left the work to it")
+        return self._lost
+
+    def _beat_now(self) -> bool:
+        """Refresh our heartbeat; False once our record is gone (taken over)."""
+        assert self._fd is not None
+        now = time.time()
+        try:
+            os.utime(self._record, (now, now), dir_fd=self._fd, follow_symlinks=False)
+        except FileNotFoundError:
+            self._lose()
+            return False
+        except OSError:
+            return True  # a hiccup of the filesystem: the next beat tries again
+        self._last_beat = time.monotonic()
+        return True
+
     def _heartbeat(self) -> None:
-        while not self._stop.wait(self.heartbeat):
-            current = read_owner(self.path)
-            if current is None or current.token != self.owner.token:
-                return  # taken over (we were stale): the new holder carries on
-            _write_owner(self.path, Owner(self.owner.holder, self.owner.token, time.time()))
+        while not self._stop.wait(self.heartbeat) and self._beat_now():
+            pass
+
+    def check(self) -> None:
+        """Raise LockLostError unless we still hold the lock; called before every write."""
+        if self._lost is not None:
+            raise LockLostError(self._lost)
+        assert self._fd is not None
+        try:
+            os.stat(self._record, dir_fd=self._fd, follow_symlinks=False)
+        except FileNotFoundError:
+            raise LockLostError(self._lose()) from None
+        if time.monotonic() - self._last_beat > 2 * self.heartbeat and not self._beat_now():
+            raise LockLostError(self._lose())  # we were paused: say we are alive before writing again
 
     def release(self) -> None:
         self._stop.set()
         if self._beat is not None:
             self._beat.join()
-        current = read_owner(self.path)
-        if current is not None and current.token == self.owner.token:
-            shutil.rmtree(self.path, ignore_errors=True)
+        if self._fd is None:
+            return
+        try:
+            if self._lost is None:
+                os.unlink(self._record, dir_fd=self._fd)
+                state_fd = self.root.open_dir(STATE_DIR, create=False)
+                if state_fd is not None:
+                    with contextlib.suppress(OSError):  # already gone: nothing to tidy
+                        os.rmdir(LOCK, dir_fd=state_fd)
+                    os.close(state_fd)
+        except FileNotFoundError:
+            pass  # taken over: the lock is someone else's now
+        finally:
+            os.close(self._fd)
+            self._fd = None

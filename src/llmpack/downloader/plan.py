@@ -1,5 +1,5 @@
 """What a download is, as data: the files of one resolved commit, and the record that marks a directory
-complete. Pure: no network, and the only I/O is stat/read of the target directory."""
+complete. No network; all I/O goes through SafeDir, which never follows a link inside --local-dir."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
-STATE_DIR = ".llmpack"           # inside --local-dir, so renames into place never cross filesystems
-RECORD = "complete.json"
+from llmpack.downloader.names import STATE_DIR, listing_problem
+from llmpack.downloader.safedir import SafeDir
+
+RECORD = "complete.json"         # in STATE_DIR, inside --local-dir, so renames into place never cross filesystems
 PARTIAL = "partial"
 
 
@@ -70,30 +71,32 @@ class Hasher:
         return self._hash.hexdigest()
 
 
-def hash_file(path: Path, algorithm: str, size: int, limit: int | None = None) -> tuple[Hasher, int]:
-    """Hash the first `limit` bytes (all when None) of a file; returns the running hasher and bytes read."""
+def hash_fd(fd: int, algorithm: str, size: int, limit: int | None = None) -> tuple[Hasher, int]:
+    """Hash the first `limit` bytes (all when None) of an open file; the running hasher and bytes read."""
     hasher, done = Hasher(algorithm, size), 0
-    with path.open("rb") as f:
-        while chunk := f.read(min(1 << 20, (limit - done) if limit is not None else 1 << 20)):
-            hasher.update(chunk)
-            done += len(chunk)
-            if limit is not None and done >= limit:
-                break
-    return hasher, done
+    while True:
+        want = 1 << 20 if limit is None else min(1 << 20, limit - done)
+        chunk = os.pread(fd, want, done) if want > 0 else b""
+        if not chunk:
+            return hasher, done
+        hasher.update(chunk)
+        done += len(chunk)
 
 
-def file_is_valid(path: Path, remote: RemoteFile) -> bool:
-    """A present file of the right size whose bytes hash to what the Hub says (size alone when it says
-    nothing)."""
-    try:
-        if path.stat().st_size != remote.size:
-            return False
-    except FileNotFoundError:
+def file_is_valid(root: SafeDir, remote: RemoteFile) -> bool:
+    """A present regular file of the right size whose bytes hash to what the Hub says (size alone when it
+    says nothing). A link or anything else in its place is refused, not read."""
+    st = root.lstat(remote.path)
+    if st is None or st.st_size != remote.size:
         return False
     if remote.expected is None:
         return True
     algorithm, digest = remote.expected
-    return hash_file(path, algorithm, remote.size)[0].hexdigest() == digest
+    fd = root.open(remote.path, os.O_RDONLY)
+    try:
+        return hash_fd(fd, algorithm, remote.size)[0].hexdigest() == digest
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -119,41 +122,42 @@ class Record:
         return [RemoteFile(**f) for f in self.files]  # type: ignore[arg-type]
 
 
-def record_path(local_dir: Path) -> Path:
-    return local_dir / STATE_DIR / RECORD
+RECORD_PATH = f"{STATE_DIR}/{RECORD}"
 
 
-def read_record(local_dir: Path) -> Record | None:
-    try:
-        return Record(**json.loads(record_path(local_dir).read_text()))
-    except (FileNotFoundError, ValueError, TypeError):
+def read_record(root: SafeDir) -> Record | None:
+    """The completion record, or None when there is none we can use (absent, unreadable, or naming a file
+    no listing could have named)."""
+    raw = root.read(RECORD_PATH)
+    if raw is None:
         return None
+    try:
+        record = Record(**json.loads(raw))
+        files = record.remote_files()
+    except (ValueError, TypeError):
+        return None
+    if listing_problem(f.path for f in files) is not None or not all(type(f.size) is int for f in files):
+        return None
+    return record
 
 
-def write_record(local_dir: Path, plan: Plan) -> None:
-    path = record_path(local_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(Record.of(plan)), indent=1))
-    with tmp.open("rb") as f:
-        os.fsync(f.fileno())
-    tmp.replace(path)
+def write_record(root: SafeDir, plan: Plan) -> None:
+    root.write_atomic(RECORD_PATH, json.dumps(asdict(Record.of(plan)), indent=1).encode())
 
 
-def forget_record(local_dir: Path) -> None:
-    record_path(local_dir).unlink(missing_ok=True)
+def forget_record(root: SafeDir) -> None:
+    root.unlink(RECORD_PATH)
 
 
-def stat_complete(local_dir: Path, record: Record) -> bool:
+def stat_complete(root: SafeDir, record: Record) -> bool:
     """The fast path: every recorded file is there with its recorded size (stat only, no reads)."""
     for f in record.remote_files():
-        try:
-            if (local_dir / f.path).stat().st_size != f.size:
-                return False
-        except FileNotFoundError:
+        st = root.lstat(f.path)
+        if st is None or st.st_size != f.size:
             return False
     return True
 
 
-def partial_path(local_dir: Path, remote: RemoteFile) -> Path:
-    return local_dir / STATE_DIR / PARTIAL / f"{remote.path}.part"
+def partial_path(remote: RemoteFile) -> str:
+    """Where a file's bytes grow until they are verified, relative to --local-dir."""
+    return f"{STATE_DIR}/{PARTIAL}/{remote.path}.part"

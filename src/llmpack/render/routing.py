@@ -73,7 +73,8 @@ def epp_role(model: LLMModel) -> dict[str, Any]:
 
 def epp_objects(model: LLMModel, config: Config) -> list[dict[str, Any]]:
     name, config_name = names.epp(model.name), names.epp_config(model.name)
-    scheduler = model.spec.advanced.inference_pool.scheduler_config or DEFAULT_SCHEDULER
+    chosen = model.spec.advanced.inference_pool.scheduler_config or DEFAULT_SCHEDULER  # text as written, or YAML
+    scheduler = chosen if isinstance(chosen, str) else yaml.safe_dump(chosen, sort_keys=False)
     grpc_probe = {"grpc": {"port": HEALTH_PORT, "service": "inference-extension"}, "periodSeconds": 10}
     container = {
         "name": "epp",
