@@ -1,0 +1,63 @@
+"""What the operator creates for the key manager, when one is installed: a model's key objects that outlive
+the model, and a Role that lets the key manager touch those two objects and nothing else.
+
+- Key objects (`<m>-api-keys`, `<m>-api-key-metadata`) without an owner reference to the model: deleting the
+  model (a GitOps prune, a rename back) leaves its users' keys; the key manager deletes them once the model
+  has been gone for its grace period. The key manager makes the Secret a dependent of the ConfigMap, so
+  deleting the ConfigMap takes the Secret along.
+- Role `<m>-key-manager`, scoped by resourceNames: get/update the Secret, get/update/delete the ConfigMap.
+  Never list or watch Secrets. It is owned by the metadata ConfigMap, so it lives exactly as long as the
+  objects it grants access to (and the key manager can still retire a gone model's keys).
+  RBAC lets a subject grant only what it holds: the operator must itself hold these verbs on Secrets and
+  ConfigMaps (docs/key-manager.md weighs that against `escalate`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llmpack.api import LLMModel
+from llmpack.render.auth import MODEL_NAME_LABEL, api_keys_secret, key_metadata_name
+from llmpack.render.meta import metadata
+
+SECRET_VERBS = ("get", "update")
+CONFIG_MAP_VERBS = ("get", "update", "delete")
+
+
+def role_name(model_name: str) -> str:
+    return f"{model_name}-key-manager"
+
+
+def _meta(model: LLMModel, name: str) -> dict[str, Any]:
+    base = metadata(model, name, owned=False)
+    return {**base, "labels": {**base["labels"], MODEL_NAME_LABEL: model.name}}
+
+
+def retained_key_objects(model: LLMModel) -> list[dict[str, Any]]:
+    """The Secret and ConfigMap the key manager fills, with no owner reference: they outlive the model."""
+    return [
+        {"apiVersion": "v1", "kind": "Secret", "metadata": _meta(model, api_keys_secret(model.name)), "type": "Opaque"},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(model, key_metadata_name(model.name))},
+    ]
+
+
+def owned_by_metadata(model: LLMModel, metadata_uid: str) -> list[dict[str, Any]]:
+    return [{"apiVersion": "v1", "kind": "ConfigMap", "name": key_metadata_name(model.name), "uid": metadata_uid}]
+
+
+def key_manager_access(model: LLMModel, service_account: tuple[str, str], metadata_uid: str) -> list[dict[str, Any]]:
+    """Role and RoleBinding for the key manager's ServiceAccount (namespace, name), owned by the metadata
+    ConfigMap whose uid is given."""
+    name = role_name(model.name)
+    meta = {**_meta(model, name), "ownerReferences": owned_by_metadata(model, metadata_uid)}
+    return [
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta, "rules": [
+            {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [api_keys_secret(model.name)],
+             "verbs": list(SECRET_VERBS)},
+            {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [key_metadata_name(model.name)],
+             "verbs": list(CONFIG_MAP_VERBS)},
+        ]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": meta,
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+         "subjects": [{"kind": "ServiceAccount", "namespace": service_account[0], "name": service_account[1]}]},
+    ]
