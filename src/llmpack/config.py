@@ -60,6 +60,10 @@ class Config(BaseModel):
     oidc_groups_claim: str = Field("groups", min_length=1)
     oidc_username_claim: str = Field("preferred_username", min_length=1)
     oidc_audience: str = ""
+    # The key manager's ServiceAccount: with one, key objects outlive their model and get a Role for it.
+    key_manager_service_account: str = Field(
+        "", pattern=r"^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$",
+        description="namespace/name; empty: no key manager")
 
     @property
     def jwks_uri(self) -> str:
@@ -93,6 +97,7 @@ SETTINGS: tuple[tuple[str, str, str], ...] = (
     ("auth.oidc.groupsClaim", "LLMPACK_OIDC_GROUPS_CLAIM", "oidc_groups_claim"),
     ("auth.oidc.usernameClaim", "LLMPACK_OIDC_USERNAME_CLAIM", "oidc_username_claim"),
     ("auth.oidc.audience", "LLMPACK_OIDC_AUDIENCE", "oidc_audience"),
+    ("keyManager.serviceAccount", "LLMPACK_KEY_MANAGER_SERVICE_ACCOUNT", "key_manager_service_account"),
 )
 
 

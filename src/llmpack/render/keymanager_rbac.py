@@ -17,7 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 from llmpack.api import LLMModel
-from llmpack.render.auth import MODEL_NAME_LABEL, api_keys_secret, key_metadata_name
+from llmpack.config import Config
+from llmpack.render.auth import MODEL_NAME_LABEL, api_key_objects, api_keys_secret, key_metadata_name
 from llmpack.render.meta import metadata
 
 SECRET_VERBS = ("get", "update")
@@ -61,3 +62,18 @@ def key_manager_access(model: LLMModel, service_account: tuple[str, str], metada
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
          "subjects": [{"kind": "ServiceAccount", "namespace": service_account[0], "name": service_account[1]}]},
     ]
+
+
+def key_objects(model: LLMModel, config: Config) -> list[dict[str, Any]]:
+    """The key objects the operator creates: retained when a key manager is installed (it retires them after
+    its grace period), else owned by the model (nothing else would ever delete them)."""
+    return retained_key_objects(model) if config.key_manager_service_account else api_key_objects(model)
+
+
+def access_for(model: LLMModel, config: Config, metadata_body: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The key manager's Role and RoleBinding once the metadata ConfigMap exists; nothing without a key manager."""
+    uid = ((metadata_body or {}).get("metadata") or {}).get("uid")
+    if not config.key_manager_service_account or not uid:
+        return []
+    namespace, _, name = config.key_manager_service_account.partition("/")
+    return key_manager_access(model, (namespace, name), uid)
