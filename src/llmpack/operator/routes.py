@@ -25,6 +25,7 @@ from llmpack.operator.status import Report, Routes, refusal
 from llmpack.operator.store import Key, Store
 from llmpack.render import auth, routing
 from llmpack.render.auth import Side
+from llmpack.render.keymanager_rbac import access_for, key_objects
 
 KEYS_REFRESH = 15.0
 INSTALL = {
@@ -90,7 +91,10 @@ class Router:
                     client_ids = await self._client_ids(key, model)
                 except ApiError as exc:
                     return (False, "ApplyFailed", f"Secret {auth.api_keys_secret(model.name)}: {exc.status.message}")
-                if refused := await self._apply(key, auth.api_key_objects(model)[1:]):  # the Secret: just above
+                if refused := await self._apply(key, key_objects(model, self.config)[1:]):  # the Secret: above
+                    return (False, "ApplyFailed", refused[1])
+                metadata = self.store.child(key, "ConfigMap", auth.key_metadata_name(model.name))
+                if refused := await self._apply(key, access_for(model, self.config, metadata)):
                     return (False, "ApplyFailed", refused[1])
             policy = auth.policy(model, self.config, side, self._credential_secrets(key[0]), client_ids)
             if refused := await self._apply(key, [policy]):
@@ -133,7 +137,7 @@ class Router:
         except ApiError as exc:
             if exc.status.code != 404:
                 raise
-            await kube.create(self.client, auth.api_key_objects(model)[0])
+            await kube.create(self.client, key_objects(model, self.config)[0])
             ids = ()
         self._keys_read[key] = time.monotonic()
         self.store.api_keys[key] = ids

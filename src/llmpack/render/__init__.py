@@ -7,7 +7,7 @@ from typing import Any
 
 from llmpack.api import LLMModel
 from llmpack.config import Config
-from llmpack.render import auth, coordination, download_job, routing, serving
+from llmpack.render import auth, coordination, download_job, keymanager_rbac, routing, serving
 from llmpack.render.storage import StorageLayout, build_storage
 
 
@@ -44,7 +44,7 @@ def routed(model: LLMModel, config: Config, *, credential_secrets: Sequence[str]
     sides: tuple[auth.Side, ...] = ("external", "internal")
     for side in (side for side in sides if auth.served(model, config, side)):
         if side == "external":
-            objects += auth.api_key_objects(model)
+            objects += keymanager_rbac.key_objects(model, config)
         objects += [auth.policy(model, config, side, secrets, client_ids), auth.route(model, config, side)]
     return objects
 
