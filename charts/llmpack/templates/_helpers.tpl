@@ -103,3 +103,19 @@ ghcr.io/nebari-dev/llmpack/operator:{{ .Chart.AppVersion }}
 {{- else }}{{ $image.repository }}:{{ $image.tag | default .Chart.AppVersion }}{{ end }}
 {{- else }}{{ $image | default $ours }}{{ end }}
 {{- end -}}
+
+{{- define "llmpack.keyManager" -}}
+{{ include "llmpack.fullname" . | trunc 51 | trimSuffix "-" }}-key-manager
+{{- end -}}
+
+{{- define "llmpack.keyManagerSelector" -}}
+app.kubernetes.io/name: llmpack-key-manager
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "llmpack.keyManagerLabels" -}}
+{{ include "llmpack.keyManagerSelector" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
