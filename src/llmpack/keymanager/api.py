@@ -29,12 +29,13 @@ ADDRESSING = ("a key is addressed as /api/keys/<namespace>/<model>/<clientId>, a
 router = APIRouter()
 
 
-def service_of(request: Request) -> Service:
+async def service_of(request: Request) -> Service:
+    """Async on purpose: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per request."""
     return request.app.state.service  # type: ignore[no-any-return]
 
 
 async def identify(request: Request) -> Identity:
-    return await service_of(request).authenticator(request)
+    return await (await service_of(request)).authenticator(request)
 
 
 Caller = Annotated[Identity, Depends(identify)]

@@ -9,8 +9,10 @@ cooldown since a forged `kid` costs an attacker nothing.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
+from collections import OrderedDict
 from typing import Any
 
 import httpx
@@ -20,6 +22,10 @@ log = logging.getLogger("llmpack.keymanager.oidc")
 # Asymmetric algorithms only: an HS256 token "signed" with the public key must never verify.
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 MAX_JWKS_BYTES = 1 << 20
+# A token verified once is good until its exp: the same caller's next requests skip the signature check (most
+# of a small request's CPU). Bounded in size and in time, so a key the issuer withdraws stops working soon.
+VERIFIED_CACHE = 4096
+VERIFIED_FOR = 60.0
 
 
 class TokenError(Exception):
@@ -40,6 +46,7 @@ class Verifier:
         self._fetched_at = float("-inf")
         self._refetched_at = float("-inf")  # the last fetch an unknown kid caused
         self._lock = asyncio.Lock()
+        self._verified: OrderedDict[bytes, tuple[float, dict[str, Any]]] = OrderedDict()
         self.fetches = 0
 
     @property
@@ -101,6 +108,18 @@ class Verifier:
         """The token's claims once its signature, issuer, audience and times check out."""
         if not self.ready:
             raise NotReady("the issuer's keys have not been fetched yet")
+        digest = hashlib.sha256(token.encode()).digest()
+        if (known := self._verified.get(digest)) is not None and time.time() < known[0]:
+            return known[1]
+        claims = await self._verify(token)
+        exp = claims.get("exp")
+        until = min(float(exp) + self.leeway if isinstance(exp, int | float) else 0.0, time.time() + VERIFIED_FOR)
+        self._verified[digest] = (until, claims)
+        while len(self._verified) > VERIFIED_CACHE:
+            self._verified.popitem(last=False)
+        return claims
+
+    async def _verify(self, token: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:

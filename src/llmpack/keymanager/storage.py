@@ -96,6 +96,7 @@ class KeyStore:
     def __init__(self, client: AsyncClient, holdings: Holdings, *, orphan_after: float) -> None:
         self.client, self.holdings, self.orphan_after = client, holdings, orphan_after
         self.locks: defaultdict[ModelRef, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._secrets: dict[ModelRef, Secret] = {}  # as last written or read here: never trusted to skip a write
 
     # -- reads --------------------------------------------------------------------------------------------
 
@@ -119,31 +120,43 @@ class KeyStore:
     # -- optimistic writes -------------------------------------------------------------------------------
 
     async def _update_secret(self, ref: ModelRef, change: Callable[[Secret], bool]) -> Secret | None:
-        """Read, change, PUT with the read resourceVersion; again on 409. None when there is no Secret."""
+        """Read, change, PUT with the read resourceVersion; again on 409. None when there is no Secret.
+
+        The first try starts from the Secret as this process last wrote or read it (one request fewer per
+        write; a stale copy only costs a 409). A decision to write nothing is taken on a fresh read only."""
+        remembered = self._secrets.pop(ref, None)
         for attempt in range(ATTEMPTS):
-            secret = await self.secret(ref)
+            secret = remembered if remembered is not None else await self.secret(ref)  # popped: ours to change
             if secret is None:
                 return None
             if not change(secret):
+                if remembered is not None:
+                    remembered = None
+                    continue
+                self._secrets[ref] = secret
                 return secret
+            remembered = None
             try:
-                return await self.client.replace(secret)
+                written = await self.client.replace(secret)
             except ApiError as exc:
-                if exc.status.code != 409:
+                if exc.status.code not in (404, 409):
                     raise
-            await asyncio.sleep(random.uniform(0, 0.005 * (attempt + 1)))
+                await asyncio.sleep(random.uniform(0, 0.005 * (attempt + 1)))
+                continue
+            self._secrets[ref] = written
+            return written
         raise errors.conflict(f"{api_keys_secret(ref[1])} in {ref[0]} kept changing while we wrote it; try again")
 
     async def _update_metadata(self, ref: ModelRef, change: Callable[[ConfigMap], bool]) -> ConfigMap | None:
         """As _update_secret, starting from the watched copy (usually current: one read fewer)."""
         known = self.holdings.get(ref)
-        config_map = copy.deepcopy(known.config_map) if known else None
+        config_map = _copy(known.config_map) if known else None
         for attempt in range(ATTEMPTS):
             if config_map is None:
                 holding = await self._fresh_holding(ref)
                 if holding is None:
                     return None
-                config_map = copy.deepcopy(holding.config_map)
+                config_map = _copy(holding.config_map)
             if not change(config_map):
                 return config_map
             try:
@@ -293,6 +306,12 @@ class KeyStore:
                     raise
             self.holdings.drop(holding.config_map)
             return True
+
+
+def _copy(config_map: ConfigMap) -> ConfigMap:
+    """A copy to change: changes replace data, annotations and owner lists whole, never edit them in place."""
+    return ConfigMap(metadata=copy.copy(config_map.metadata), data=config_map.data,
+                     binaryData=config_map.binaryData, immutable=config_map.immutable)
 
 
 def _drop(secret: Secret, client_ids: Collection[str]) -> set[str]:
