@@ -6,6 +6,10 @@ from __future__ import annotations
 import base64
 import datetime
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -182,3 +186,24 @@ def test_with_a_key_manager_key_objects_outlive_the_model_and_its_role_names_onl
     assert binding["subjects"] == [{"kind": "ServiceAccount", "namespace": "llmpack", "name": "llmpack-key-manager"}]
     with pytest.raises(ValueError, match="key_manager_service_account"):
         Config(key_manager_service_account="no-slash")
+
+
+def test_the_key_manager_command_refuses_missing_or_bad_settings_in_one_line(tmp_path: Path) -> None:
+    def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("LLMPACK_")}
+        return subprocess.run([sys.executable, "-m", "llmpack.cli", "key-manager", *args], capture_output=True,
+                              text=True, timeout=60, check=False, env={**clean, **env})
+
+    missing = run()
+    assert missing.returncode == 2
+    assert missing.stderr == ("llmpack key-manager: auth.oidc.issuer (LLMPACK_OIDC_ISSUER) is required: the key "
+                              "manager signs users in with it\n")
+    values = tmp_path / "values.yaml"
+    values.write_text("auth: {oidc: {issuer: https://id.example}}\nkeyManager: {maxKeysPerUser: 0}\n")
+    bad = run("--values", str(values))
+    assert bad.returncode == 2
+    assert bad.stderr.startswith(f"llmpack key-manager: {values}: keyManager.maxKeysPerUser: Input should be")
+    assert "Traceback" not in bad.stderr
+    helped = run("--help")
+    assert "/api/keys" in helped.stdout
+    assert "docs/key-manager.md" in helped.stdout
