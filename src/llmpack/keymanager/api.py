@@ -128,7 +128,7 @@ async def me(caller: Caller) -> Any:
     return caller.wire()
 
 
-class _Answers:
+class Answers:
     """GET /api/models for 20 callers at once: the same groups get the same bytes until the catalog changes."""
 
     def __init__(self, size: int = 256) -> None:
@@ -146,14 +146,12 @@ class _Answers:
         return body
 
 
-_answers = _Answers()
-
-
 @router.get("/api/models", response_model=ModelList, responses=REFUSALS)
-async def models(caller: Caller, service: Svc) -> Any:
+async def models(request: Request, caller: Caller, service: Svc) -> Any:
     """The models the caller may use: public ones, and those open to one of the caller's groups."""
     _synced(service)
-    return Response(_answers.get(service, frozenset(caller.groups)), media_type="application/json")
+    answers: Answers = request.app.state.answers  # one per app: its catalog's versions are its own
+    return Response(answers.get(service, frozenset(caller.groups)), media_type="application/json")
 
 
 @router.get("/api/keys", response_model=KeyList, responses=REFUSALS)

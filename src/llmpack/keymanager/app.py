@@ -3,11 +3,11 @@ request bodies. The web page adds its routers here, next to the API's, without c
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException
@@ -72,8 +72,9 @@ def _validation_line(exc: RequestValidationError) -> tuple[int, str]:
     return 422, f"{where}: {message}"
 
 
-def create_app(service: Service, *, manage: bool = True) -> FastAPI:
-    """`manage`: start the service with the app and stop it after (False when the caller does that)."""
+def create_app(service: Service, *, manage: bool = True, routers: Sequence[APIRouter] = ()) -> FastAPI:
+    """`manage`: start the service with the app and stop it after (False when the caller does that).
+    `routers`: more pages next to the API (the web page's), sharing its service, identity and errors."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -89,6 +90,7 @@ def create_app(service: Service, *, manage: bool = True) -> FastAPI:
                   description="API keys for the models you may use (OIDC bearer token on every /api call). "
                   "Compatible with the LLM Serving Pack's key manager.")
     app.state.service = service
+    app.state.answers = api.Answers()
     app.add_middleware(BodyLimit)
 
     @app.exception_handler(errors.Problem)
@@ -121,4 +123,6 @@ def create_app(service: Service, *, manage: bool = True) -> FastAPI:
         return JSONResponse({"ready": not missing, "waitingFor": missing}, status_code=503 if missing else 200)
 
     app.include_router(api.router)
+    for router in routers:
+        app.include_router(router)
     return app
