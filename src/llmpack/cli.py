@@ -1,4 +1,4 @@
-"""The `llmpack` command: render manifests, print the CRD, run the operator, download models."""
+"""The `llmpack` command: render manifests, print the CRD, run the operator, download models, serve keys."""
 
 from __future__ import annotations
 
@@ -100,6 +100,19 @@ def cmd_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_key_manager(args: argparse.Namespace) -> int:
+    import os
+
+    from llmpack.keymanager.server import serve
+    from llmpack.keymanager.settings import load_settings
+
+    if args.kubeconfig:
+        os.environ["KUBECONFIG"] = str(args.kubeconfig)
+    settings = load_settings(args.values)
+    serve(settings, host=args.listen, port=args.port, verbose=args.verbose)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llmpack",
@@ -182,6 +195,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verify", action="store_true", help="re-hash every file even if the directory is complete")
     p.add_argument("--max-workers", type=int, default=8, help="files fetched at once (default 8)")
     p.set_defaults(func=cmd_download)
+
+    p = sub.add_parser(
+        "key-manager",
+        help="serve the key manager: users get API keys for the models they may use (OIDC sign-in)",
+        description="Serve the key manager's HTTP API (compatible with the LLM Serving Pack's): GET /api/me, "
+        "/api/models, /api/keys; POST /api/keys; DELETE /api/keys/NS/MODEL/CLIENT_ID. Every /api call needs an "
+        "OIDC bearer token from auth.oidc.issuer; keys go into each model's <m>-api-keys Secret, where Envoy "
+        "Gateway reads them. /healthz is liveness, /readyz readiness, /docs the OpenAPI page.",
+        epilog="Settings: auth.oidc.* and watchNamespaces as for `llmpack run`, plus keyManager.* (admin groups, "
+        "key limit, expiry, sweep interval, grace period) from --values and LLMPACK_KEY_MANAGER_* variables; "
+        "docs/key-manager.md lists every one.",
+    )
+    p.add_argument("--values", type=Path, metavar="VALUES.yaml", help="settings with the Helm chart's keys")
+    p.add_argument("--kubeconfig", type=Path, help="kubeconfig file (default: $KUBECONFIG or in-cluster)")
+    p.add_argument("--listen", default="0.0.0.0", metavar="ADDR", help="listen address (default 0.0.0.0)")
+    p.add_argument("--port", type=int, default=8080, help="listen port (default 8080)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging and an access log")
+    p.set_defaults(func=cmd_key_manager)
 
     p = sub.add_parser("crd", help="print the LLMModel CustomResourceDefinition",
                        description="Print the CRD for llmmodels.llm.nebari.dev; apply it with kubectl apply -f -.")

@@ -88,7 +88,7 @@ def test_a_public_model_is_open_to_every_signed_in_user() -> None:
 
 
 def test_key_objects_are_empty_and_labelled_for_the_key_manager() -> None:
-    secret, metadata = auth.api_keys_secret(model()), auth.key_metadata(model())
+    secret, metadata = auth.key_secret(model()), auth.key_metadata(model())
     assert (secret["kind"], secret["metadata"]["name"]) == ("Secret", "qwen-api-keys")
     assert (metadata["kind"], metadata["metadata"]["name"]) == ("ConfigMap", "qwen-api-key-metadata")
     for obj in (secret, metadata):

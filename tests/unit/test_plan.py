@@ -4,6 +4,7 @@ cluster: what is applied in which order, what each condition says, and what `ren
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,19 @@ def test_the_offline_plan_holds_every_object_policies_before_routes() -> None:
     assert objects[-6:] == [("Secret", "qwen-api-keys"), ("ConfigMap", "qwen-api-key-metadata"),
                             ("SecurityPolicy", "qwen-external-auth"), ("AIGatewayRoute", "qwen-external"),
                             ("SecurityPolicy", "qwen-internal-auth"), ("AIGatewayRoute", "qwen-internal")]
+
+
+def test_with_a_key_manager_key_objects_outlive_the_model_and_its_role_follows_the_key_metadata() -> None:
+    config = OIDC.model_copy(update={"key_manager_service_account": "llmpack/llmpack-key-manager"})
+
+    def keys(facts: Facts) -> Group:
+        [group] = [g for g in plan(model(), config, facts).groups if g.name == "external keys"]
+        return group
+
+    first = keys(offline_facts())
+    assert [o["kind"] for o in first.objects] == ["Secret", "ConfigMap"]
+    assert all("ownerReferences" not in o["metadata"] for o in first.objects)
+    later = keys(replace(offline_facts(), key_metadata_uid="cm-uid"))  # the ConfigMap exists: its uid owns the Role
+    assert [o["kind"] for o in later.applies] == ["ConfigMap", "Role", "RoleBinding"]
+    assert later.applies[1]["metadata"]["ownerReferences"][0]["uid"] == "cm-uid"
+    assert [o["kind"] for o in keys(Facts(crds=EVERY_CRD, key_metadata_uid="cm-uid")).objects] == []  # no replica

@@ -103,3 +103,59 @@ ghcr.io/nebari-dev/llmpack/operator:{{ .Chart.AppVersion }}
 {{- else }}{{ $image.repository }}:{{ $image.tag | default .Chart.AppVersion }}{{ end }}
 {{- else }}{{ $image | default $ours }}{{ end }}
 {{- end -}}
+
+{{- define "llmpack.keyManager" -}}
+{{ include "llmpack.fullname" . | trunc 51 | trimSuffix "-" }}-key-manager
+{{- end -}}
+
+{{- define "llmpack.keyManagerSelector" -}}
+app.kubernetes.io/name: llmpack-key-manager
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "llmpack.keyManagerLabels" -}}
+{{ include "llmpack.keyManagerSelector" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{/* The OIDC settings both the operator and the key manager read: the issuer by the one rule, or the pack's
+issuer-url key of auth.oidc.existingSecret (read when the pod starts). */}}
+{{- define "llmpack.oidcEnv" -}}
+{{- $s := include "llmpack.settings" . | fromYaml -}}
+- name: LLMPACK_OIDC_ISSUER
+  {{- if or $s.oidcIssuer (not .Values.auth.oidc.existingSecret) }}
+  value: {{ $s.oidcIssuer | quote }}
+  {{- else }}
+  valueFrom:   # the pack's path: the issuer-url key of a Secret (read when the pod starts)
+    secretKeyRef:
+      name: {{ .Values.auth.oidc.existingSecret }}
+      key: issuer-url
+      optional: true
+  {{- end }}
+- name: LLMPACK_OIDC_JWKS_URI
+  value: {{ .Values.auth.oidc.jwksUri | quote }}
+- name: LLMPACK_OIDC_GROUPS_CLAIM
+  value: {{ .Values.auth.oidc.groupsClaim | quote }}
+- name: LLMPACK_OIDC_USERNAME_CLAIM
+  value: {{ .Values.auth.oidc.usernameClaim | quote }}
+- name: LLMPACK_OIDC_AUDIENCE
+  value: {{ .Values.auth.oidc.audience | quote }}
+{{- end -}}
+
+{{/* The key manager runs when asked for and an issuer is known (it signs nobody in without one): "true" or "". */}}
+{{- define "llmpack.keyManagerOn" -}}
+{{- $s := include "llmpack.settings" . | fromYaml -}}
+{{- if and .Values.keyManager.enabled (or $s.oidcIssuer .Values.auth.oidc.existingSecret) }}true{{ end }}
+{{- end -}}
+
+{{/* The key manager serves from the operator's image unless told otherwise; a Serving Pack image is never run. */}}
+{{- define "llmpack.keyManagerImage" -}}
+{{- $image := .Values.keyManager.image }}
+{{- if or (not $image.repository) (include "llmpack.isPackImage" $image.repository) -}}
+{{ include "llmpack.operatorImage" . }}
+{{- else -}}
+{{ $image.repository }}:{{ $image.tag | default .Chart.AppVersion }}
+{{- end }}
+{{- end -}}

@@ -80,3 +80,8 @@ def api_keys(model: str) -> str:
 
 def key_metadata(model: str) -> str:
     return f"{model}-api-key-metadata"
+
+
+def key_manager_role(model: str) -> str:
+    """The key manager's Role and RoleBinding for one model's key objects."""
+    return f"{model}-key-manager"

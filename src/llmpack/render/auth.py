@@ -142,20 +142,27 @@ def internal_policy(model: LLMModel, config: Config) -> dict[str, Any]:
     return _policy(model, "internal", spec)
 
 
-def _key_metadata(model: LLMModel, name: str) -> dict[str, Any]:
-    base = metadata(model, name)
+def key_object_metadata(model: LLMModel, name: str, *, owned: bool = True) -> dict[str, Any]:
+    """Labelled for the key manager, which finds a model's key objects by MODEL_NAME_LABEL."""
+    base = metadata(model, name, owned=owned)
     return {**base, "labels": {**base["labels"], MODEL_NAME_LABEL: model.name}}
 
 
-def api_keys_secret(model: LLMModel) -> dict[str, Any]:
+def key_secret(model: LLMModel, *, owned: bool = True) -> dict[str, Any]:
     """Created empty for a key manager to fill (data key = client id, value = API key); never written after."""
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": _key_metadata(model, names.api_keys(model.name)),
-            "type": "Opaque"}
+    return {"apiVersion": "v1", "kind": "Secret",
+            "metadata": key_object_metadata(model, names.api_keys(model.name), owned=owned), "type": "Opaque"}
 
 
-def key_metadata(model: LLMModel) -> dict[str, Any]:
+def key_metadata(model: LLMModel, *, owned: bool = True) -> dict[str, Any]:
     """Created empty for a key manager to describe its keys in; the operator never writes its data."""
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _key_metadata(model, names.key_metadata(model.name))}
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": key_object_metadata(model, names.key_metadata(model.name), owned=owned)}
+
+
+def api_key_objects(model: LLMModel) -> list[dict[str, Any]]:
+    """The key objects owned by the model (no key manager to retire them)."""
+    return [key_secret(model), key_metadata(model)]
 
 
 def network_policy(model: LLMModel, config: Config) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from llmpack.api import LLMModel, names
 from llmpack.assess.report import Problem
 from llmpack.config import Config
 from llmpack.kinds import AI_GATEWAY_ROUTE, INFERENCE_POOL, SECURITY_POLICY, THIRD_PARTY, installs
-from llmpack.render import auth, routing
+from llmpack.render import auth, keymanager_rbac, routing
 from llmpack.render.auth import SIDES, Side
 
 POOL_READY = "InferencePoolReady"
@@ -42,6 +42,7 @@ class Facts:
     key_secrets: frozenset[str] = frozenset()  # the namespace's `<m>-api-keys` Secrets known to exist
     client_ids: tuple[str, ...] | None = None  # this model's; None: its key Secret does not exist (yet)
     keys_unreadable: str | None = None  # why this model's key Secret could not be read
+    key_metadata_uid: str | None = None  # of this model's key metadata ConfigMap, once it exists
 
 
 def offline_facts() -> Facts:
@@ -171,16 +172,20 @@ class Routed:
     route_crds: tuple[str, ...]  # what a route needs to exist
     key_secret: Callable[[], dict[str, Any]]  # created empty, for a key manager to fill
     key_metadata: Callable[[], dict[str, Any]]
+    key_access: Callable[[], Objects]  # applied after the key metadata: the key manager's Role, when there is one
     policy: Callable[[Side, list[str], tuple[str, ...]], dict[str, Any]]  # (credential Secrets, client ids)
     route: Callable[[Side], dict[str, Any]]
 
 
 def routed(model: LLMModel, config: Config, facts: Facts) -> Routed:
     """An LLMModel's routes wait for a Ready replica and carry requests to its InferencePool."""
+    owned = not keymanager_rbac.retains_keys(config)
     return Routed(
         name=model.name, serves=model.spec.model.name, enabled=lambda side: auth.enabled(model, side),
         before=lambda side: replica_ready(facts, f"the {side} route"), route_crds=(POOL_CRD, POLICY_CRD, ROUTE_CRD),
-        key_secret=lambda: auth.api_keys_secret(model), key_metadata=lambda: auth.key_metadata(model),
+        key_secret=lambda: auth.key_secret(model, owned=owned),
+        key_metadata=lambda: auth.key_metadata(model, owned=owned),
+        key_access=lambda: tuple(keymanager_rbac.access_for(model, config, facts.key_metadata_uid)),
         policy=lambda side, secrets, ids: auth.policy(model, config, side, secrets, ids),
         route=lambda side: auth.route(model, config, side))
 
@@ -213,7 +218,7 @@ def side_groups(subject: Routed, config: Config, facts: Facts, side: Side) -> tu
         groups.append(Group(condition, "external keys", gate=gate, needs=(POLICY_CRD,),
                             creates=_if_open(gate, lambda: (subject.key_secret(),) if facts.client_ids is None
                                              else ()),
-                            applies=_if_open(gate, lambda: (subject.key_metadata(),))))
+                            applies=_if_open(gate, lambda: (subject.key_metadata(), *subject.key_access()))))
     # Every key Secret of the namespace authenticates (this model's own exists, or its group creates it).
     gate = _first(before, crds_present(facts, (POLICY_CRD,), subject.route_crds, _STILL_SERVES))
     secrets = sorted(facts.key_secrets | {own_secret})
