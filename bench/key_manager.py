@@ -26,12 +26,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lightkube import AsyncClient, KubeConfig, codecs  # noqa: E402
-from llmpack.testing.cluster import LocalCluster, free_port  # noqa: E402
 
 from llmpack.api import LLMModel  # noqa: E402
 from llmpack.api.crd import crd  # noqa: E402
 from llmpack.keymanager.kinds import LLMMODEL  # noqa: E402
 from llmpack.render.auth import api_key_objects  # noqa: E402
+from llmpack_dev.cluster import LocalCluster, free_port  # noqa: E402
 from tests.oidc.issuer import Issuer  # noqa: E402
 
 NAMESPACE = "bench"

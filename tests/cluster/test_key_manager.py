@@ -17,13 +17,13 @@ import pytest
 from lightkube import AsyncClient, codecs
 from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import ConfigMap, Event, Secret
-from llmpack.testing.cluster import LocalCluster
 
 from llmpack.api import LLMModel
 from llmpack.keymanager.keys import PENDING_ANNOTATION, parse_records
 from llmpack.keymanager.kinds import LLMMODEL
 from llmpack.render.auth import api_key_objects
 from llmpack.render.keymanager_rbac import retained_key_objects
+from llmpack_dev.cluster import LocalCluster
 from tests.cluster import models
 from tests.cluster.operator_process import OperatorProcess
 from tests.cluster.waiting import eventually

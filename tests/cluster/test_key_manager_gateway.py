@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 from lightkube import AsyncClient
-from llmpack.testing.cluster import LocalCluster
-from llmpack.testing.crds import install, routing_crds, uninstall
 
+from llmpack_dev.cluster import LocalCluster
+from llmpack_dev.crds import install, routing_crds, uninstall
 from tests.cluster import models
 from tests.cluster.operator_process import OperatorProcess
 from tests.cluster.test_key_manager import new_key

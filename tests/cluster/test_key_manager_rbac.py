@@ -16,11 +16,11 @@ from lightkube import AsyncClient
 from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import ConfigMap, Secret
 from lightkube.resources.rbac_authorization_v1 import Role, RoleBinding
-from llmpack.testing.cluster import LocalCluster, wait_for_webhook
-from llmpack.testing.crds import install, routing_crds, uninstall
 
 from llmpack.config import load_config
 from llmpack.keymanager.settings import load_settings
+from llmpack_dev.cluster import LocalCluster, wait_for_webhook
+from llmpack_dev.crds import install, routing_crds, uninstall
 from tests.cluster import models
 from tests.cluster.operator_process import OperatorProcess
 from tests.cluster.test_chart import CHART, CUSTOM, KUBE_VERSION, helm

@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import uvicorn
 from lightkube import AsyncClient, KubeConfig
-from llmpack.testing.cluster import free_port
 
 from llmpack.keymanager import Service, Settings, build, create_app
 from llmpack.keymanager.service import FIELD_MANAGER
+from llmpack_dev.cluster import free_port
 from tests.oidc.issuer import Issuer
 
 # Quick enough for tests: expiry within a second or two, repairs on every sweep.
