@@ -94,6 +94,8 @@ class Issuer:
     clients: dict[str, Client] = field(default_factory=dict)
     grants: dict[str, Grant] = field(default_factory=dict)
     token_requests: list[dict[str, str]] = field(default_factory=list)  # the form fields, and how the client authed
+    authorizations: list[dict[str, str]] = field(default_factory=list)  # every authorization request's parameters
+    issued: list[str] = field(default_factory=list)  # every token the token endpoint handed out
     id_token_claims: dict[str, Any] = field(default_factory=dict)  # override claims of every ID token (a bad nonce)
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
@@ -151,6 +153,8 @@ class Issuer:
 
     def authorize(self, params: dict[str, str]) -> tuple[int, str, dict[str, str]]:
         """(status, HTML, headers) for GET (the form) and POST (the form's answer) of the endpoint."""
+        if "username" not in params:
+            self.authorizations.append(dict(params))
         client = self.clients.get(params.get("client_id", ""))
         redirect_uri = params.get("redirect_uri", "")
         if client is None or redirect_uri not in client.redirect_uris:
@@ -192,6 +196,7 @@ class Issuer:
         access = self.token(grant.username, user.groups, claims=user.claims)
         id_claims = {**user.claims, "nonce": grant.nonce, "azp": client_id, **self.id_token_claims}
         id_token = self.token(grant.username, user.groups, audience=client_id, claims=id_claims)
+        self.issued += [access, id_token]
         return 200, {"access_token": access, "id_token": id_token, "token_type": "Bearer", "expires_in": 300}
 
     def start(self) -> Issuer:
