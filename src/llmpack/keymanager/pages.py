@@ -69,7 +69,7 @@ class Visit:
         return render(template, status, user=self.user, csrf=self.login.sealer.csrf(self.session.sid), **context)
 
     def message(self, status: int, heading: str, message: str, action: tuple[str, str] | None = None) -> HTMLResponse:
-        return self.render("message.html", status, title=heading, heading=heading, message=message,
+        return self.render("message.html", status, title=heading, heading=heading, message=_sentence(message),
                            action_href=action[0] if action else "", action_label=action[1] if action else "")
 
 
@@ -79,8 +79,13 @@ def render(template: str, status: int = 200, **context: Any) -> HTMLResponse:
     return HTMLResponse(TEMPLATES.get_template(template).render(values), status, headers=PAGE_HEADERS)
 
 
+def _sentence(text: str) -> str:
+    """A refusal's line (written lower-case for logs and the API) as a sentence on the page."""
+    return text[:1].upper() + text[1:]
+
+
 def message(status: int, heading: str, text: str, action: tuple[str, str] | None = None) -> HTMLResponse:
-    return render("message.html", status, title=heading, heading=heading, message=text,
+    return render("message.html", status, title=heading, heading=heading, message=_sentence(text),
                   action_href=action[0] if action else "", action_label=action[1] if action else "")
 
 
