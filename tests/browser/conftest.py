@@ -109,8 +109,8 @@ def issuer() -> Iterator[Issuer]:
 
 
 async def start_page_server(cluster: LocalCluster, issuer: Issuer, **overrides: Any) -> RunningKeyManager:
-    return await start_key_manager(cluster.kubeconfig, issuer, login=True, admin_groups=(ADMINS,),
-                                   sessions_config_map="/".join(SESSIONS), external_url=EXTERNAL, **overrides)
+    settings = {"admin_groups": (ADMINS,), "sessions_config_map": "/".join(SESSIONS), "external_url": EXTERNAL}
+    return await start_key_manager(cluster.kubeconfig, issuer, login=True, **{**settings, **overrides})
 
 
 @pytest.fixture(scope="package")

@@ -244,3 +244,21 @@ async def test_the_bearer_token_api_works_beside_the_page_without_csrf_tokens(km
         answer = await nobody.get("/api/me")
         assert answer.status_code == 401
         assert answer.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_without_the_sessions_configmap_the_key_manager_is_not_ready_and_the_page_says_so(
+        cluster: LocalCluster, issuer: Issuer, http: httpx.AsyncClient) -> None:
+    lost = await start_page_server(cluster, issuer, wait_ready=False, sessions_config_map="llmpack-system/missing")
+    try:
+        async def waiting() -> dict[str, Any] | None:
+            answer = await http.get(lost.url + "/readyz")
+            body: dict[str, Any] = answer.json()
+            return body if answer.status_code == 503 and "ConfigMap llmpack-system/missing" in str(body) else None
+
+        readiness = await eventually(waiting, within=10, what="readiness naming the missing ConfigMap")
+        assert readiness["ready"] is False
+        page = await http.get(lost.url + "/")
+        assert page.status_code == 503
+        assert "still starting" in page.text
+    finally:
+        await lost.stop()

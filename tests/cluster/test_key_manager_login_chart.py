@@ -13,7 +13,9 @@ import yaml
 from llmpack.keymanager.settings import load_settings
 from llmpack.testing.cluster import LocalCluster
 from tests.cluster.test_chart import CHART, KUBE_VERSION, helm
-from tests.cluster.test_key_manager_rbac import KEY_MANAGER_SA, NAMESPACE, RBAC_KINDS, RELEASE, container, render
+from tests.cluster.test_key_manager_rbac import KEY_MANAGER_SA, RBAC_KINDS, RELEASE, container
+
+NAMESPACE = "keys-login-system"  # not the RBAC test's: a namespace being deleted cannot be created again
 
 LOGIN = ("--set", "keyManager.enabled=true", "--set", "auth.oidc.issuer=https://id.example.test/realms/ai",
          "--set", "platform.baseDomain=ai.example.test",
@@ -22,6 +24,12 @@ LOGIN = ("--set", "keyManager.enabled=true", "--set", "auth.oidc.issuer=https://
          "--set", "keyManager.login.scopes={openid,email,groups}",
          "--set", "keyManager.route.enabled=true", "--set", "keyManager.route.hostname=keys.ai.example.test")
 SESSIONS = f"{KEY_MANAGER_SA}-sessions"
+
+
+def render(cluster: LocalCluster, *values: str) -> list[dict[str, Any]]:
+    values = values or LOGIN[:4]
+    out = helm(cluster, "template", RELEASE, str(CHART), "-n", NAMESPACE, "--kube-version", KUBE_VERSION, *values)
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
 
 
 def resolved_env(c: dict[str, Any], secret: dict[str, str]) -> dict[str, str]:
@@ -69,8 +77,8 @@ def login_rbac(cluster: LocalCluster) -> Iterator[None]:
         cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(objects))
         yield
     finally:
-        cluster.kubectl("delete", "namespace", NAMESPACE, "--wait=false")
         cluster.kubectl("delete", "-f", "-", "--ignore-not-found", stdin=yaml.safe_dump_all(objects), check=False)
+        cluster.kubectl("delete", "namespace", NAMESPACE, "--timeout=45s", check=False)
 
 
 def test_the_key_manager_may_touch_only_the_sessions_configmap_of_its_namespace(

@@ -17,6 +17,7 @@ import random
 import time
 from collections.abc import Mapping, Sequence
 
+import httpx
 from lightkube import AsyncClient
 from lightkube.core.exceptions import ApiError
 from lightkube.models.meta_v1 import ObjectMeta
@@ -85,6 +86,9 @@ class Revocations:
                                 exc.status.message)
                     break
                 await asyncio.sleep(random.uniform(0, 0.01 * (attempt + 1)))
+            except (httpx.HTTPError, OSError) as exc:
+                log.warning("cannot record a logout in ConfigMap %s/%s: %s", self.namespace, self.name, exc)
+                break
         raise errors.unavailable(f"you are signed out in this browser, but the other replicas could not be told "
                                  f"(ConfigMap {self.namespace}/{self.name}); sign out again in a minute")
 
