@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 TESTBIN := $(CURDIR)/.testbin
 export PATH := $(TESTBIN):$(PATH)
 
-.PHONY: help venv lint typecheck unit test testbin cluster-up cluster-down demo crd golden bench clean
+.PHONY: help venv lint typecheck unit test testbin browser-tools screenshots cluster-up cluster-down demo crd golden \
+	bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -36,8 +37,14 @@ endef
 unit: venv ## unit tests only (no cluster)
 	@$(call run_pytest,tests/unit)
 
-test: lint typecheck testbin ## everything: lint, types, unit and cluster tests (starts its own control plane)
+browser-tools: ## Debian's chromium (apt-get, when missing) and axe-core (npm ci) for the browser tests
+	tests/browser/install-tools.sh
+
+test: lint typecheck testbin browser-tools ## everything: lint, types, unit, cluster and browser tests
 	@$(call run_pytest,tests)
+
+screenshots: venv testbin browser-tools ## retake docs/images/key-manager/*.png from the browser tests
+	UPDATE_SCREENSHOTS=1 $(BIN)/pytest -q -p no:randomly tests/browser
 
 cluster-up: venv testbin ## start the local control plane; kubeconfig in .testcluster/kubeconfig
 	$(BIN)/python -m llmpack_dev.cluster up --state .testcluster --bin $(TESTBIN)
@@ -59,4 +66,4 @@ bench: venv testbin ## run the benchmarks and print their figures
 
 clean: ## remove the venv, built binaries and cluster state
 	-$(BIN)/python -m llmpack_dev.cluster down --state .testcluster 2>/dev/null
-	rm -rf $(VENV) $(TESTBIN) .testcluster .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TESTBIN) .testcluster .mypy_cache .pytest_cache .ruff_cache tests/browser/node_modules

@@ -15,13 +15,18 @@ import httpx
 import uvicorn
 from lightkube import AsyncClient, KubeConfig
 
-from llmpack.keymanager import Service, Settings, build, create_app
+from llmpack.keymanager import Service, Settings, build, create_app, pages
 from llmpack.keymanager.service import FIELD_MANAGER
 from llmpack_dev.cluster import free_port
-from tests.oidc.issuer import Issuer
+from tests.oidc.issuer import Client, Issuer
 
 # Quick enough for tests: expiry within a second or two, repairs on every sweep.
 FAST = {"sweep_interval": 0.5, "repair_interval": 0.5, "orphan_after": 1.0, "jwks_refetch_cooldown": 0.0}
+# The web page's confidential client at the test issuer (every key manager started with login=True is one of
+# its redirect URIs), and the session key its replicas share.
+CLIENT_ID = "llmpack-key-manager"
+CLIENT_SECRET = "a-client-secret-for-tests"
+SESSION_KEY = "a-session-key-of-tests-0123456789abcdef"
 
 
 class _Server(uvicorn.Server):
@@ -54,13 +59,19 @@ def settings_for(issuer: Issuer, **overrides: Any) -> Settings:
     return Settings(oidc_issuer=issuer.url, oidc_jwks_uri=issuer.jwks_uri, **{**FAST, **overrides})
 
 
-async def start_key_manager(kubeconfig: Path, issuer: Issuer, *, wait_ready: bool = True,
+async def start_key_manager(kubeconfig: Path, issuer: Issuer, *, wait_ready: bool = True, login: bool = False,
                             **overrides: Any) -> RunningKeyManager:
+    """`login`: the web page's sign-in with the test issuer (cookies without Secure: the tests speak http)."""
     client = AsyncClient(KubeConfig.from_file(str(kubeconfig)), field_manager=FIELD_MANAGER)
-    service = build(settings_for(issuer, **overrides), client)
     port = free_port()
-    server = _Server(uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_config=None,
-                                    access_log=False, lifespan="on"))
+    if login:
+        registered = issuer.clients.setdefault(CLIENT_ID, Client(CLIENT_SECRET, []))
+        registered.redirect_uris.append(f"http://127.0.0.1:{port}/auth/callback")
+        overrides = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "session_keys": (SESSION_KEY,),
+                     "secure_cookies": False, **overrides}
+    service = build(settings_for(issuer, **overrides), client)
+    server = _Server(uvicorn.Config(create_app(service, routers=[pages.router]), host="127.0.0.1", port=port,
+                                    log_config=None, access_log=False, lifespan="on"))
     task = asyncio.create_task(server.serve())
     running = RunningKeyManager(f"http://127.0.0.1:{port}", service, server, task, issuer)
     deadline = time.monotonic() + 30

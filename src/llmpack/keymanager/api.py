@@ -6,7 +6,6 @@ Every /api endpoint takes an Identity (auth.py); none of them reads a credential
 
 from __future__ import annotations
 
-import datetime
 import re
 from collections import OrderedDict
 from typing import Annotated, Any
@@ -15,10 +14,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from llmpack.keymanager import errors
+from llmpack.keymanager import actions, errors
 from llmpack.keymanager.auth import Identity
-from llmpack.keymanager.catalog import ModelEntry, ModelRef, may_use
-from llmpack.keymanager.keys import DESCRIPTION_MAX, KeyRecord, new_api_key, now, valid_client_id
+from llmpack.keymanager.catalog import ModelRef
+from llmpack.keymanager.keys import DESCRIPTION_MAX, valid_client_id
 from llmpack.keymanager.service import Service
 
 NAMESPACE_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -40,12 +39,6 @@ async def identify(request: Request) -> Identity:
 
 Caller = Annotated[Identity, Depends(identify)]
 Svc = Annotated[Service, Depends(service_of)]
-
-
-def _synced(service: Service) -> None:
-    if not service.synced:
-        raise errors.unavailable("the key manager is still reading the cluster's models and keys; try again in a "
-                                 "few seconds")
 
 
 # -- answers, for the OpenAPI document --------------------------------------------------------------------
@@ -149,7 +142,7 @@ class Answers:
 @router.get("/api/models", response_model=ModelList, responses=REFUSALS)
 async def models(request: Request, caller: Caller, service: Svc) -> Any:
     """The models the caller may use: public ones, and those open to one of the caller's groups."""
-    _synced(service)
+    actions.synced(service)
     answers: Answers = request.app.state.answers  # one per app: its catalog's versions are its own
     return Response(answers.get(service, frozenset(caller.groups)), media_type="application/json")
 
@@ -157,64 +150,21 @@ async def models(request: Request, caller: Caller, service: Svc) -> Any:
 @router.get("/api/keys", response_model=KeyList, responses=REFUSALS)
 async def keys(caller: Caller, service: Svc,
                all_: Annotated[bool, Query(alias="all", description="every user's keys (admins only)")] = False) -> Any:
-    _synced(service)
+    actions.synced(service)
     if all_ and not caller.admin:
         raise errors.forbidden("only members of an admin group (keyManager.adminGroups) may list every key")
     records = service.holdings.records() if all_ else service.holdings.records_of(caller.username)
     return JSONResponse({"keys": [r.wire() for r in records]})
 
 
-def _resolve(service: Service, caller: Identity, name: str, namespace: str | None) -> ModelEntry:
-    where = f" in namespace {namespace}" if namespace else ""
-    candidates = service.catalog.named(name, namespace)
-    if not candidates:
-        raise errors.not_found(f"no model named {name}{where}: GET /api/models lists the ones you may use")
-    usable = [m for m in candidates if may_use(m, caller.groups)]
-    if not usable:
-        raise errors.forbidden(f"model {name}{where} is not open to any of your groups; its owner can add one to "
-                               "spec.access.groups")
-    spaces = sorted({m.namespace for m in usable})
-    if len(spaces) > 1:
-        raise errors.conflict(f"models named {name} exist in namespaces {', '.join(spaces)}: say which with "
-                              "\"namespace\"")
-    return usable[0]
-
-
-def _expiry(service: Service, days: float | None) -> datetime.datetime | None:
-    s = service.settings
-    chosen = days if days is not None else s.default_expiry_days
-    if s.max_expiry_days and chosen > s.max_expiry_days:
-        raise errors.bad_request(f"expiresInDays: at most {s.max_expiry_days:g} days here "
-                                 "(keyManager.keys.maxExpiryDays)")
-    return now() + datetime.timedelta(days=chosen) if chosen else None
-
-
 @router.post("/api/keys", status_code=201, response_model=CreatedKey, responses=REFUSALS)
 async def create_key(body: CreateKey, caller: Caller, service: Svc) -> Any:
     """A new key for a model the caller may use. The key is in the answer, and nowhere else, ever again."""
-    _synced(service)
-    model = _resolve(service, caller, body.model_name, body.namespace)
-    expires_at = _expiry(service, body.expires_in_days)
-    created_at = now()
-
-    def record_for(client_id: str) -> KeyRecord:
-        return KeyRecord(client_id=client_id, creator=caller.username, description=body.description,
-                         created_at=created_at, model_name=model.name, namespace=model.namespace,
-                         expires_at=expires_at)
-
-    async with service.user_lock(caller.username):  # the limit holds for one user's parallel requests too
-        held, limit = service.holdings.count_of(caller.username), service.settings.max_keys_per_user
-        if held >= limit:
-            raise errors.conflict(f"you hold {held} keys, the most one user may (keyManager.maxKeysPerUser); "
-                                  "revoke one first")
-        api_key = new_api_key()
-        record = await service.store.create(model.ref, caller.username, api_key, record_for)
-    service.auditor.record("created", actor=caller.username, ref=model.ref, client_id=record.client_id, model=model,
-                           message=f"{caller.username} created API key {record.client_id}"
-                           + (f", expiring {record.wire()['expiresAt']}" if record.expires_at else ""))
-    answer = record.wire()
-    return JSONResponse({"clientId": record.client_id, "apiKey": api_key, "modelName": model.name,
-                         "namespace": model.namespace, "expiresAt": answer["expiresAt"]}, status_code=201)
+    issued = await actions.create_key(service, caller, model_name=body.model_name, namespace=body.namespace,
+                                      description=body.description, expires_in_days=body.expires_in_days)
+    return JSONResponse({"clientId": issued.record.client_id, "apiKey": issued.api_key,
+                         "modelName": issued.model.name, "namespace": issued.model.namespace,
+                         "expiresAt": issued.record.wire()["expiresAt"]}, status_code=201)
 
 
 def _ref(namespace: str, model: str) -> ModelRef:
@@ -229,22 +179,7 @@ async def revoke_key(namespace: str, model: str, client_id: str, caller: Caller,
     ref = _ref(namespace, model)
     if not valid_client_id(client_id):
         raise errors.bad_request(ADDRESSING)
-    _synced(service)
-    holding = service.holdings.get(ref)
-    record = holding.records.get(client_id) if holding else None
-    if record is None:
-        # An admin may also revoke a key written by hand (in the Secret, without a record).
-        secret = await service.store.secret(ref) if caller.admin else None
-        if secret is None or client_id not in (secret.data or {}):
-            raise errors.not_found(f"no key {client_id} for model {namespace}/{model}: GET /api/keys lists yours")
-    elif record.creator != caller.username and not caller.admin:
-        raise errors.forbidden(f"key {client_id} belongs to another user: only its creator or an admin "
-                               "(keyManager.adminGroups) may revoke it")
-    if await service.store.remove(ref, {client_id}):
-        service.auditor.record("revoked", actor=caller.username, ref=ref, client_id=client_id,
-                               model=service.catalog.of(ref),
-                               message=f"{caller.username} revoked API key {client_id}"
-                               + (f" of {record.creator}" if record and record.creator != caller.username else ""))
+    await actions.revoke_key(service, caller, ref, client_id)
     return Response(status_code=204)
 
 
@@ -253,7 +188,7 @@ async def revoke_all(namespace: str, model: str, caller: Caller, service: Svc) -
     """Revoke every key of a model: the caller's own, or, for an admin, everyone's. For an admin and a deleted
     model this also deletes its key objects at once instead of after the grace period."""
     ref = _ref(namespace, model)
-    _synced(service)
+    actions.synced(service)
     holding = service.holdings.get(ref)
     if holding is None:
         raise errors.not_found(f"model {namespace}/{model} has no keys")

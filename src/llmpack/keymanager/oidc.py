@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import logging
 import time
 from collections import OrderedDict
@@ -119,7 +120,21 @@ class Verifier:
             self._verified.popitem(last=False)
         return claims
 
-    async def _verify(self, token: str) -> dict[str, Any]:
+    async def verify_id_token(self, token: str, *, client_id: str, nonce: str) -> dict[str, Any]:
+        """An ID token from the token endpoint (sign-in, login.py): for this client, with this sign-in's nonce."""
+        if not self.ready:
+            raise NotReady("the issuer's keys have not been fetched yet")
+        claims = await self._verify(token, audience=client_id, require=("exp", "iss", "aud", "iat", "sub"))
+        if not isinstance(claims.get("nonce"), str) or not hmac.compare_digest(claims["nonce"], nonce):
+            raise TokenError("the ID token's nonce is not this sign-in's: sign in again")
+        audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
+        if len(audiences) > 1 and claims.get("azp") != client_id:
+            raise TokenError("the ID token names several audiences but was not issued to this client (azp)")
+        return claims
+
+    async def _verify(self, token: str, *, audience: str | None = None,
+                      require: tuple[str, ...] = ("exp", "iss")) -> dict[str, Any]:
+        audience = self.audience if audience is None else audience
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -131,13 +146,13 @@ class Verifier:
         try:
             return dict(jwt.decode(
                 token, key.key, algorithms=[key.algorithm_name],
-                issuer=self.issuer, audience=self.audience or None, leeway=self.leeway,
-                options={"require": ["exp", "iss"], "verify_aud": bool(self.audience)},
+                issuer=self.issuer, audience=audience or None, leeway=self.leeway,
+                options={"require": list(require), "verify_aud": bool(audience)},
             ))
         except jwt.ExpiredSignatureError:
             raise TokenError("the token has expired: sign in again") from None
         except jwt.InvalidAudienceError:
-            raise TokenError(f"the token is not for this service (audience must be {self.audience!r})") from None
+            raise TokenError(f"the token is not for this service (audience must be {audience!r})") from None
         except jwt.InvalidIssuerError:
             raise TokenError(f"the token was not issued by {self.issuer}") from None
         except jwt.ImmatureSignatureError:

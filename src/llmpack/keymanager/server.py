@@ -9,6 +9,7 @@ from typing import Any
 import uvicorn
 from lightkube import AsyncClient, KubeConfig
 
+from llmpack.keymanager import pages
 from llmpack.keymanager.app import create_app
 from llmpack.keymanager.service import FIELD_MANAGER, build
 from llmpack.keymanager.settings import Settings
@@ -43,6 +44,6 @@ def configure_logging(verbose: bool = False) -> None:
 def serve(settings: Settings, *, host: str, port: int, verbose: bool = False) -> None:
     configure_logging(verbose)
     client = AsyncClient(KubeConfig.from_env(), field_manager=FIELD_MANAGER)
-    app = create_app(build(settings, client))
+    app = create_app(build(settings, client), routers=[pages.router])
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=verbose, loop="uvloop",
                 proxy_headers=True, server_header=False)

@@ -16,7 +16,9 @@ from llmpack.keymanager.auth import Authenticator, BearerToken, CredentialSource
 from llmpack.keymanager.catalog import Catalog, entry
 from llmpack.keymanager.holdings import Holdings
 from llmpack.keymanager.kinds import KINDS, ModelKind
+from llmpack.keymanager.login import Login, SessionSource
 from llmpack.keymanager.oidc import Verifier
+from llmpack.keymanager.revocations import Revocations
 from llmpack.keymanager.settings import Settings
 from llmpack.keymanager.storage import KeyStore
 from llmpack.keymanager.sweep import Sweeper
@@ -35,6 +37,7 @@ class Service:
     catalog: Catalog = field(default_factory=Catalog)
     holdings: Holdings = field(default_factory=Holdings)
     extra_sources: list[CredentialSource] = field(default_factory=list)  # e.g. the web page's session
+    login: Login | None = None  # the web page's sign-in, when keyManager.login is configured
     # (what, namespace) -> whether its last list succeeded; absent until the first list
     listed: dict[tuple[str, str | None], bool] = field(default_factory=dict)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -66,6 +69,9 @@ class Service:
     def missing(self) -> list[str]:
         """What readiness still waits for, in words."""
         waiting = [] if self.verifier.ready else [f"the OIDC issuer's keys ({self.verifier.jwks_uri})"]
+        if self.login is not None and not self.login.revocations.ready:
+            where = self.login.revocations
+            waiting.append(f"ConfigMap {where.namespace}/{where.name} (ended sessions; the chart creates it)")
         return waiting + [f"a list of {what} in {ns or 'every namespace'}" for what, ns in self._watched()
                           if not self.listed.get((what, ns))]
 
@@ -79,6 +85,8 @@ class Service:
                 self.tasks.append(asyncio.create_task(self._watch_models(kind, ns), name=f"watch-{kind.plural}"))
             self.tasks.append(asyncio.create_task(self._watch_metadata(ns), name="watch-key-metadata"))
         self.tasks.append(asyncio.create_task(self.sweeper.run(), name="sweep"))
+        if self.login is not None:
+            self.tasks.append(asyncio.create_task(self.login.revocations.watch(), name="watch-sessions"))
 
     async def stop(self) -> None:
         for task in self.tasks:
@@ -87,6 +95,8 @@ class Service:
         self.tasks.clear()
         await self.auditor.drain()
         await self.verifier.close()
+        if self.login is not None:
+            await self.login.close()
         await self.client.close()
 
     def _flag(self, what: str, ns: str | None) -> Any:
@@ -118,4 +128,8 @@ class Service:
 def build(settings: Settings, client: AsyncClient, *, http: Any = None) -> Service:
     verifier = Verifier(settings.oidc_issuer, settings.oidc_jwks_uri, settings.oidc_audience,
                         leeway=settings.leeway, refetch_cooldown=settings.jwks_refetch_cooldown, http=http)
-    return Service(settings, client, verifier)
+    if not settings.login_enabled:
+        return Service(settings, client, verifier)
+    login = Login(settings, verifier, Revocations(client, settings.sessions_config_map))
+    return Service(settings, client, verifier, extra_sources=[SessionSource(login, settings.admin_groups)],
+                   login=login)

@@ -13,12 +13,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from llmpack.config import ConfigError, dig, first_error, load_config, read_values
 
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+SESSION_KEY_MIN = 32
 
 
 def parse_duration(text: str | float | int) -> float:
@@ -56,6 +57,39 @@ class Settings(BaseModel):
     # A key in a Secret whose metadata is missing this long after it was written is a crashed create.
     orphan_after: float = Field(120.0, gt=0)
     namespaces: tuple[str, ...] = Field((), description="empty: every namespace")
+    # Where clients reach every model from outside (https://llm.<routing.baseDomain>): the snippets' URL for a
+    # model whose status has no external endpoint yet. Empty: a placeholder.
+    external_url: str = ""
+    # The web page's sign-in (login.py): a confidential OIDC client, code flow with PKCE. All three or none.
+    client_id: str = ""
+    client_secret: str = Field("", repr=False)
+    session_keys: tuple[str, ...] = Field((), repr=False, description="the first seals, every one opens")
+    scopes: tuple[str, ...] = ("openid", "profile", "email")
+    public_url: str = Field("", description="the page's URL; empty: from each request's Host and scheme")
+    secure_cookies: bool = True
+    session_lifetime: float = Field(8 * 3600.0, ge=60, le=30 * 86400)
+    # "<namespace>/<name>" of the ConfigMap every replica records logouts in; empty: this process only.
+    sessions_config_map: str = Field("", pattern=r"^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$")
+
+    @model_validator(mode="after")
+    def _login_whole(self) -> Settings:
+        given = {"keyManager.login.clientId": self.client_id, "LLMPACK_KEY_MANAGER_CLIENT_SECRET": self.client_secret,
+                 "LLMPACK_KEY_MANAGER_SESSION_KEY": self.session_keys}
+        missing = [name for name, value in given.items() if not value]
+        if missing and len(missing) < len(given):
+            raise ValueError(f"the web page's sign-in needs {', '.join(missing)} too (or none of the three)")
+        short = [i for i, key in enumerate(self.session_keys, 1) if len(key) < SESSION_KEY_MIN]
+        if short:
+            raise ValueError(f"session key {short[0]} is shorter than {SESSION_KEY_MIN} characters: use e.g. "
+                             "`openssl rand -base64 32`")
+        if self.public_url and not re.fullmatch(r"https?://[^/?#\s]+(/[^?#\s]*)?", self.public_url):
+            raise ValueError(f"keyManager.login.publicUrl {self.public_url!r} must be an http(s) URL such as "
+                             "https://llm-keys.example.org")
+        return self
+
+    @property
+    def login_enabled(self) -> bool:
+        return bool(self.client_id)
 
 
 # (values-file path, environment variable, Settings field)
@@ -69,14 +103,26 @@ OWN_SETTINGS: tuple[tuple[str, str, str], ...] = (
     ("keyManager.repairInterval", "LLMPACK_KEY_MANAGER_REPAIR_INTERVAL", "repair_interval"),
     ("keyManager.jwksRefetchCooldown", "LLMPACK_KEY_MANAGER_JWKS_REFETCH_COOLDOWN", "jwks_refetch_cooldown"),
     ("keyManager.leeway", "LLMPACK_KEY_MANAGER_LEEWAY", "leeway"),
+    ("keyManager.login.clientId", "LLMPACK_KEY_MANAGER_CLIENT_ID", "client_id"),
+    # Secrets come from the environment only (the chart: a Secret's keys), never from a values file.
+    ("", "LLMPACK_KEY_MANAGER_CLIENT_SECRET", "client_secret"),
+    ("", "LLMPACK_KEY_MANAGER_SESSION_KEY", "session_keys"),
+    ("keyManager.login.scopes", "LLMPACK_KEY_MANAGER_SCOPES", "scopes"),
+    ("keyManager.login.publicUrl", "LLMPACK_KEY_MANAGER_PUBLIC_URL", "public_url"),
+    ("keyManager.login.secureCookies", "LLMPACK_KEY_MANAGER_SECURE_COOKIES", "secure_cookies"),
+    ("keyManager.login.sessionLifetime", "LLMPACK_KEY_MANAGER_SESSION_LIFETIME", "session_lifetime"),
+    ("", "LLMPACK_KEY_MANAGER_SESSIONS_CONFIGMAP", "sessions_config_map"),
 )
-_DURATIONS = {"sweep_interval", "grace_period", "repair_interval", "jwks_refetch_cooldown", "leeway"}
+_DURATIONS = {"sweep_interval", "grace_period", "repair_interval", "jwks_refetch_cooldown", "leeway",
+              "session_lifetime"}
+_LISTS = {"admin_groups", "scopes", "session_keys"}
 
 
 def _coerce(field: str, value: Any, origin: str) -> Any:
-    if field == "admin_groups":
-        if isinstance(value, str):
-            return tuple(g.strip() for g in value.split(",") if g.strip())
+    if field in _LISTS:
+        if isinstance(value, str):  # comma-separated; scopes and keys also by spaces (group names may hold them)
+            return tuple(g.strip() for g in re.split(r"," if field == "admin_groups" else r"[,\s]+", value)
+                         if g.strip())
         return tuple(value)
     if field in _DURATIONS:
         try:
@@ -97,10 +143,11 @@ def load_settings(values_file: Path | None = None, env: Mapping[str, str] | None
         "oidc_issuer": config.oidc_issuer, "oidc_jwks_uri": config.jwks_uri, "oidc_audience": config.oidc_audience,
         "groups_claim": config.oidc_groups_claim, "username_claim": config.oidc_username_claim,
         "namespaces": config.watch_namespaces,
+        "external_url": f"https://llm.{config.base_domain}" if config.base_domain else "",
     }
     origin: dict[str, str] = {}
     for dotted, var, field in OWN_SETTINGS:
-        if (found := dig(values, dotted)) is not None:
+        if dotted and (found := dig(values, dotted)) is not None:
             origin[field] = f"{values_file}: {dotted}"
             chosen[field] = _coerce(field, found, origin[field])
         if var in env:
@@ -109,4 +156,7 @@ def load_settings(values_file: Path | None = None, env: Mapping[str, str] | None
     try:
         return Settings(**chosen)
     except ValidationError as exc:
+        error = exc.errors()[0]
+        if not error["loc"]:  # a rule over several settings (the sign-in's): its message names them
+            raise ConfigError(str(error["msg"]).removeprefix("Value error, ")) from None
         raise first_error(exc, origin) from None

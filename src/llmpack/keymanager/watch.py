@@ -19,18 +19,19 @@ MISSING_RETRY = 30.0  # a kind whose CRD is not installed: look again now and th
 
 async def keep_watching(client: AsyncClient, resource: Any, *, namespace: str | None,
                         labels: dict[str, Any] | None, reset: Callable[[Sequence[Any]], None],
-                        event: Callable[[str, Any], None], failed: Callable[[bool], None] = lambda _: None) -> None:
+                        event: Callable[[str, Any], None], failed: Callable[[bool], None] = lambda _: None,
+                        fields: dict[str, Any] | None = None) -> None:
     """Runs until cancelled. `failed(True)` while the list fails (e.g. forbidden): the caller then knows its
     view is not the cluster's; `failed(False)` once a list succeeded."""
     where = namespace or ALL_NS
     while True:
         try:
-            listing = client.list(resource, namespace=where, labels=labels)
+            listing = client.list(resource, namespace=where, labels=labels, fields=fields)
             items = [obj async for obj in listing]
             version = listing.resourceVersion
             reset(items)
             failed(False)
-            async for type_, obj in client.watch(resource, namespace=where, labels=labels,
+            async for type_, obj in client.watch(resource, namespace=where, labels=labels, fields=fields,
                                                  resource_version=version):
                 event(type_, obj)
         except asyncio.CancelledError:
