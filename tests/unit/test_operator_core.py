@@ -118,3 +118,53 @@ def test_the_store_keeps_objects_without_their_managed_fields() -> None:
     assert kept["spec"] == body["spec"]
     assert kept["metadata"]["labels"] == {MODEL_LABEL: "qwen"}
     assert "managedFields" in body["metadata"]  # the caller's object is not changed
+
+
+def test_a_pod_is_kept_with_only_what_the_phase_ladder_reads_and_tells_the_same_story() -> None:
+    from llmpack.assess.status import Observed, compute
+    from llmpack.render.meta import identity
+    from llmpack.wellknown import IDENTITY_ANNOTATION
+    from tests.unit.factories import model
+
+    m = model()
+    full = {"kind": "Pod", "metadata": {"name": "qwen-1", "namespace": "ns", "labels": {MODEL_LABEL: "qwen"},
+                                        "annotations": {IDENTITY_ANNOTATION: identity(m)}, "managedFields": [{}]},
+            "spec": {"initContainers": [{"name": "model-downloader", "image": "d", "args": ["x"] * 50}],
+                     "containers": [{"name": "vllm", "image": "v", "env": [{"name": "E", "value": "v"}] * 50}],
+                     "volumes": [{"name": "model-storage"}]},
+            "status": {"phase": "Running", "podIP": "10.0.0.1", "conditions": [{"type": "Ready", "status": "True"}],
+                       "initContainerStatuses": [{"name": "model-downloader",
+                                                  "state": {"terminated": {"exitCode": 0}}}],
+                       "containerStatuses": [{"name": "vllm", "ready": True, "restartCount": 0}]}}
+    store = Store()
+    store.put_child("Pod", full)
+    kept = store.child(("ns", "qwen"), "Pod", "qwen-1")
+    assert kept is not None
+    assert kept["spec"] == {"initContainers": [{"name": "model-downloader"}]}
+    assert "managedFields" not in kept["metadata"]
+    assert "podIP" not in kept["status"]
+    assert compute(m, Observed(pods=[kept]), None) == compute(m, Observed(pods=[full]), None)
+
+
+def test_a_kind_whose_crd_went_is_forgotten_from_the_store() -> None:
+    store = Store()
+    for kind in ("InferencePool", "Service"):
+        store.put_child(kind, {"metadata": {"name": "qwen", "namespace": "ns", "labels": {MODEL_LABEL: "qwen"}}})
+    store.drop_kind("InferencePool")
+    assert store.child(("ns", "qwen"), "InferencePool", "qwen") is None
+    assert store.child(("ns", "qwen"), "Service", "qwen") is not None
+
+
+def test_json_logs_are_one_object_per_line_naming_the_model() -> None:
+    import json
+    import logging
+
+    from llmpack.operator.logs import JsonFormatter
+
+    record = logging.LogRecord("llmpack.reconcile", logging.INFO, __file__, 1, "%s: %s -> %s", ("ns/qwen", "a", "b"),
+                               None)
+    record.model = "ns/qwen"
+    line = JsonFormatter().format(record)
+    assert "\n" not in line
+    assert json.loads(line) | {"time": "t"} == {"time": "t", "level": "INFO", "logger": "llmpack.reconcile",
+                                                  "message": "ns/qwen: a -> b", "model": "ns/qwen"}

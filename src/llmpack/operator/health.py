@@ -1,0 +1,39 @@
+"""The liveness endpoint (`llmpack run --health URL`): a plain HTTP answer from the operator's own event loop,
+so a loop that is stuck stops answering. 200 and a line per watch stream that is failing, if any."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+from urllib.parse import urlsplit
+
+
+class Watched(Protocol):
+    def health(self) -> list[str]: ...
+
+
+async def serve(url: str, operator: Watched) -> asyncio.Server:
+    """Listen where `url` says (http://HOST:PORT/PATH); any other path is 404."""
+    where = urlsplit(url)
+    if where.scheme != "http" or not where.port:
+        raise ValueError(f"--health must look like http://0.0.0.0:8080/healthz, not {url}")
+    path = where.path or "/"
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            target = request.split(b" ", 2)[1].decode("latin-1") if request.count(b" ") >= 2 else ""
+            if target.split("?")[0] == path:
+                status, body = "200 OK", "ok\n" + "".join(f"{line}\n" for line in operator.health())
+            else:
+                status, body = "404 Not Found", "not found\n"
+            data = body.encode()
+            writer.write(f"HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {len(data)}\r\n"
+                         f"Connection: close\r\n\r\n".encode() + data)
+            await writer.drain()
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
+            pass
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(answer, where.hostname or "0.0.0.0", where.port)
