@@ -64,6 +64,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.values)
     namespaces = args.namespace or list(config.watch_namespaces)
     logs.configure(verbose=args.verbose, fmt=args.log_format)
+    if args.health:
+        from llmpack.operator.health import address
+
+        try:
+            address(args.health)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
     webhook = None
     if args.webhook_port:
         service = None

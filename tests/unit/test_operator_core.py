@@ -168,3 +168,46 @@ def test_json_logs_are_one_object_per_line_naming_the_model() -> None:
     assert "\n" not in line
     assert json.loads(line) | {"time": "t"} == {"time": "t", "level": "INFO", "logger": "llmpack.reconcile",
                                                   "message": "ns/qwen: a -> b", "model": "ns/qwen"}
+
+
+async def test_the_health_endpoint_answers_ok_and_names_failing_watches() -> None:
+    import socket
+
+    from llmpack.operator import health
+
+    class Operator:
+        def __init__(self) -> None:
+            self.failing: list[str] = []
+
+        def health(self) -> list[str]:
+            return self.failing
+
+    async def get(port: int, path: str) -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        await writer.drain()
+        answer = await reader.read()
+        writer.close()
+        return answer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    operator = Operator()
+    server = await health.serve(f"http://127.0.0.1:{port}/healthz", operator)
+    try:
+        assert (await get(port, "/healthz")).startswith(b"HTTP/1.1 200 OK")
+        operator.failing = ["watch pods *: 4 failures in a row"]
+        assert (await get(port, "/healthz")).endswith(b"ok\nwatch pods *: 4 failures in a row\n")
+        assert (await get(port, "/metrics")).startswith(b"HTTP/1.1 404")
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def test_a_health_url_that_is_not_http_host_port_is_refused_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from llmpack.cli import main
+
+    assert main(["run", "--health", "0.0.0.0:8080"]) == 2
+    assert capsys.readouterr().err == ("llmpack run: --health must look like http://0.0.0.0:8080/healthz, not "
+                                       "0.0.0.0:8080\n")

@@ -12,12 +12,21 @@ class Watched(Protocol):
     def health(self) -> list[str]: ...
 
 
-async def serve(url: str, operator: Watched) -> asyncio.Server:
-    """Listen where `url` says (http://HOST:PORT/PATH); any other path is 404."""
-    where = urlsplit(url)
-    if where.scheme != "http" or not where.port:
+def address(url: str) -> tuple[str, int, str]:
+    """(host, port, path) of http://HOST:PORT/PATH; ValueError, in one line, for anything else."""
+    try:
+        where = urlsplit(url)
+        port = where.port
+    except ValueError:
+        port = None
+    if where.scheme != "http" or not port:
         raise ValueError(f"--health must look like http://0.0.0.0:8080/healthz, not {url}")
-    path = where.path or "/"
+    return where.hostname or "0.0.0.0", port, where.path or "/"
+
+
+async def serve(url: str, operator: Watched) -> asyncio.Server:
+    """Listen where `url` says; any other path is 404."""
+    host, port, path = address(url)
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -36,4 +45,4 @@ async def serve(url: str, operator: Watched) -> asyncio.Server:
         finally:
             writer.close()
 
-    return await asyncio.start_server(answer, where.hostname or "0.0.0.0", where.port)
+    return await asyncio.start_server(answer, host, port)
