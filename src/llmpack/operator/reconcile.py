@@ -122,7 +122,8 @@ class Reconciler:
         crds = frozenset(kind.crd for kind in THIRD_PARTY if kind.crd in self.store.crds)
         key_metadata = self.store.child(key, "ConfigMap", names.key_metadata(model.name)) or {}
         facts = Facts(crds=crds, ready=ready_replicas(model, pods),
-                      key_metadata_uid=(key_metadata.get("metadata") or {}).get("uid"))
+                      key_metadata_uid=(key_metadata.get("metadata") or {}).get("uid"),
+                      served={crd: self.store.served.get(crd, ()) for crd in crds})
         if reads_keys(model, self.config, facts):
             client_ids, unreadable = await self.keys.client_ids(key)
             facts = replace(facts, client_ids=client_ids, keys_unreadable=unreadable)

@@ -118,15 +118,23 @@ class Operator:
         self.queue.add(self.store.put_model(body))
 
     def on_crd(self, type_: str | None, body: dict[str, Any]) -> None:
-        """A CRD appearing or going changes what can be applied: wake every model (rare, so cheap)."""
+        """A CRD appearing, going or serving other versions changes what can be applied, and in which version:
+        wake every model (rare, so cheap)."""
         name = body["metadata"]["name"]
         conditions = (body.get("status") or {}).get("conditions") or []
         established = any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
         present = type_ != "DELETED" and established
-        if present != (name in self.store.crds):
-            (self.store.crds.add if present else self.store.crds.discard)(name)
-            for key in list(self.store.models):
-                self.queue.add(key)
+        served = tuple(v["name"] for v in (body.get("spec") or {}).get("versions") or [] if v.get("served"))
+        if present == (name in self.store.crds) and (not present or served == self.store.served.get(name)):
+            return
+        if present:
+            self.store.crds.add(name)
+            self.store.served[name] = served
+        else:
+            self.store.crds.discard(name)
+            self.store.served.pop(name, None)
+        for key in list(self.store.models):
+            self.queue.add(key)
 
     def on_child(self, kind: str, type_: str | None, body: dict[str, Any]) -> None:
         key: Key | None
@@ -178,7 +186,10 @@ def build_registry(operator: Operator) -> kopf.OperatorRegistry:
         return handler
 
     for child in CHILDREN:
-        kopf.on.event(child.api_version, child.plural, labels=MANAGED, registry=registry, id=f"child-{child.plural}")(
+        # A kind we write in several versions is watched in the one the cluster prefers (its newest), which is
+        # the one we write: no deprecated requests, and what the watch delivers compares with what we apply.
+        watched = (child.group,) if child.versions else (child.api_version,)
+        kopf.on.event(*watched, child.plural, labels=MANAGED, registry=registry, id=f"child-{child.plural}")(
             child_handler(child.kind))
     return registry
 

@@ -42,6 +42,7 @@ class Store:
     models: dict[Key, dict[str, Any]] = field(default_factory=dict)
     children: dict[Key, dict[ChildKey, dict[str, Any]]] = field(default_factory=lambda: defaultdict(dict))
     crds: set[str] = field(default_factory=set)  # established CRDs by name, e.g. inferencepools.inference...
+    served: dict[str, tuple[str, ...]] = field(default_factory=dict)  # established CRD -> the versions it serves
     # Models whose `<m>-api-keys` Secret exists, with its data keys (read by get: Secrets are not watched).
     api_keys: dict[Key, tuple[str, ...]] = field(default_factory=dict)
 
