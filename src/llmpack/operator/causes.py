@@ -5,12 +5,13 @@ object at most every RECHECK seconds: a reconcile in between reuses the answer.
 
 Events are listed, never watched: a watch can be narrowed by kind but not to the objects we care about,
 and every PVC Event of the cluster is far more than the few we read. Each list is narrowed by field
-selector to the object's uid and to Warnings. An answer we may not have (RBAC) is simply not known.
+selector to the object's uid and to Warnings. An answer we may not have (RBAC) is logged and not known.
 """
 
 from __future__ import annotations
 
 import datetime
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -23,6 +24,7 @@ from lightkube.resources.storage_v1 import StorageClass
 from llmpack.assess.storage import Unbound
 from llmpack.operator.errors import Failure, classify
 
+log = logging.getLogger("llmpack.causes")
 GRACE = 5.0
 RECHECK = 10.0
 T = TypeVar("T")
@@ -76,7 +78,9 @@ class Causes:
             except ApiError as exc:
                 if classify(exc) is Failure.MISSING:
                     missing = True
-                elif classify(exc) is not Failure.REFUSED:
+                elif classify(exc) is Failure.REFUSED:
+                    log.warning("StorageClass %s not read: %s", name, exc.status.message)
+                else:
                     raise
         return Unbound(storage_class=storage_class, class_missing=missing, warnings=await self._warnings(pvc))
 
@@ -89,6 +93,8 @@ class Causes:
                                       fields={"involvedObject.uid": meta["uid"], "type": "Warning"})
             return tuple([dict(e.to_dict()) async for e in events])
         except ApiError as exc:
-            if classify(exc) in (Failure.MISSING, Failure.REFUSED):
-                return ()
-            raise
+            if classify(exc) is Failure.REFUSED:
+                log.warning("%s/%s: Events not read: %s", meta["namespace"], meta["name"], exc.status.message)
+            elif classify(exc) is not Failure.MISSING:
+                raise
+            return ()
