@@ -10,6 +10,7 @@ proves the chart's RBAC for the PodMonitor, key objects before Ready, and why a 
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -50,7 +51,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     """A cluster with every routing CRD, AI Gateway v0.5.0 and the PodMonitor CRD, and the operator running as
     the chart's ServiceAccount with exactly the chart's RBAC."""
     state = tmp_path_factory.mktemp("gateway-cluster")
-    cluster = LocalCluster(state, Path(os.environ.get("LLMPACK_TESTBIN", ROOT / ".testbin")))
+    cluster = LocalCluster(state, Path(os.environ.get("LLMPACK_TESTBIN", ROOT / ".testbin")),
+                           audit_reads=True)  # deprecated_requests counts the operator's reads too
     operator: OperatorProcess | None = None
     try:
         cluster.up()
@@ -93,10 +95,18 @@ def written_in(obj: dict[str, Any], manager: str = "llmpack") -> set[str]:
 
 
 def deprecated_requests(cluster: LocalCluster) -> list[str]:
-    """Every deprecated version of AI Gateway's API that any client asked for, by the API server's own count."""
-    metrics = cluster.kubectl("get", "--raw", "/metrics").stdout
-    return [line for line in metrics.splitlines()
-            if line.startswith("apiserver_requested_deprecated_apis{") and f'group="{GROUP}"' in line]
+    """Every request of the operator (its ServiceAccount) to a deprecated API, reads and watches included, as
+    the API server's audit log marks them (`k8s.io/deprecated`). Not the apiserver_requested_deprecated_apis
+    metric: it counts every client, and the garbage collector goes on watching v1alpha1 until it next reads
+    discovery."""
+    operator = f"system:serviceaccount:{NAMESPACE}:{OPERATOR_SA}"
+    found = []
+    for line in cluster.audit_log.read_text().splitlines():
+        event = json.loads(line)
+        if (event.get("annotations") or {}).get("k8s.io/deprecated") == "true" \
+                and event["user"]["username"] == operator:
+            found.append(f"{event['verb']} {event['requestURI']}")
+    return found
 
 
 async def verdicts_reach_the_condition(cluster: LocalCluster, client: AsyncClient, namespace: str,
@@ -154,6 +164,7 @@ async def test_routes_follow_the_gateway_from_v0_5_to_v1_1_and_its_verdicts_reac
         return all(f"{GROUP}/v1beta1" in written_in(r) for r in routes)
 
     await eventually(rewritten, within=45, what="both routes written again in v1beta1")
+    assert "watching aigatewayroutes in v1beta1 (was v1alpha1)" in gateway.operator.log.read_text()
     await verdicts_reach_the_condition(cluster, client, namespace, "v1beta1")
     assert deprecated_requests(cluster) == [], "a request to v1alpha1"
 
