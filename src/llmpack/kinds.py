@@ -44,7 +44,19 @@ SECURITY_POLICY = Kind("gateway.envoyproxy.io", "v1alpha1", "SecurityPolicy", "s
 POD_MONITOR = Kind("monitoring.coreos.com", "v1", "PodMonitor", "podmonitors",
                    "the Prometheus Operator (e.g. kube-prometheus-stack)")
 GATEWAY = Kind(GATEWAY_API_GROUP, "v1", "Gateway", "gateways")
-THIRD_PARTY = (INFERENCE_POOL, SECURITY_POLICY, AI_GATEWAY_ROUTE, POD_MONITOR)
+# What a PassthroughModel adds: the provider as an Envoy Gateway Backend, its TLS, the AI Gateway's view of it
+# (written, like routes, in the newest version the cluster serves) and the provider key it sends upstream.
+BACKEND = Kind("gateway.envoyproxy.io", "v1alpha1", "Backend", "backends",
+               "Envoy Gateway (v1.6 or later, with its Backend API enabled)")
+BACKEND_TLS_POLICY = Kind(GATEWAY_API_GROUP, "v1", "BackendTLSPolicy", "backendtlspolicies",
+                          "the Gateway API CRDs (v1.4 or later, standard channel)")
+AI_SERVICE_BACKEND = Kind("aigateway.envoyproxy.io", "v1alpha1", "AIServiceBackend", "aiservicebackends",
+                          "Envoy AI Gateway (v0.5 or later)", versions=("v1beta1", "v1alpha1"))
+BACKEND_SECURITY_POLICY = Kind("aigateway.envoyproxy.io", "v1alpha1", "BackendSecurityPolicy",
+                               "backendsecuritypolicies", "Envoy AI Gateway (v0.5 or later)",
+                               versions=("v1beta1", "v1alpha1"))
+PROVIDER_KINDS = (BACKEND, BACKEND_TLS_POLICY, AI_SERVICE_BACKEND, BACKEND_SECURITY_POLICY)
+THIRD_PARTY = (INFERENCE_POOL, SECURITY_POLICY, AI_GATEWAY_ROUTE, POD_MONITOR, *PROVIDER_KINDS)
 
 # Every child whose changes wake its model (watched by label; the third-party ones once their CRDs exist).
 CHILDREN = (
@@ -59,7 +71,7 @@ CHILDREN = (
     Kind("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings"),
     Kind("", "v1", "ConfigMap", "configmaps"),
     Kind("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies"),
-    INFERENCE_POOL, AI_GATEWAY_ROUTE, SECURITY_POLICY, POD_MONITOR,
+    INFERENCE_POOL, AI_GATEWAY_ROUTE, SECURITY_POLICY, POD_MONITOR, *PROVIDER_KINDS,
 )
 
 

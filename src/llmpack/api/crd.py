@@ -84,7 +84,7 @@ ROOT_RULES: list[dict[str, str]] = [
     },
 ]
 
-PRINTER_COLUMNS = [
+PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
     {"name": "Model", "type": "string", "jsonPath": ".spec.model.name"},
     {"name": "Ready", "type": "integer", "jsonPath": ".status.replicas.ready"},
@@ -135,7 +135,7 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
     return out
 
 
-def _schema_of(model: Any) -> dict[str, Any]:
+def schema_of(model: Any) -> dict[str, Any]:
     raw = model.model_json_schema(by_alias=True, mode="validation")
     return dict(_structural(raw, raw.get("$defs", {})))
 
@@ -147,31 +147,29 @@ def _at(schema: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
 
 
 def spec_schema() -> dict[str, Any]:
-    schema = _schema_of(LLMModelSpec)
-    for path, rule, message, field_path in SPEC_RULES:
-        _at(schema, path).setdefault("x-kubernetes-validations", []).append(
-            {"rule": rule, "message": message, "fieldPath": field_path}
-        )
-    return schema
+    return add_rules(schema_of(LLMModelSpec), SPEC_RULES)
 
 
 def status_schema() -> dict[str, Any]:
-    return _schema_of(LLMModelStatus)
+    return schema_of(LLMModelStatus)
 
 
-def crd() -> dict[str, Any]:
+def definition(*, kind: str, plural: str, singular: str, short_names: list[str], description: str,
+               spec: dict[str, Any], status: dict[str, Any], columns: list[dict[str, Any]],
+               root_rules: list[dict[str, str]]) -> dict[str, Any]:
+    """A namespaced CRD of our group with one version, a status subresource and the given schemas."""
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{PLURAL}.{GROUP}"},
+        "metadata": {"name": f"{plural}.{GROUP}"},
         "spec": {
             "group": GROUP,
             "names": {
-                "kind": KIND,
-                "listKind": f"{KIND}List",
-                "plural": PLURAL,
-                "singular": SINGULAR,
-                "shortNames": SHORT_NAMES,
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": singular,
+                "shortNames": short_names,
                 "categories": ["all"],
             },
             "scope": "Namespaced",
@@ -181,23 +179,38 @@ def crd() -> dict[str, Any]:
                     "served": True,
                     "storage": True,
                     "subresources": {"status": {}},
-                    "additionalPrinterColumns": PRINTER_COLUMNS,
+                    "additionalPrinterColumns": columns,
                     "schema": {
                         "openAPIV3Schema": {
                             "type": "object",
-                            "description": "A large language model served by vLLM, with its weights cached once.",
+                            "description": description,
                             "required": ["spec"],
                             "properties": {
                                 "apiVersion": {"type": "string"},
                                 "kind": {"type": "string"},
                                 "metadata": {"type": "object"},
-                                "spec": spec_schema(),
-                                "status": status_schema(),
+                                "spec": spec,
+                                "status": status,
                             },
-                            "x-kubernetes-validations": ROOT_RULES,
+                            "x-kubernetes-validations": root_rules,
                         }
                     },
                 }
             ],
         },
     }
+
+
+def add_rules(schema: dict[str, Any], rules: list[tuple[tuple[str, ...], str, str, str]]) -> dict[str, Any]:
+    """Attach (path, CEL rule, message, fieldPath) rules to the schema nodes at their paths."""
+    for path, rule, message, field_path in rules:
+        _at(schema, path).setdefault("x-kubernetes-validations", []).append(
+            {"rule": rule, "message": message, "fieldPath": field_path}
+        )
+    return schema
+
+
+def crd() -> dict[str, Any]:
+    return definition(kind=KIND, plural=PLURAL, singular=SINGULAR, short_names=SHORT_NAMES,
+                      description="A large language model served by vLLM, with its weights cached once.",
+                      spec=spec_schema(), status=status_schema(), columns=PRINTER_COLUMNS, root_rules=ROOT_RULES)

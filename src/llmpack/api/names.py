@@ -89,3 +89,21 @@ def key_metadata(model: str) -> str:
 def key_manager_role(model: str) -> str:
     """The key manager's Role and RoleBinding for one model's key objects."""
     return f"{model}-key-manager"
+
+
+def provider_backend(passthrough: str) -> str:
+    """A PassthroughModel's Envoy Gateway Backend: the provider's hostname and port."""
+    return f"{passthrough}-backend"
+
+
+def provider_tls(passthrough: str) -> str:
+    return f"{passthrough}-backend-tls"
+
+
+def ai_service_backend(passthrough: str) -> str:
+    return passthrough
+
+
+def upstream_auth(passthrough: str) -> str:
+    """The BackendSecurityPolicy that sends the provider's API key upstream."""
+    return f"{passthrough}-upstream-auth"

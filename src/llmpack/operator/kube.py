@@ -99,19 +99,21 @@ async def apply_status(client: AsyncClient, namespace: str, name: str, status: d
                        patch_type=PatchType.APPLY, field_manager=FIELD_MANAGER, force=True)
 
 
-async def secret_problem(client: AsyncClient, namespace: str, name: str, key: str) -> str | None:
-    """Why the Secret cannot give the downloader its token, or None when it can."""
+async def secret_problem(client: AsyncClient, namespace: str, name: str, key: str, *,
+                         what: str = "the Hugging Face token", sample: str = "hf_...") -> str | None:
+    """Why the Secret cannot give `what` (the downloader's token by default) under `key`, or None when it can.
+    Its value is never returned or logged."""
     try:
         secret = await client.get(Secret, name, namespace=namespace)
     except ApiError as exc:
         if classify(exc) is Failure.MISSING:
             return (f"Secret {name} not found in namespace {namespace}: create it with `kubectl create secret "
-                    f"generic {name} -n {namespace} --from-literal={key}=hf_...`")
+                    f"generic {name} -n {namespace} --from-literal={key}={sample}`")
         if classify(exc) is Failure.REFUSED:
             return f"the operator may not read Secret {namespace}/{name}: check its RBAC"
         raise
     if key not in (secret.data or {}) and key not in (secret.stringData or {}):
-        return f"Secret {namespace}/{name} has no key {key}: add the Hugging Face token under that key"
+        return f"Secret {namespace}/{name} has no key {key}: add {what} under that key"
     return None
 
 
@@ -120,7 +122,7 @@ async def record_event(client: AsyncClient, model: dict[str, Any], type_: str, r
     stamp = now()
     await client.create(Event(
         metadata=ObjectMeta(generateName=f"{meta['name']}.", namespace=meta["namespace"]),
-        involvedObject=ObjectReference(apiVersion=API_VERSION, kind=KIND, name=meta["name"],
+        involvedObject=ObjectReference(apiVersion=API_VERSION, kind=model.get("kind") or KIND, name=meta["name"],
                                        namespace=meta["namespace"], uid=meta.get("uid"),
                                        resourceVersion=meta.get("resourceVersion")),
         type=type_, reason=reason, message=message, count=1,

@@ -13,12 +13,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from llmpack.api import LLMModel, names
+from llmpack.api.spec import Access
 from llmpack.config import Config
 from llmpack.kinds import AI_GATEWAY_ROUTE, GATEWAY, GATEWAY_API_GROUP, INFERENCE_POOL, SECURITY_POLICY
-from llmpack.render.meta import metadata, selector_labels
+from llmpack.render.meta import Owner, metadata, selector_labels
 from llmpack.render.serving import PORT
 from llmpack.wellknown import MODEL_NAME_LABEL
 
@@ -33,6 +34,18 @@ OIDC_PROVIDER = "oidc"
 GATEWAY_DURATION = re.compile(r"^([0-9]{1,5}(h|m|s|ms)){1,4}$")
 _GO_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)")
 _MS = {"ns": 1e-6, "us": 1e-3, "µs": 1e-3, "ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
+
+
+class Guarded(Protocol):
+    @property
+    def access(self) -> Access | None: ...
+
+
+class Routable(Owner, Protocol):
+    """What the policies and key objects are rendered for: an LLMModel or a PassthroughModel."""
+
+    @property
+    def spec(self) -> Guarded: ...
 
 
 def gateway_duration(text: str) -> str:
@@ -57,7 +70,7 @@ def enabled(model: LLMModel, side: Side) -> bool:
     return (endpoints.external if side == "external" else endpoints.internal).enabled
 
 
-def policy(model: LLMModel, config: Config, side: Side, credential_secrets: Sequence[str] = (),
+def policy(model: Routable, config: Config, side: Side, credential_secrets: Sequence[str] = (),
            client_ids: Sequence[str] = ()) -> dict[str, Any]:
     if side == "external":
         return external_policy(model, credential_secrets, client_ids)
@@ -92,7 +105,7 @@ def route(model: LLMModel, config: Config, side: Side, version: str = AI_GATEWAY
     }
 
 
-def _policy(model: LLMModel, side: Side, spec: dict[str, Any]) -> dict[str, Any]:
+def _policy(model: Routable, side: Side, spec: dict[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": SECURITY_POLICY.api_version,
         "kind": SECURITY_POLICY.kind,
@@ -102,7 +115,7 @@ def _policy(model: LLMModel, side: Side, spec: dict[str, Any]) -> dict[str, Any]
     }
 
 
-def external_policy(model: LLMModel, credential_secrets: Sequence[str], client_ids: Sequence[str]) -> dict[str, Any]:
+def external_policy(model: Routable, credential_secrets: Sequence[str], client_ids: Sequence[str]) -> dict[str, Any]:
     """Any key of the namespace authenticates; only this model's client ids are allowed through.
 
     `credential_secrets` are the namespace's `*-api-keys` Secrets known to exist (a missing one would make
@@ -122,7 +135,7 @@ def external_policy(model: LLMModel, credential_secrets: Sequence[str], client_i
     })
 
 
-def internal_policy(model: LLMModel, config: Config) -> dict[str, Any]:
+def internal_policy(model: Routable, config: Config) -> dict[str, Any]:
     provider: dict[str, Any] = {
         "name": OIDC_PROVIDER,
         "issuer": config.oidc_issuer,
@@ -143,19 +156,19 @@ def internal_policy(model: LLMModel, config: Config) -> dict[str, Any]:
     return _policy(model, "internal", spec)
 
 
-def key_object_metadata(model: LLMModel, name: str, *, owned: bool = True) -> dict[str, Any]:
+def key_object_metadata(model: Owner, name: str, *, owned: bool = True) -> dict[str, Any]:
     """Labelled for the key manager, which finds a model's key objects by MODEL_NAME_LABEL."""
     base = metadata(model, name, owned=owned)
     return {**base, "labels": {**base["labels"], MODEL_NAME_LABEL: model.name}}
 
 
-def key_secret(model: LLMModel, *, owned: bool = True) -> dict[str, Any]:
+def key_secret(model: Owner, *, owned: bool = True) -> dict[str, Any]:
     """Created empty for a key manager to fill (data key = client id, value = API key); never written after."""
     return {"apiVersion": "v1", "kind": "Secret",
             "metadata": key_object_metadata(model, names.api_keys(model.name), owned=owned), "type": "Opaque"}
 
 
-def key_metadata(model: LLMModel, *, owned: bool = True) -> dict[str, Any]:
+def key_metadata(model: Owner, *, owned: bool = True) -> dict[str, Any]:
     """Created empty for a key manager to describe its keys in; the operator never writes its data."""
     return {"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": key_object_metadata(model, names.key_metadata(model.name), owned=owned)}

@@ -19,6 +19,7 @@ from typing import Any
 from llmpack.api import LLMModel, names
 from llmpack.config import Config
 from llmpack.render.auth import api_key_objects, key_metadata, key_object_metadata, key_secret
+from llmpack.render.meta import Owner
 
 SECRET_VERBS = ("get", "update")
 CONFIG_MAP_VERBS = ("get", "update", "delete")
@@ -29,16 +30,16 @@ def retains_keys(config: Config) -> bool:
     return bool(config.key_manager_service_account)
 
 
-def retained_key_objects(model: LLMModel) -> list[dict[str, Any]]:
+def retained_key_objects(model: Owner) -> list[dict[str, Any]]:
     """The Secret and ConfigMap the key manager fills, with no owner reference: they outlive the model."""
     return [key_secret(model, owned=False), key_metadata(model, owned=False)]
 
 
-def owned_by_metadata(model: LLMModel, metadata_uid: str) -> list[dict[str, Any]]:
+def owned_by_metadata(model: Owner, metadata_uid: str) -> list[dict[str, Any]]:
     return [{"apiVersion": "v1", "kind": "ConfigMap", "name": names.key_metadata(model.name), "uid": metadata_uid}]
 
 
-def key_manager_access(model: LLMModel, service_account: tuple[str, str], metadata_uid: str) -> list[dict[str, Any]]:
+def key_manager_access(model: Owner, service_account: tuple[str, str], metadata_uid: str) -> list[dict[str, Any]]:
     """Role and RoleBinding for the key manager's ServiceAccount (namespace, name), owned by the metadata
     ConfigMap whose uid is given."""
     name = names.key_manager_role(model.name)
@@ -62,7 +63,7 @@ def key_objects(model: LLMModel, config: Config) -> list[dict[str, Any]]:
     return retained_key_objects(model) if retains_keys(config) else api_key_objects(model)
 
 
-def access_for(model: LLMModel, config: Config, metadata_uid: str | None) -> list[dict[str, Any]]:
+def access_for(model: Owner, config: Config, metadata_uid: str | None) -> list[dict[str, Any]]:
     """The key manager's Role and RoleBinding once the metadata ConfigMap exists (its uid owns them); nothing
     without a key manager."""
     if not retains_keys(config) or not metadata_uid:

@@ -1,21 +1,35 @@
-"""Labels, owner references and identity shared by every object an LLMModel owns."""
+"""Labels, owner references and identity shared by every object an LLMModel (or a PassthroughModel) owns."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, Protocol
 
-from llmpack.api import API_VERSION, KIND, LLMModel
+from llmpack.api import API_VERSION, LLMModel, ObjectMeta
 from llmpack.wellknown import MANAGED_BY, MANAGED_BY_LABEL, MODEL_LABEL
 
 
-def selector_labels(model: LLMModel) -> dict[str, str]:
-    """The labels that pick a model's vLLM pods; immutable on a Deployment, so never extend them."""
-    return {"app.kubernetes.io/instance": model.name, "app.kubernetes.io/name": "llmmodel"}
+class Owner(Protocol):
+    """What owns objects: an LLMModel or a PassthroughModel (both of our group and version)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def metadata(self) -> ObjectMeta: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def namespace(self) -> str | None: ...
 
 
-def labels(model: LLMModel) -> dict[str, str]:
+def selector_labels(model: Owner) -> dict[str, str]:
+    """The labels that pick a model's vLLM pods; immutable on a Deployment, so never extend them. A
+    PassthroughModel's objects say `passthroughmodel` (the Serving Pack's labels)."""
+    return {"app.kubernetes.io/instance": model.name, "app.kubernetes.io/name": model.kind.lower()}
+
+
+def labels(model: Owner) -> dict[str, str]:
     return {
         MANAGED_BY_LABEL: MANAGED_BY,
         **selector_labels(model),
@@ -23,11 +37,11 @@ def labels(model: LLMModel) -> dict[str, str]:
     }
 
 
-def owner_reference(model: LLMModel) -> dict[str, Any]:
+def owner_reference(model: Owner) -> dict[str, Any]:
     assert model.metadata.uid is not None
     return {
         "apiVersion": API_VERSION,
-        "kind": KIND,
+        "kind": model.kind,
         "name": model.name,
         "uid": model.metadata.uid,
         "controller": True,
@@ -35,7 +49,7 @@ def owner_reference(model: LLMModel) -> dict[str, Any]:
     }
 
 
-def metadata(model: LLMModel, name: str, *, owned: bool = True) -> dict[str, Any]:
+def metadata(model: Owner, name: str, *, owned: bool = True) -> dict[str, Any]:
     """Metadata of a child; `owned=False` leaves it out of garbage collection (a retained cache)."""
     meta: dict[str, Any] = {"name": name, "labels": labels(model)}
     if model.namespace:

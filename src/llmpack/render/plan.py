@@ -58,6 +58,7 @@ class Facts:
     keys_unreadable: str | None = None  # why this model's key Secret could not be read
     key_metadata_uid: str | None = None  # of this model's key metadata ConfigMap, once it exists
     served: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # CRD name -> the versions it serves
+    credential: str | None = None  # a PassthroughModel's: why its credential Secret cannot be used (None: it can)
 
     def version(self, kind: Kind) -> str:
         """The version of `kind` to write: the newest we speak that the cluster serves."""
@@ -219,7 +220,12 @@ def _policy_gate(subject: Routed, facts: Facts) -> Gate | None:
 
 def reads_keys(model: LLMModel, config: Config, facts: Facts) -> bool:
     """Whether the operator reads this model's key Secret before planning: its external policy would be open."""
-    return _policy_gate(routed(model, config, facts), facts) is None
+    return policy_open(routed(model, config, facts), facts)
+
+
+def policy_open(subject: Routed, facts: Facts) -> bool:
+    """Whether the external policy, which names the client ids, would be applied (so its keys must be read)."""
+    return _policy_gate(subject, facts) is None
 
 
 def key_group(subject: Routed, facts: Facts) -> Group:

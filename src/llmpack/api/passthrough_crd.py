@@ -1,0 +1,61 @@
+"""The CustomResourceDefinition for passthroughmodels.llm.nebari.dev, derived from the pydantic models like
+LLMModel's (api/crd.py), with CEL for what a cluster without our operator running must still refuse: a
+hostname with a scheme, path or port; a spec that routes no model id; both endpoints off.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llmpack.api.crd import add_rules, definition, schema_of
+from llmpack.api.names import LABEL_MAX
+from llmpack.api.passthrough import (
+    ENDPOINTS_MESSAGE,
+    HOSTNAME_PATTERN,
+    HOSTNAME_RULES,
+    MODELS_MESSAGE,
+    PASSTHROUGH_KIND,
+    PASSTHROUGH_PLURAL,
+    PASSTHROUGH_SINGULAR,
+    PassthroughModelSpec,
+    PassthroughModelStatus,
+)
+
+SPEC_RULES: list[tuple[tuple[str, ...], str, str, str]] = [
+    *((("provider",), f"!self.hostname.contains('{part}')", message, ".hostname") for part, message in HOSTNAME_RULES),
+    (("models",), "self.catchAll || size(self.declared) > 0", MODELS_MESSAGE, ".declared"),
+    (("endpoints",), "self.external.enabled || self.internal.enabled", ENDPOINTS_MESSAGE, ".external.enabled"),
+]
+
+ROOT_RULES: list[dict[str, str]] = [
+    {
+        "rule": f"self.metadata.name.size() <= {LABEL_MAX}",
+        "message": f"metadata.name must be at most {LABEL_MAX} characters: it is a label value of every object "
+        "the PassthroughModel owns",
+    },
+]
+
+PRINTER_COLUMNS: list[dict[str, Any]] = [
+    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+    {"name": "Provider", "type": "string", "jsonPath": ".spec.provider.hostname"},
+    {"name": "Models", "type": "string", "jsonPath": ".status.models"},
+    {"name": "External", "type": "string", "jsonPath": ".status.endpoints.external", "priority": 1},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]
+
+
+def spec_schema() -> dict[str, Any]:
+    schema = schema_of(PassthroughModelSpec)
+    schema["required"] = [name for name in schema["required"] if name != "models"]  # absent: {} and its rule says why
+    schema["properties"]["models"]["default"] = {}
+    schema["properties"]["provider"]["properties"]["hostname"]["pattern"] = HOSTNAME_PATTERN
+    declared = schema["properties"]["models"]["properties"]["declared"]
+    declared["x-kubernetes-list-type"] = "set"  # an id listed twice is refused by the API server
+    return add_rules(schema, SPEC_RULES)
+
+
+def crd() -> dict[str, Any]:
+    return definition(kind=PASSTHROUGH_KIND, plural=PASSTHROUGH_PLURAL, singular=PASSTHROUGH_SINGULAR,
+                      short_names=["ptm"], description="An external OpenAI-compatible provider behind the shared "
+                      "gateway, API keys and OIDC groups.", spec=spec_schema(),
+                      status=schema_of(PassthroughModelStatus), columns=PRINTER_COLUMNS, root_rules=ROOT_RULES)
