@@ -57,6 +57,7 @@ demo: venv testbin ## the main job: control plane, CRD, operator, example models
 
 crd: venv ## regenerate the checked-in CRD from the API models
 	$(BIN)/llmpack crd > charts/llmpack/crds/llmmodels.llm.nebari.dev.yaml
+	$(BIN)/llmpack crd --kind passthroughmodel > charts/llmpack/crds/passthroughmodels.llm.nebari.dev.yaml
 
 golden: venv ## regenerate the golden render files after an intended change
 	UPDATE_GOLDEN=1 $(BIN)/pytest -q tests/unit/test_examples.py

@@ -26,27 +26,31 @@ def dump_yaml(objects: Sequence[object]) -> str:
 
 def cmd_render(args: argparse.Namespace) -> int:
     from llmpack.config import load_config
-    from llmpack.manifests import load_models
-    from llmpack.render import offline_facts, plan, render
+    from llmpack.manifests import load_models, load_passthroughs
+    from llmpack.render import offline_facts, passthrough_plan, plan, render
 
     config = load_config(args.values)
     models = load_models(args.filename)
-    if not models:
-        raise UserError(f"no LLMModel (apiVersion llm.nebari.dev/v1alpha1) in {', '.join(map(str, args.filename))}")
+    passthroughs = load_passthroughs(args.filename)
+    if not models and not passthroughs:
+        raise UserError("no LLMModel or PassthroughModel (apiVersion llm.nebari.dev/v1alpha1) in "
+                        f"{', '.join(map(str, args.filename))}")
     # The steady state: a model downloading through a Job has 0 replicas only until its weights are in.
     objects = []
     for model in models:
         objects += render(model, config, weights_ready=True)
         if args.routing:  # the operator's own plan, for a Ready model in a cluster with every CRD
             objects += plan(model, config, offline_facts()).objects
+    for passthrough in passthroughs:  # nothing but routing: its whole plan, its credential Secret assumed present
+        objects += passthrough_plan.plan(passthrough, config, offline_facts()).objects
     sys.stdout.write(dump_yaml(objects))
     return 0
 
 
 def cmd_crd(args: argparse.Namespace) -> int:
-    from llmpack.api.crd import crd
+    from llmpack.api import crd, passthrough_crd
 
-    sys.stdout.write(dump_yaml([crd()]))
+    sys.stdout.write(dump_yaml([(passthrough_crd if args.kind == "passthroughmodel" else crd).crd()]))
     return 0
 
 
@@ -131,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "render",
-        help="print the Kubernetes objects the operator creates for LLMModel manifests",
+        help="print the Kubernetes objects the operator creates for LLMModel and PassthroughModel manifests",
         description="Print, as multi-document YAML, every object the operator would create for each "
         "LLMModel in the files (other kinds are skipped), as they are once the weights are in: until its "
         "download Job succeeds, a model on a PVC runs with 0 replicas. Nothing touches a cluster.",
@@ -225,8 +229,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging and an access log")
     p.set_defaults(func=cmd_key_manager)
 
-    p = sub.add_parser("crd", help="print the LLMModel CustomResourceDefinition",
-                       description="Print the CRD for llmmodels.llm.nebari.dev; apply it with kubectl apply -f -.")
+    p = sub.add_parser("crd", help="print the LLMModel (or PassthroughModel) CustomResourceDefinition",
+                       description="Print the CRD for llmmodels.llm.nebari.dev (or passthroughmodels.llm.nebari.dev "
+                       "with --kind passthroughmodel); apply it with kubectl apply -f -.")
+    p.add_argument("--kind", choices=("llmmodel", "passthroughmodel"), default="llmmodel",
+                   help="which of the two CRDs (default llmmodel)")
     p.set_defaults(func=cmd_crd)
     return parser
 

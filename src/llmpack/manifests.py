@@ -7,13 +7,16 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from llmpack.api import API_VERSION, KIND, LLMModel
+from llmpack.api.passthrough import PASSTHROUGH_KIND, PassthroughModel
+
+M = TypeVar("M", LLMModel, PassthroughModel)
 
 # Cross-field validators start their message with the field they blame, relative to where they run.
 _RELATIVE_FIELD = re.compile(r"^([A-Za-z][\w.]*): (.*)$", re.S)
@@ -66,10 +69,18 @@ def describe(error: ErrorDetails) -> str:
 
 
 def parse_model(doc: Document) -> LLMModel:
+    return _parse(doc, LLMModel)
+
+
+def parse_passthrough(doc: Document) -> PassthroughModel:
+    return _parse(doc, PassthroughModel)
+
+
+def _parse(doc: Document, kind: type[M]) -> M:
     if doc.body.get("apiVersion") != API_VERSION:
         raise ManifestError(f"{doc.label}: apiVersion: must be {API_VERSION}, got {doc.body.get('apiVersion')!r}")
     try:
-        return LLMModel.from_body(doc.body)
+        return kind.model_validate(doc.body)
     except ValidationError as exc:
         errors = exc.errors()
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
@@ -121,3 +132,9 @@ def load_models(paths: list[Path]) -> list[LLMModel]:
             if doc.body.get("kind") == KIND:
                 models.append(parse_model(doc))
     return models
+
+
+def load_passthroughs(paths: list[Path]) -> list[PassthroughModel]:
+    """Every PassthroughModel in the files, in order; other kinds are skipped. Raises ManifestError."""
+    return [parse_passthrough(doc) for path in paths for doc in read_documents(path)
+            if doc.body.get("kind") == PASSTHROUGH_KIND]

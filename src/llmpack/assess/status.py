@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, Self, TypeVar
 
 from llmpack.api import Condition, ConditionStatus, LLMModel, LLMModelStatus, Phase, Replicas
 from llmpack.api.status import Download, EndpointStatus
@@ -292,7 +292,16 @@ def compute(model: LLMModel, observed: Observed, previous: LLMModelStatus | None
     )
 
 
-def settle(status: LLMModelStatus, previous: LLMModelStatus | None, now: str, generation: int | None) -> LLMModelStatus:
+class _WithConditions(Protocol):
+    @property
+    def conditions(self) -> list[Condition]: ...
+    def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> Self: ...
+
+
+S = TypeVar("S", bound=_WithConditions)
+
+
+def settle(status: S, previous: S | None, now: str, generation: int | None) -> S:
     """Carry each condition's lastTransitionTime over unless its status flipped; stamp generations."""
     before = {c.type: c for c in (previous.conditions if previous else [])}
     conditions = []

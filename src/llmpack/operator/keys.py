@@ -81,6 +81,6 @@ class ApiKeys:
             self._wake_siblings(key)
 
     def _wake_siblings(self, key: Key) -> None:
-        for sibling in self.store.models:
+        for sibling in self.store.owners():  # LLMModels and PassthroughModels: one pool of keys per namespace
             if sibling[0] == key[0] and sibling != key:
                 self._wake(sibling)

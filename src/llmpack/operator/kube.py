@@ -30,6 +30,8 @@ def _resource(kind: kinds.Kind, version: str | None = None) -> Any:
 
 
 LLMModelResource = create_namespaced_resource(GROUP, VERSION, KIND, PLURAL)
+PassthroughModelResource = create_namespaced_resource(GROUP, VERSION, "PassthroughModel", "passthroughmodels")
+_OURS = {KIND: LLMModelResource, "PassthroughModel": PassthroughModelResource}
 # Registered so that codecs.from_dict knows the third-party kinds we apply.
 InferencePoolResource = _resource(kinds.INFERENCE_POOL)
 AIGatewayRouteResource = _resource(kinds.AI_GATEWAY_ROUTE)
@@ -92,10 +94,12 @@ async def delete(client: AsyncClient, obj: dict[str, Any]) -> None:
             raise
 
 
-async def apply_status(client: AsyncClient, namespace: str, name: str, status: dict[str, Any]) -> None:
-    body = {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": name, "namespace": namespace},
+async def apply_status(client: AsyncClient, namespace: str, name: str, status: dict[str, Any], *,
+                       kind: str = KIND) -> None:
+    """Of an LLMModel, or of a PassthroughModel (`kind`)."""
+    body = {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": name, "namespace": namespace},
             "status": status}
-    await client.patch(LLMModelResource.Status, name, body, namespace=namespace,
+    await client.patch(_OURS[kind].Status, name, body, namespace=namespace,
                        patch_type=PatchType.APPLY, field_manager=FIELD_MANAGER, force=True)
 
 

@@ -18,7 +18,8 @@ from lightkube import AsyncClient
 from lightkube.core.exceptions import ApiError
 from pydantic import ValidationError
 
-from llmpack.api import Condition, ConditionStatus, LLMModel, LLMModelStatus, Phase, names
+from llmpack.api import KIND, Condition, ConditionStatus, LLMModel, LLMModelStatus, Phase, names
+from llmpack.api.passthrough import PASSTHROUGH_KIND
 from llmpack.assess.download import job_pod, waits_on_node
 from llmpack.assess.progress import download_progress
 from llmpack.assess.report import Problem
@@ -32,6 +33,7 @@ from llmpack.operator.apply import apply_what_differs
 from llmpack.operator.causes import Causes
 from llmpack.operator.errors import Failure, classify
 from llmpack.operator.keys import ApiKeys
+from llmpack.operator.passthrough import Passthroughs, name_conflict, older
 from llmpack.operator.routes import Router
 from llmpack.operator.store import Key, Store
 from llmpack.render import Facts, download_job, plan, render
@@ -49,6 +51,7 @@ class Reconciler:
         self.client, self.store, self.config = client, store, config
         self.keys = ApiKeys(client, store, wake)
         self.router = Router(client, store, self.keys)
+        self.passthroughs = Passthroughs(client, store, config, self.keys, self.router)
         self.causes = Causes(client)
         # Secrets we found usable, and when: pod events wake a model often, and a Secret that was fine a
         # minute ago need not be fetched again for each of them. Problems are never remembered.
@@ -98,7 +101,7 @@ class Reconciler:
     def _in_terminating_namespace(self, key: Key) -> bool:
         """Skip models of a namespace being deleted, unless created after we learned it (a new namespace)."""
         since = self._terminating.get(key[0])
-        body = self.store.models.get(key)
+        body = self.store.models.get(key) or self.store.passthroughs.get(key)
         if since is None or body is None:
             return False
         created = body["metadata"].get("creationTimestamp") or ""
@@ -109,6 +112,13 @@ class Reconciler:
 
     async def _reconcile(self, key: Key) -> bool:
         body = self.store.models.get(key)
+        passthrough = self.store.passthroughs.get(key)
+        if passthrough is not None:  # a PassthroughModel; with an LLMModel of the same name, the older of the two
+            if body is None or older(passthrough, body):
+                if body is not None:
+                    await self._report(body, None, Observed(problem=name_conflict(KIND, PASSTHROUGH_KIND, key)))
+                return await self.passthroughs.reconcile(key)
+            await self.passthroughs.refuse(passthrough, name_conflict(PASSTHROUGH_KIND, KIND, key))
         if body is None or body["metadata"].get("deletionTimestamp"):
             return False  # owner references let the garbage collector remove the children
         try:

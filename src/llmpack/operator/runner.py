@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from lightkube import AsyncClient, KubeConfig
 
 from llmpack.api import GROUP, PLURAL, VERSION, names
+from llmpack.api.passthrough import PASSTHROUGH_KIND, PASSTHROUGH_PLURAL
 from llmpack.config import FIELD_MANAGER, Config
 from llmpack.kinds import CHILDREN, THIRD_PARTY, Kind, newest_served
 from llmpack.operator import health, kube, listeners
@@ -41,6 +42,7 @@ MANAGED = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
 PROBLEM_RECHECK = 15.0
 PERSISTS = 3  # failed passes in a row before a model's failure is worth a WARNING
 LLMMODELS = Kind(GROUP, VERSION, "LLMModel", PLURAL)
+PASSTHROUGHMODELS = Kind(GROUP, VERSION, PASSTHROUGH_KIND, PASSTHROUGH_PLURAL)
 CRDS = Kind("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions")
 
 
@@ -85,6 +87,9 @@ class Operator:
                 self._watch_children(child)
         for kind in THIRD_PARTY:  # by name: a cluster's other CRDs are large and none of our business
             self.watches.start(f"crd {kind.crd}", Source(CRDS, fields=f"metadata.name={kind.crd}"), self.on_crd)
+        # PassthroughModels once their CRD is there (a chart upgrade does not install new CRDs by itself).
+        self.watches.start(f"crd {PASSTHROUGHMODELS.crd}",
+                           Source(CRDS, fields=f"metadata.name={PASSTHROUGHMODELS.crd}"), self.on_passthrough_crd)
         self.tasks = [asyncio.create_task(self._work(), name=f"reconcile-worker-{i}") for i in range(self.workers)]
         self.tasks.append(asyncio.create_task(self._synced([m.synced for m in models]), name="synced"))
         if self.webhook is not None:
@@ -158,11 +163,38 @@ class Operator:
     def on_model(self, type_: str, body: dict[str, Any]) -> None:
         if type_ == "DELETED":
             key = self.store.drop_model(body)
+            if key in self.store.passthroughs:  # a PassthroughModel of the same name may now be reconciled
+                self.queue.add(key)
+                return
             self.queue.forget(key)
             if self.reconciler is not None:
                 self.reconciler.forget(key)
             return
         self.queue.add(self.store.put_model(body))
+
+    def on_passthrough(self, type_: str, body: dict[str, Any]) -> None:
+        if type_ == "DELETED":
+            key = self.store.drop_passthrough(body)
+            if key in self.store.models:  # an LLMModel of the same name may now be reconciled
+                self.queue.add(key)
+                return
+            self.queue.forget(key)
+            if self.reconciler is not None:
+                self.reconciler.forget(key)
+            return
+        self.queue.add(self.store.put_passthrough(body))
+
+    def on_passthrough_crd(self, type_: str, body: dict[str, Any]) -> None:
+        assert self.watches is not None
+        conditions = (body.get("status") or {}).get("conditions") or []
+        established = type_ != "DELETED" and any(
+            c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+        for ns in self._namespaces():
+            name = f"passthroughmodels {ns or '*'}"
+            if established and not self.watches.running(name):
+                self.watches.start(name, Source(PASSTHROUGHMODELS, ns), self.on_passthrough)
+            elif not established and (stream := self.watches.stop(name)) is not None:
+                stream.forget()
 
     def on_crd(self, type_: str, body: dict[str, Any]) -> None:
         """A CRD appearing, going or serving other versions changes what can be applied (and in which version)
@@ -185,7 +217,7 @@ class Operator:
             self._versions.pop(name, None)
             self._unwatch_children(kind)
             log.info("CRD %s is gone: %s are no longer watched", name, kind.plural)
-        for key in list(self.store.models):
+        for key in self.store.owners():
             self.queue.add(key)
 
     def _watch_served(self, kind: Kind, version: str) -> None:
@@ -215,7 +247,7 @@ class Operator:
         if key is not None and self.reconciler is not None and kind == "ConfigMap" \
                 and body["metadata"]["name"] == names.key_metadata(key[1]):
             self.reconciler.keys.stale(key)  # a key manager wrote key metadata (after the Secret): read the keys
-        if key is not None and key in self.store.models:
+        if key is not None and self.store.owns(key):
             self.queue.add(key)
 
 

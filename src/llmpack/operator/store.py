@@ -91,6 +91,27 @@ class Store:
     # Models whose `<m>-api-keys` Secret exists, with its data keys (read by get: Secrets are not watched).
     api_keys: dict[Key, tuple[str, ...]] = field(default_factory=dict)
     synced: bool = False  # every LLMModel has been listed once (the first complete list)
+    # PassthroughModels, by the same key: their children carry the same label, so a name both kinds use in a
+    # namespace is one owner of children (only the older of the two is reconciled: operator/passthrough.py).
+    passthroughs: dict[Key, Body] = field(default_factory=dict)
+
+    def put_passthrough(self, body: Body) -> Key:
+        key = key_of(body)
+        # A list's items come without kind: say it, for the messages and Events that name it.
+        self.passthroughs[key] = {**slim(body), "kind": "PassthroughModel"}
+        return key
+
+    def drop_passthrough(self, body: Body) -> Key:
+        key = key_of(body)
+        self.passthroughs.pop(key, None)
+        return key
+
+    def owners(self) -> list[Key]:
+        """Every LLMModel and PassthroughModel, once each."""
+        return list(dict.fromkeys([*self.models, *self.passthroughs]))
+
+    def owns(self, key: Key) -> bool:
+        return key in self.models or key in self.passthroughs
 
     def put_model(self, body: Body) -> Key:
         key = key_of(body)
