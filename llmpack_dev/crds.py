@@ -76,3 +76,15 @@ def uninstall(cluster: LocalCluster, crds: list[Path]) -> None:
 def routing_crds() -> list[Path]:
     """Every routing CRD the proxy serves: the inference extension, Gateway API and Envoy's SecurityPolicy."""
     return [*inference_extension_crds(), *gateway_api_crds(), security_policy_crd()]
+
+
+def backend_crd() -> Path:
+    """Envoy Gateway's Backend (an FQDN endpoint outside the cluster): a PassthroughModel's provider."""
+    return (module_dir(ENVOY_GATEWAY) / "charts" / "gateway-helm" / "crds" / "generated"
+            / "gateway.envoyproxy.io_backends.yaml")
+
+
+def passthrough_crds(release: str) -> list[Path]:
+    """What a PassthroughModel's objects need beyond `routing_crds()` (which brings BackendTLSPolicy with the
+    Gateway API standard channel): Envoy Gateway's Backend and one Envoy AI Gateway release."""
+    return [backend_crd(), *ai_gateway_crds(release)]

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from llmpack.api import passthrough_crd
 from llmpack.api.crd import crd
 from llmpack.manifests import load_models
 from llmpack_dev.cluster import ClusterError, LocalCluster, free_port, wait_for_webhook
@@ -74,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         except ClusterError as exc:
             console.print(f"[red]Could not start the cluster:[/] {exc}")
             return 1
-        cluster.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(crd()))
-        cluster.kubectl("wait", "--for=condition=Established", "crd/llmmodels.llm.nebari.dev", "--timeout=30s")
+        cluster.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all([crd(), passthrough_crd.crd()]))
+        cluster.kubectl("wait", "--for=condition=Established", "crd/llmmodels.llm.nebari.dev",
+                        "crd/passthroughmodels.llm.nebari.dev", "--timeout=30s")
         cluster.start_process("operator", [
             sys.executable, "-m", "llmpack.cli", "run", "--kubeconfig", str(cluster.kubeconfig_for("operator")),
             "--webhook-port", str(free_port()), "--webhook-listen", "127.0.0.1",

@@ -63,10 +63,12 @@ async def namespace(client: AsyncClient) -> AsyncIterator[str]:
 def crd_installed(cluster: LocalCluster) -> None:
     import yaml
 
+    from llmpack.api import passthrough_crd
     from llmpack.api.crd import crd
 
-    cluster.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(crd()))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/llmmodels.llm.nebari.dev", "--timeout=30s")
+    cluster.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all([crd(), passthrough_crd.crd()]))
+    cluster.kubectl("wait", "--for=condition=Established", "crd/llmmodels.llm.nebari.dev",
+                    "crd/passthroughmodels.llm.nebari.dev", "--timeout=30s")
 
 
 @pytest.fixture(scope="session")
