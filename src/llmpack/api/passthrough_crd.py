@@ -23,8 +23,12 @@ from llmpack.api.passthrough import (
 
 SPEC_RULES: list[tuple[tuple[str, ...], str, str, str]] = [
     *((("provider",), f"!self.hostname.contains('{part}')", message, ".hostname") for part, message in HOSTNAME_RULES),
-    (("models",), "self.catchAll || size(self.declared) > 0", MODELS_MESSAGE, ".declared"),
-    (("endpoints",), "self.external.enabled || self.internal.enabled", ENDPOINTS_MESSAGE, ".external.enabled"),
+    # On the spec, not on models: a default of {} is itself checked against the rules of its node.
+    ((), "has(self.models) && ((has(self.models.catchAll) && self.models.catchAll) || "
+         "(has(self.models.declared) && size(self.models.declared) > 0))", MODELS_MESSAGE, ".models"),
+    (("endpoints",), "(!has(self.external) || !has(self.external.enabled) || self.external.enabled) || "
+                     "(!has(self.internal) || !has(self.internal.enabled) || self.internal.enabled)",
+     ENDPOINTS_MESSAGE, ".external.enabled"),
 ]
 
 ROOT_RULES: list[dict[str, str]] = [
@@ -46,8 +50,7 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
 
 def spec_schema() -> dict[str, Any]:
     schema = schema_of(PassthroughModelSpec)
-    schema["required"] = [name for name in schema["required"] if name != "models"]  # absent: {} and its rule says why
-    schema["properties"]["models"]["default"] = {}
+    schema["required"] = [name for name in schema["required"] if name != "models"]  # absent: the rule says why
     schema["properties"]["provider"]["properties"]["hostname"]["pattern"] = HOSTNAME_PATTERN
     declared = schema["properties"]["models"]["properties"]["declared"]
     declared["x-kubernetes-list-type"] = "set"  # an id listed twice is refused by the API server
