@@ -113,7 +113,8 @@ async def phase_is(client: AsyncClient, name: str, namespace: str, phase: str) -
 
 
 def get(cluster: LocalCluster, resource: str, name: str, namespace: str) -> dict[str, Any] | None:
-    out = cluster.kubectl("get", resource, name, "-n", namespace, "-o", "yaml", "--ignore-not-found").stdout
+    out = cluster.kubectl("get", resource, name, "-n", namespace, "-o", "yaml", "--ignore-not-found",
+                          "--show-managed-fields").stdout
     return yaml.safe_load(out) if out.strip() else None
 
 
@@ -272,17 +273,23 @@ async def test_after_an_upgrade_to_ai_gateway_v1_1_its_objects_are_written_in_v1
     await eventually(lambda: phase_is(client, "router", namespace, "Ready"), within=45, what="Ready on v0.5")
     install(cluster, ai_gateway_crds("v1.1.0"))
 
+    missing: list[str] = []
+
     async def rewritten() -> bool:
+        missing[:] = []
         for resource, name in (("aigatewayroutes", "router-external"), ("aiservicebackends", "router"),
                                ("backendsecuritypolicies", "router-upstream-auth")):
             obj = get(cluster, f"{resource}.v1beta1.aigateway.envoyproxy.io", name, namespace) or {}
             fields = obj.get("metadata", {}).get("managedFields") or []
             if not any(f.get("manager") == "llmpack" and f.get("apiVersion") == "aigateway.envoyproxy.io/v1beta1"
                        for f in fields):
-                return False
-        return True
+                missing.append(f"{resource} {name}: {[(f.get('manager'), f.get('apiVersion')) for f in fields]}")
+        return not missing
 
-    await eventually(rewritten, within=60, what="route, AIServiceBackend and upstream policy written in v1beta1")
+    try:
+        await eventually(rewritten, within=60, what="route, AIServiceBackend and upstream policy written in v1beta1")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {missing}") from None
     assert (await status(client, "router", namespace))["phase"] == "Ready"
 
 
