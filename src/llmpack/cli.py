@@ -64,13 +64,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.values)
     namespaces = args.namespace or list(config.watch_namespaces)
     logs.configure(verbose=args.verbose, fmt=args.log_format)
-    if args.health:
-        from llmpack.operator.health import address
+    from llmpack.operator.health import address
 
-        try:
+    metrics = args.metrics or (f"http://0.0.0.0:{config.metrics_port}/metrics" if config.metrics_port else None)
+    try:
+        if args.health:
             address(args.health)
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
+        if metrics:
+            address(metrics, "--metrics", "http://0.0.0.0:8081/metrics")
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     webhook = None
     if args.webhook_port:
         service = None
@@ -87,7 +90,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         endpoint = Endpoint(url=args.webhook_url or f"https://127.0.0.1:{args.webhook_port}", service=service)
         cert_dir = args.webhook_cert_dir or Path(tempfile.mkdtemp(prefix="llmpack-webhook-"))
         webhook = WebhookOptions(args.webhook_listen, args.webhook_port, endpoint, cert_dir, hosts)
-    run(config, namespaces, workers=args.workers, health=args.health, webhook=webhook)
+    run(config, namespaces, workers=args.workers, health=args.health, webhook=webhook, metrics=metrics)
     return 0
 
 
@@ -115,7 +118,7 @@ def cmd_key_manager(args: argparse.Namespace) -> int:
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = str(args.kubeconfig)
     settings = load_settings(args.values)
-    serve(settings, host=args.listen, port=args.port, verbose=args.verbose)
+    serve(settings, host=args.listen, port=args.port, verbose=args.verbose, metrics_port=args.metrics_port)
     return 0
 
 
@@ -161,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kubeconfig", type=Path, help="kubeconfig file (default: $KUBECONFIG or in-cluster)")
     p.add_argument("--workers", type=int, default=8, help="models reconciled at once (default 8)")
     p.add_argument("--health", metavar="URL", help="serve liveness here, e.g. http://0.0.0.0:8080/healthz")
+    p.add_argument("--metrics", metavar="URL", help="serve Prometheus metrics here, e.g. http://0.0.0.0:8081/metrics "
+                   "(default: port metrics.port / LLMPACK_METRICS_PORT, off when 0)")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="debug logging: every API request, every retry (INFO: one line per phase change)")
     p.add_argument("--log-format", choices=("text", "json"), default="text",
@@ -220,6 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kubeconfig", type=Path, help="kubeconfig file (default: $KUBECONFIG or in-cluster)")
     p.add_argument("--listen", default="0.0.0.0", metavar="ADDR", help="listen address (default 0.0.0.0)")
     p.add_argument("--port", type=int, default=8080, help="listen port (default 8080)")
+    p.add_argument("--metrics-port", type=int, default=0, metavar="PORT",
+                   help="serve Prometheus metrics on this port's /metrics, apart from the API (default 0: off)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging and an access log")
     p.set_defaults(func=cmd_key_manager)
 
