@@ -16,6 +16,7 @@ INFERENCE_EXTENSION = "sigs.k8s.io/gateway-api-inference-extension@v1.5.0"
 GATEWAY_API = "sigs.k8s.io/gateway-api@v1.4.1"
 ENVOY_GATEWAY = "github.com/envoyproxy/gateway@v1.6.0"
 CERT_MANAGER = "github.com/cert-manager/cert-manager@v1.19.1"
+PROMETHEUS_OPERATOR = "github.com/prometheus-operator/prometheus-operator@v0.85.0"
 
 
 def inference_extension_crds() -> list[Path]:
@@ -55,3 +56,9 @@ def uninstall(cluster: LocalCluster, crds: list[Path]) -> None:
 def routing_crds() -> list[Path]:
     """Every routing CRD the proxy serves: the inference extension, Gateway API and Envoy's SecurityPolicy."""
     return [*inference_extension_crds(), *gateway_api_crds(), security_policy_crd()]
+
+
+def service_monitor_crd() -> Path:
+    """The Prometheus Operator's ServiceMonitor (monitoring.coreos.com/v1), which the chart makes on request."""
+    return (module_dir(PROMETHEUS_OPERATOR) / "example" / "prometheus-operator-crd"
+            / "monitoring.coreos.com_servicemonitors.yaml")
