@@ -122,6 +122,26 @@ def cmd_key_manager(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    import httpx2
+    from lightkube import Client, ConfigError, KubeConfig
+
+    from llmpack.show.live import Problem, show
+
+    try:
+        config = KubeConfig.from_file(str(args.kubeconfig)) if args.kubeconfig else KubeConfig.from_env()
+        client = Client(config)
+    except ConfigError as exc:
+        raise UserError(f"no cluster to ask: {exc}; set KUBECONFIG or pass --kubeconfig") from None
+    namespace = None if args.all_namespaces else args.namespace or client.namespace
+    try:
+        return show(client, namespace, watch=args.watch)
+    except Problem as exc:
+        raise UserError(str(exc)) from None
+    except httpx2.TransportError as exc:
+        raise UserError(f"cannot reach the API server {client.config.cluster.server}: {exc}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llmpack",
@@ -229,6 +249,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="serve Prometheus metrics on this port's /metrics, apart from the API (default 0: off)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging and an access log")
     p.set_defaults(func=cmd_key_manager)
+
+    p = sub.add_parser(
+        "status",
+        help="show the models: phase, ready/desired replicas, and download progress with rate and time left",
+        description="One line per LLMModel, from its status alone (anyone who may get, list and watch LLMModels "
+        "can run it): phase, ready/desired replicas, the Ready condition's message when not Ready, and while the "
+        "weights download a bar with bytes, rate and time left. On a terminal the lines are aligned and, with "
+        "--watch, redrawn in place; otherwise one plain line per model (key=value), and with --watch a new line "
+        "whenever a model's line changes.",
+    )
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("-n", "--namespace", metavar="NS", help="the models of this namespace (default: the "
+                       "kubeconfig context's)")
+    where.add_argument("-A", "--all-namespaces", action="store_true", help="the models of every namespace")
+    p.add_argument("-w", "--watch", action="store_true", help="keep showing changes until interrupted (Ctrl-C)")
+    p.add_argument("--kubeconfig", type=Path, help="kubeconfig file (default: $KUBECONFIG or in-cluster)")
+    p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("crd", help="print the LLMModel CustomResourceDefinition",
                        description="Print the CRD for llmmodels.llm.nebari.dev; apply it with kubectl apply -f -.")
