@@ -99,3 +99,36 @@ def test_a_metrics_port_out_of_range_names_its_variable(capsys: pytest.CaptureFi
     err = capsys.readouterr().err
     assert err.startswith("llmpack run: environment variable LLMPACK_METRICS_PORT:")
     assert err.count("\n") == 1
+
+
+async def test_each_pass_is_counted_by_its_result_and_a_shutdown_is_not_a_pass() -> None:
+    import asyncio
+
+    from llmpack.config import Config
+    from llmpack.operator.runner import Operator, metered
+
+    class Outcomes:
+        """Stands in for the Reconciler: what each model's pass ends with."""
+
+        async def reconcile(self, key: tuple[str, str]) -> bool:
+            if key[1] == "broken":
+                raise RuntimeError("the API server went away")
+            if key[1] == "slow":
+                await asyncio.sleep(3600)
+            return key[1] == "blocked"
+
+    operator = Operator(Config(), workers=2)
+    metrics = metered(operator)
+    operator.reconciler = Outcomes()  # type: ignore[assignment]
+    operator.queue.waited = metrics.waits.observe
+    for name in ("fine", "blocked", "broken", "slow"):
+        operator.queue.add(("ns", name))
+    workers = [asyncio.create_task(operator._work()) for _ in range(2)]
+    await asyncio.sleep(0.2)
+    for task in workers:
+        task.cancel()
+    await asyncio.gather(*workers, return_exceptions=True)
+
+    got = {labels["result"]: v for labels, v in samples(metrics)["llmpack_reconciles_total"]}
+    assert got == {"success": 1, "problem": 1, "error": 1}
+    assert [v for _, v in samples(metrics)["llmpack_workqueue_wait_seconds_count"]] == [4]

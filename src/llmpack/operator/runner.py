@@ -72,7 +72,7 @@ class Operator:
 
     async def start(self) -> None:
         client = AsyncClient(KubeConfig.from_env(), field_manager=FIELD_MANAGER)
-        if self.metrics is not None:
+        if self.metrics is not None:  # lightkube offers no hook of its own: its httpx2 client's
             self.metrics.count_requests(client._client._client)
             self.queue.waited = self.metrics.waits.observe
         self.reconciler = Reconciler(client, self.store, self.config, wake=self.queue.add)
@@ -154,6 +154,7 @@ class Operator:
                 failed = await self.reconciler.reconcile(key)
                 cap, result = PROBLEM_RECHECK, "problem" if failed else "success"
             except asyncio.CancelledError:
+                result = ""  # shutting down: not a pass
                 raise
             except Exception as exc:  # the API server restarting, a conflict, a timeout: retry with back-off
                 # Quietly at first: a 409 or 429 passes on the next try; a failure that persists is told.
@@ -162,7 +163,7 @@ class Operator:
                         self.queue.failures(key) + 1, " ".join(str(exc).split()) or type(exc).__name__)
             finally:
                 self.queue.done(key, failed=failed, cap=cap)
-                if self.metrics is not None:
+                if self.metrics is not None and result:
                     self.metrics.reconciled(result, time.perf_counter() - started)
 
     def on_model(self, type_: str, body: dict[str, Any]) -> None:
