@@ -1,7 +1,9 @@
 """A Hub-compatible HTTP server on 127.0.0.1 for tests: synthetic repos, revisions, a gated repo, Range
-requests, counted bytes per file, and injectable faults: slow or stalled bodies, connections dropped once or
-after every N bytes, corrupt bytes, empty 200/206 bodies, 429/5xx (with any Retry-After, sane or not) on file
-GETs and on API calls, and hostile repos whose listing names `../x`, absolute paths, NUL or backslash.
+requests (`bytes=a-b` and `bytes=a-` on any request), counted bytes per file, and injectable faults: a rate
+per connection (as a CDN edge limits each one), stalled bodies, connections dropped once or after every N
+bytes, corrupt bytes, a server that ignores Range, empty 200/206 bodies, 429/5xx (with any Retry-After, sane
+or not) on file GETs and on API calls, and hostile repos whose listing names `../x`, absolute paths, NUL or
+backslash.
 
 It answers what ../shared/reference/hf-hub-contract.md lists, so the real huggingface_hub client (and the
 `hf download` CLI) work against it; that is the proof it speaks the protocol.
@@ -80,9 +82,11 @@ Answers = list[tuple[int, str | None]]
 
 @dataclass
 class Faults:
-    rate: float | None = None                              # bytes per second for file bodies
+    rate: float | None = None                              # bytes per second per connection for file bodies
+    ignore_range: bool = False                             # answer every file GET 200 with the whole body
     drop_after: dict[str, int] = field(default_factory=dict)  # path -> offset to cut the connection at, once
-    corrupt: Counter[str] = field(default_factory=Counter)     # path -> how many more responses to corrupt
+    corrupt: Counter[str] = field(default_factory=Counter)     # path -> how many more responses that carry
+                                                               # the file's middle byte to corrupt (flip it)
     too_many: int = 0                                          # answer this many file GETs with 429 first
     stall: dict[str, tuple[int, float]] = field(default_factory=dict)  # path -> (offset, seconds), once
     drop_every: int | None = None                              # cut every file response after this many bytes
@@ -94,6 +98,7 @@ class Faults:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # many connections opened at once (ranged parts) must not wait out a SYN retry
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client killed mid-request (the chaos bench does it on purpose) is no error of the server's."""
@@ -108,6 +113,7 @@ class HubServer:
         self.served: Counter[str] = Counter()   # "repo/path" -> body bytes written to sockets
         self.requests: Counter[str] = Counter()
         self._lock = threading.Lock()
+        self._entries: dict[int, tuple[bytes, str, str]] = {}  # id(bytes) -> (bytes, git sha1, sha256)
         self._server = _Server(("127.0.0.1", 0), _handler(self))
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -126,6 +132,16 @@ class HubServer:
     def count(self, key: str, n: int) -> None:
         with self._lock:
             self.served[key] += n
+
+    def hashes(self, data: bytes) -> tuple[str, str]:
+        """A file's git blob sha1 and sha256, computed once (a listing and every GET need them)."""
+        with self._lock:
+            known = self._entries.get(id(data))
+        if known is None or known[0] is not data:
+            known = (data, git_sha1(data), hashlib.sha256(data).hexdigest())
+            with self._lock:
+                self._entries[id(data)] = known  # holds `data`, so its id is not reused meanwhile
+        return known[1], known[2]
 
 
 def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
@@ -178,9 +194,10 @@ def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
 
         def _entry(self, files: dict[str, bytes], path: str) -> dict[str, Any]:
             data = files[path]
-            entry: dict[str, Any] = {"type": "file", "path": path, "size": len(data), "oid": git_sha1(data)}
+            sha1, sha256 = hub.hashes(data)
+            entry: dict[str, Any] = {"type": "file", "path": path, "size": len(data), "oid": sha1}
             if is_lfs(path):
-                entry["lfs"] = {"oid": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}
+                entry["lfs"] = {"oid": sha256, "size": len(data), "pointerSize": 134}
             return entry
 
         # -- routes ----------------------------------------------------------------------------------------
@@ -269,10 +286,12 @@ def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             data = files[path]
             entry = self._entry(files, path)
             etag = entry["lfs"]["oid"] if "lfs" in entry else entry["oid"]
-            start = 0
-            if (rng := self.headers.get("Range", "")).startswith("bytes="):
-                start = int(rng[6:].split("-")[0])
-            self.send_response(206 if start else 200)
+            span = None if hub.faults.ignore_range else _byte_range(self.headers.get("Range", ""), len(data))
+            if span is not None and span[0] >= len(data):
+                self._json({"error": "range not satisfiable"}, 416, {"Content-Range": f"bytes */{len(data)}"})
+                return
+            start, end = span or (0, len(data))
+            self.send_response(206 if span else 200)
             self.send_header("X-Repo-Commit", commit)
             self.send_header("ETag", f'"{etag}"')
             if "lfs" in entry:
@@ -281,34 +300,36 @@ def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             empty = self.command == "GET" and hub.faults.empty_bodies > 0
             if empty:
                 hub.faults.empty_bodies -= 1  # a 200/206 with no body, as a broken proxy sends
-            self.send_header("Content-Length", "0" if empty else str(len(data) - start))
+            self.send_header("Content-Length", "0" if empty else str(end - start))
             self.send_header("Accept-Ranges", "bytes")
-            if start:
-                self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+            if span:
+                self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
             self.end_headers()
             if self.command == "HEAD" or empty:
                 return
-            self._body(repo, path, data, start)
+            self._body(repo, path, data, start, end)
 
-        def _body(self, repo: Repo, path: str, data: bytes, start: int) -> None:
+        def _body(self, repo: Repo, path: str, data: bytes, start: int, end: int) -> None:
             key, faults = f"{repo.repo_id}/{path}", hub.faults
-            if faults.corrupt[path] > 0:
+            middle = len(data) // 2
+            view = memoryview(data)
+            if faults.corrupt[path] > 0 and start <= middle < end:
                 faults.corrupt[path] -= 1
-                middle = len(data) // 2
-                data = data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:]
+                view = memoryview(data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:])
             cut = faults.drop_after.pop(path, None)
             if faults.drop_every is not None:
-                cut = min(cut if cut is not None and cut > start else len(data), start + faults.drop_every)
+                cut = min(cut if cut is not None and cut > start else end, start + faults.drop_every)
             stall_at, stall_for = faults.stall.pop(path, (None, 0.0))
-            position, piece = start, 64 << 10
-            while position < len(data):
-                end = min(position + piece, len(data), cut if cut is not None and cut > position else len(data))
+            # Small pieces when paced (an even rate; a killed client leaves little counted but unread).
+            position, piece, began = start, 64 << 10 if faults.rate else 1 << 20, time.monotonic()
+            while position < end:
+                stop = min(position + piece, end, cut if cut is not None and cut > position else end)
                 try:
-                    self.wfile.write(data[position:end])
+                    self.wfile.write(view[position:stop])
                 except (BrokenPipeError, ConnectionResetError):
                     return
-                hub.count(key, end - position)
-                position = end
+                hub.count(key, stop - position)
+                position = stop
                 if stall_at is not None and position >= stall_at:
                     time.sleep(stall_for)  # no bytes at all: the client must notice and reconnect
                     stall_at = None
@@ -317,7 +338,23 @@ def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
                     self.close_connection = True
                     self.connection.shutdown(2)  # drop mid-file, as a proxy or a flaky link would
                     return
-                if faults.rate:
-                    time.sleep(piece / faults.rate)
+                if faults.rate:  # this connection's bytes so far, at the rate: no faster on average
+                    time.sleep(max(began + (position - start) / faults.rate - time.monotonic(), 0.0))
 
     return Handler
+
+
+def _byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """The [start, end) a `Range: bytes=a-b` or `bytes=a-` header asks for (start >= size: unsatisfiable);
+    None when there is none we serve (absent, several ranges, a suffix, malformed: the whole body, as HTTP
+    allows)."""
+    if not header.startswith("bytes=") or "," in header:
+        return None
+    first, _, last = header[6:].strip().partition("-")
+    if not first.isdigit() or not (last == "" or last.isdigit()):
+        return None
+    start = int(first)
+    end = min(int(last) + 1, size) if last else size
+    if start >= size:
+        return start, size
+    return (start, end) if end > start else None
