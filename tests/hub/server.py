@@ -5,6 +5,9 @@ bytes, corrupt bytes, a server that ignores Range, empty 200/206 bodies, 429/5xx
 or not) on file GETs and on API calls, and hostile repos whose listing names `../x`, absolute paths, NUL or
 backslash.
 
+With faults.cdn, file GETs are redirected to /cdn/ on another origin (localhost, not 127.0.0.1), as the Hub
+sends them to its CDN. A request may name the whole URL (absolute form), as one through an HTTP proxy does.
+
 It answers what ../shared/reference/hf-hub-contract.md lists, so the real huggingface_hub client (and the
 `hf download` CLI) work against it; that is the proof it speaks the protocol.
 """
@@ -21,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 LFS_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt")
 PAGE = 50
@@ -94,6 +97,9 @@ class Faults:
     file_errors: Answers = field(default_factory=list)         # answer the next file GETs with these first
     api_errors: Answers = field(default_factory=list)          # answer the next revision/tree calls with these
     next_page: str | None = None                               # a Link rel="next" on every listing page
+    cdn: bool = False                                          # send file GETs on to /cdn/ on another origin
+    expired: int = 0                                           # answer this many /cdn/ GETs 403, as a CDN
+                                                               # does once a signed URL has expired
 
 
 class _Server(ThreadingHTTPServer):
@@ -112,6 +118,10 @@ class HubServer:
         self.faults = Faults()
         self.served: Counter[str] = Counter()   # "repo/path" -> body bytes written to sockets
         self.requests: Counter[str] = Counter()
+        self.ranges: list[tuple[str, str | None]] = []     # ("repo/path", its Range header) per file GET
+        self.at_once: Counter[str] = Counter()              # "repo/path" -> most bodies sent at the same time
+        self.cdn_tokens: list[str | None] = []              # the Authorization each /cdn/ GET carried
+        self._sending: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._entries: dict[int, tuple[bytes, str, str]] = {}  # id(bytes) -> (bytes, git sha1, sha256)
         self._server = _Server(("127.0.0.1", 0), _handler(self))
@@ -132,6 +142,11 @@ class HubServer:
     def count(self, key: str, n: int) -> None:
         with self._lock:
             self.served[key] += n
+
+    def sending(self, key: str) -> int:
+        """Bodies of "repo/path" being sent right now (a killed client's are done once this is 0)."""
+        with self._lock:
+            return self._sending[key]
 
     def hashes(self, data: bytes) -> tuple[str, str]:
         """A file's git blob sha1 and sha256, computed once (a listing and every GET need them)."""
@@ -234,6 +249,16 @@ def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
                 repo = self._repo(f"{parts[0]}/{parts[1]}")
                 if repo is not None:
                     self._resolve(repo, parts[3], unquote("/".join(parts[4:])))
+            elif len(parts) >= 5 and parts[0] == "cdn" and f"{parts[1]}/{parts[2]}" in hub.repos:
+                with hub._lock:  # the signed URL is the credential there: no token is needed, or wanted
+                    hub.cdn_tokens.append(self.headers.get("Authorization"))
+                    expired = hub.faults.expired > 0
+                    hub.faults.expired -= expired
+                if expired:
+                    self._error(403, "Expired", "Request has expired")
+                else:
+                    self._resolve(hub.repos[f"{parts[1]}/{parts[2]}"], parts[3], unquote("/".join(parts[4:])),
+                                  cdn=True)
             else:
                 self._error(404, "EntryNotFound", "not found")
 
@@ -270,10 +295,17 @@ def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             files = repo.commits[commit]
             self._json([self._entry(files, p) for p in paths if p in files])
 
-        def _resolve(self, repo: Repo, revision: str, path: str) -> None:
+        def _resolve(self, repo: Repo, revision: str, path: str, cdn: bool = False) -> None:
             if (commit := self._commit(repo, revision)) is None:
                 return
             files = repo.commits[commit]
+            if hub.faults.cdn and not cdn and path in files:  # "localhost": another origin than 127.0.0.1
+                port = hub._server.server_address[1]
+                self.send_response(302)
+                self.send_header("Location", f"http://localhost:{port}/cdn/{repo.repo_id}/{commit}/{quote(path)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             if path not in files:
                 self._error(404, "EntryNotFound", f"{path} does not exist on {revision}")
                 return
@@ -286,6 +318,9 @@ def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             data = files[path]
             entry = self._entry(files, path)
             etag = entry["lfs"]["oid"] if "lfs" in entry else entry["oid"]
+            if self.command == "GET":
+                with hub._lock:
+                    hub.ranges.append((f"{repo.repo_id}/{path}", self.headers.get("Range")))
             span = None if hub.faults.ignore_range else _byte_range(self.headers.get("Range", ""), len(data))
             if span is not None and span[0] >= len(data):
                 self._json({"error": "range not satisfiable"}, 416, {"Content-Range": f"bytes */{len(data)}"})
@@ -307,7 +342,15 @@ def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             if self.command == "HEAD" or empty:
                 return
-            self._body(repo, path, data, start, end)
+            key = f"{repo.repo_id}/{path}"
+            with hub._lock:
+                hub._sending[key] += 1
+                hub.at_once[key] = max(hub.at_once[key], hub._sending[key])
+            try:
+                self._body(repo, path, data, start, end)
+            finally:
+                with hub._lock:
+                    hub._sending[key] -= 1
 
         def _body(self, repo: Repo, path: str, data: bytes, start: int, end: int) -> None:
             key, faults = f"{repo.repo_id}/{path}", hub.faults
