@@ -91,7 +91,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 
     try:
         run(args.model, args.local_dir, args.revision, args.include or [], args.exclude or [], args.verify,
-            args.max_workers)
+            args.connections, args.part_size)
     except DownloadError as exc:
         # One line, whatever the message holds (a server's words may carry newlines): the error is the
         # only stderr line that is not a JSON object.
@@ -100,7 +100,29 @@ def cmd_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
+def _size(text: str) -> int:
+    """A size in bytes, as a quantity (16Mi, 64M, 1048576) or 0."""
+    from llmpack.quantity import QuantityError, parse_quantity
+
+    try:
+        value = parse_quantity(text)
+    except QuantityError:
+        value = None
+    if value is None or value < 0 or value != int(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size in bytes (e.g. 16Mi, 64M, 0)")
+    return int(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from llmpack.downloader import CONNECTIONS, PART_SIZE
+    from llmpack.quantity import format_bytes
+
     parser = argparse.ArgumentParser(
         prog="llmpack",
         description="Serve large language models on Kubernetes with vLLM: the weights are fetched onto "
@@ -180,7 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--include", action="extend", nargs="+", metavar="PATTERN", help="only files matching")
     p.add_argument("--exclude", action="extend", nargs="+", metavar="PATTERN", help="skip files matching")
     p.add_argument("--verify", action="store_true", help="re-hash every file even if the directory is complete")
-    p.add_argument("--max-workers", type=int, default=8, help="files fetched at once (default 8)")
+    p.add_argument("--connections", "--max-workers", dest="connections", type=_count, default=CONNECTIONS,
+                   metavar="N", help=f"connections at once, over all files (default {CONNECTIONS}; --max-workers, "
+                   "hf download's name, is the same)")
+    p.add_argument("--part-size", type=_size, default=PART_SIZE, metavar="SIZE",
+                   help=f"a file larger than this is fetched in ranged parts of this size over several connections "
+                   f"at once, each part resumed on its own (default {format_bytes(PART_SIZE)}; 0: one stream per file)")
     p.set_defaults(func=cmd_download)
 
     p = sub.add_parser("crd", help="print the LLMModel CustomResourceDefinition",

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from llmpack.downloader.errors import is_full
+from llmpack.downloader.partmap import map_path
 from llmpack.downloader.plan import RemoteFile, partial_path
 from llmpack.downloader.safedir import SafeDir
 
@@ -51,9 +52,10 @@ def fallocate(fd: int, mode: int, offset: int, length: int) -> bool:
     raise OSError(err, os.strerror(err))
 
 
-def held(st: os.stat_result, size: int) -> int:
-    """Bytes of a partial file already on the volume: written or reserved, at most the file's size."""
-    return min(max(st.st_size, st.st_blocks * 512), size)
+def held(st: os.stat_result, size: int, *, sparse: bool = False) -> int:
+    """Bytes of a partial file already on the volume: written or reserved, at most the file's size. One
+    fetched in parts (`sparse`) may be long but hold holes: only its blocks count."""
+    return min(st.st_blocks * 512 if sparse else max(st.st_size, st.st_blocks * 512), size)
 
 
 def still_needed(root: SafeDir, files: Iterable[RemoteFile]) -> int:
@@ -62,7 +64,8 @@ def still_needed(root: SafeDir, files: Iterable[RemoteFile]) -> int:
     total = 0
     for remote in files:
         st = root.lstat(partial_path(remote))
-        total += remote.size - (held(st, remote.size) if st is not None else 0)
+        sparse = st is not None and root.lstat(map_path(remote)) is not None
+        total += remote.size - (held(st, remote.size, sparse=sparse) if st is not None else 0)
     return total
 
 
