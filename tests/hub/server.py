@@ -363,8 +363,10 @@ def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             if faults.drop_every is not None:
                 cut = min(cut if cut is not None and cut > start else end, start + faults.drop_every)
             stall_at, stall_for = faults.stall.pop(path, (None, 0.0))
-            # Small pieces when paced (an even rate; a killed client leaves little counted but unread).
-            position, piece, began = start, 64 << 10 if faults.rate else 1 << 20, time.monotonic()
+            # When paced, a piece per 5 ms of the rate, at least 64 KiB: an even rate, and a killed client leaves
+            # little counted but unread; a test server that wakes up less leaves the CPU to the client.
+            piece = min(max(int(faults.rate / 200), 64 << 10), 1 << 20) if faults.rate else 1 << 20
+            position, began = start, time.monotonic()
             while position < end:
                 stop = min(position + piece, end, cut if cut is not None and cut > position else end)
                 try:
