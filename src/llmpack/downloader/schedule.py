@@ -1,8 +1,10 @@
-"""What the connections work on: the missing parts of the files being fetched, in file order, and when none
-is left the next file (the largest first). Each connection is a thread with its own reused buffer. A file is
-opened by the connection that takes it, which asks for its first missing part; once that is answered (and
-the Hub has said where the file is: its CDN), the other parts go to the other connections, straight there.
-The connection that completes a file's last part verifies it and moves it into place.
+"""What the connections work on. Each connection is a thread with its own reused buffer. A free connection
+first opens the next file not yet started (the largest first) and asks for its first missing part; once
+that is answered (and the Hub has said where the file is: its CDN), the file's other parts are handed out,
+each to a free connection, from the open file the fewest connections work on: one file gets them all, four
+files two each of eight. Spreading them so keeps more of each file's bytes hashed straight from the
+receive buffer (verify.py) and fewer writers on one file. The connection that completes a file's last part
+verifies it and moves it into place.
 """
 
 from __future__ import annotations
@@ -20,44 +22,52 @@ from llmpack.downloader.transfer import CHUNK, Abandoned, Cancelled, Job, Part, 
 class Schedule:
     def __init__(self, files: Sequence[RemoteFile]) -> None:
         self._files = deque(sorted(files, key=lambda r: -r.size))
-        self._parts: deque[Part] = deque()
-        self._open: set[Partial] = set()
-        self._in_flight = 0  # files taken and not yet in place
+        self._parts: dict[Partial, deque[Part]] = {}  # open files (in the order taken), their parts to hand out
+        self._working: dict[Partial, int] = {}        # connections on each open file
+        self._in_flight = 0                           # files taken and not yet in place
         self._stopped = False
         self._cond = threading.Condition()
 
-    def next(self) -> Part | RemoteFile | None:
-        """A part to fetch, else a file to open; None once there is nothing left to do (or we stopped)."""
+    def next(self, previous: Partial | None = None) -> Part | RemoteFile | None:
+        """The next file to open, else a part to fetch; None once there is nothing left to do (or we stopped).
+        `previous`: the file the caller worked on until now."""
         with self._cond:
+            if previous is not None and previous in self._working:
+                self._working[previous] -= 1
             while not self._stopped:
-                if self._parts:
-                    return self._parts.popleft()
                 if self._files:
                     self._in_flight += 1
                     return self._files.popleft()
+                waiting = [file for file, parts in self._parts.items() if parts]
+                if waiting:
+                    file = min(waiting, key=lambda f: self._working[f])  # the first of the least served
+                    self._working[file] += 1
+                    return self._parts[file].popleft()
                 if not self._in_flight:
                     return None
-                self._cond.wait()  # another connection may still add parts (a file fetched again)
+                self._cond.wait()  # another connection may still hand out parts (a first answer, a refetch)
             return None
 
-    def opened(self, file: Partial, parts: Sequence[Part], *, first: bool = False) -> None:
+    def opened(self, file: Partial) -> None:
+        """`file` was opened by a connection, which works on it."""
         with self._cond:
-            self._open.add(file)
-        self.add(parts, first=first)
+            self._parts[file] = deque()
+            self._working[file] = 1
 
-    def add(self, parts: Sequence[Part], *, first: bool = False) -> None:
+    def add(self, file: Partial, parts: Sequence[Part], *, first: bool = False) -> None:
         with self._cond:
+            queue = self._parts.setdefault(file, deque())
             if first:
-                self._parts.extendleft(reversed(parts))
+                queue.extendleft(reversed(parts))
             else:
-                self._parts.extend(parts)
+                queue.extend(parts)
             self._cond.notify_all()
 
-    def finished(self, file: Partial | None) -> None:
+    def finished(self, file: Partial) -> None:
         with self._cond:
             self._in_flight -= 1
-            if file is not None:
-                self._open.discard(file)
+            self._parts.pop(file, None)
+            self._working.pop(file, None)
             self._cond.notify_all()
 
     def stop(self) -> None:
@@ -67,9 +77,9 @@ class Schedule:
 
     def close(self) -> None:
         with self._cond:
-            for file in self._open:
+            for file in self._parts:
                 file.close()
-            self._open.clear()
+            self._parts.clear()
 
 
 def _connection(job: Job, schedule: Schedule, file_done: Callable[[], None]) -> None:
@@ -80,24 +90,26 @@ def _connection(job: Job, schedule: Schedule, file_done: Callable[[], None]) -> 
             schedule.finished(file)
             file_done()
         else:  # its hash was wrong: every part again, before anything else
-            schedule.opened(file, file.to_fetch(), first=True)
+            schedule.add(file, file.to_fetch(), first=True)
 
-    while (item := schedule.next()) is not None:
+    previous: Partial | None = None
+    while (item := schedule.next(previous)) is not None:
         remote = item if isinstance(item, RemoteFile) else item.file.remote
         try:
             if isinstance(item, RemoteFile):
-                file = Partial(job, item)
+                file = previous = Partial(job, item)
+                schedule.opened(file)
                 file.hash.catch_up()  # what an earlier run wrote
                 todo = file.to_fetch()
-                schedule.opened(file, [])
-                if len(todo) > 1:
-                    file.on_answer = functools.partial(schedule.add, todo[1:])
                 if not todo:
                     finish(file)
                     continue
+                if len(todo) > 1:
+                    file.on_answer = functools.partial(schedule.add, file, todo[1:])
                 part = todo[0]
             else:
                 part, file = item, item.file
+                previous = file
             try:
                 part = fill(job, part, buffer)
             except Abandoned:

@@ -123,6 +123,9 @@ class Partial:
         self._finishing = False
         self.on_answer: Callable[[], None] | None = None  # called once, when the first GET is answered
         self._lock = threading.Lock()
+        # One writer at a time: the filesystem serialises writes to a file anyway (its inode lock), and
+        # waiting here sleeps where waiting there spins a CPU (measured: a fifth of the CPU with 8 writers).
+        self._writing = threading.Lock()
         self.fd: int | None = job.root.open(partial_path(remote), os.O_RDWR | os.O_CREAT)
         try:
             self.parts = self._open(os.fstat(self.fd).st_size)
@@ -175,9 +178,10 @@ class Partial:
         assert self.fd is not None
         start = position = part.offset
         view = data
-        while view:
-            written = os.pwrite(self.fd, view, position)
-            view, position = view[written:], position + written
+        with self._writing:
+            while view:
+                written = os.pwrite(self.fd, view, position)
+                view, position = view[written:], position + written
         with self._lock:
             if self.dropped(part):
                 raise Abandoned
