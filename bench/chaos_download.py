@@ -11,8 +11,9 @@ kill comes. After every kill:
   next run fetches again (target: about one 1 MiB chunk plus what the killed sockets held).
 At the end: bytes served / (model size x episodes), and runs that failed other than by the kill (target 0).
 
-Rerun: .venv/bin/python bench/chaos_download.py [--kills 100 --double-kills 20 --seed 1]
-(about three minutes on two busy cores; tests/download/test_chaos.py runs 10 kills and 2 double-kills)
+Rerun: .venv/bin/python bench/chaos_download.py [--kills 100 --double-kills 20 --seed 1] [--llmpack-args ARGS]
+(about three minutes on two busy cores; tests/download/test_chaos.py runs 10 kills and 2 double-kills, in
+one stream per file and, with --llmpack-args "--part-size 1Mi --connections 4", in ranged parts)
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ def _judge(target: Path, files: dict[str, bytes], report: Report) -> bool:
     return complete
 
 
-def chaos(kills: int, double_kills: int, seed: int, work: Path) -> Report:
+def chaos(kills: int, double_kills: int, seed: int, work: Path, args: tuple[str, ...] = ()) -> Report:
     rng = random.Random(seed)
     hub = HubServer([synthetic_repo("org/model", shards=SHARDS, shard_size=SHARD_MIB << 20)]).start()
     hub.faults.rate = RATE_MIB << 20  # per connection: the shards arrive in parallel over about a second
@@ -127,7 +128,7 @@ def chaos(kills: int, double_kills: int, seed: int, work: Path) -> Report:
 
     def start(target: Path) -> Run:
         proc = subprocess.Popen([sys.executable, "-m", "llmpack.cli", "download", "org/model", "--local-dir",
-                                 str(target)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                 str(target), *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         return Run(proc)
 
     def settle(run: Run, killed: bool) -> None:
@@ -195,15 +196,18 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=100)
     parser.add_argument("--double-kills", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--llmpack-args", default="", help="options for every `llmpack download`, e.g. "
+                        "'--part-size 1Mi --connections 4' (each 4 MiB shard in ranged parts)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="llmpack-chaos-") as tmp:
-        report = chaos(args.kills, args.double_kills, args.seed, Path(tmp))
+        report = chaos(args.kills, args.double_kills, args.seed, Path(tmp), tuple(args.llmpack_args.split()))
     print(f"model: {SHARD_MIB * SHARDS} MiB in {SHARDS} shards + 2 small files, served at "
           f"{RATE_MIB} MiB/s per connection")
     for line in report.lines():
         print("  " + line)
+    extra = f" --llmpack-args '{args.llmpack_args}'" if args.llmpack_args else ""
     print(f"rerun: .venv/bin/python bench/chaos_download.py --kills {args.kills} --double-kills {args.double_kills} "
-          f"--seed {args.seed}")
+          f"--seed {args.seed}{extra}")
 
 
 if __name__ == "__main__":
