@@ -19,6 +19,7 @@ one stream per file and, with --llmpack-args "--part-size 1Mi --connections 4", 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import random
 import shutil
@@ -34,7 +35,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.hub.server import HubServer, synthetic_repo  # noqa: E402
+from tests.hub.server import HubServer, git_sha1, is_lfs, synthetic_repo  # noqa: E402
+
+from llmpack.downloader import partmap  # noqa: E402
+from llmpack.downloader.plan import RemoteFile  # noqa: E402
+from llmpack.downloader.safedir import SafeDir  # noqa: E402
 
 SHARDS, SHARD_MIB, RATE_MIB = 3, 4, 4
 
@@ -90,15 +95,27 @@ class Report:
 
 
 def _held(target: Path, files: dict[str, bytes]) -> int:
-    """Bytes the directory keeps towards the model: files in place and partial files' lengths."""
+    """Bytes the directory keeps towards the model: files in place, and what partial files hold (their
+    length; for one fetched in parts, what its map says each part holds)."""
     total = 0
     for path, data in files.items():
         done, part = target / path, target / ".llmpack" / "partial" / f"{path}.part"
         if done.exists():
             total += len(data)
         elif part.exists():
-            total += min(part.stat().st_size, len(data))
+            total += _in_parts(target, path, data, part.stat().st_size)
     return total
+
+
+def _in_parts(target: Path, path: str, data: bytes, length: int) -> int:
+    sha1, sha256 = git_sha1(data), hashlib.sha256(data).hexdigest()
+    remote = RemoteFile(path, len(data), sha256=sha256) if is_lfs(path) else RemoteFile(path, len(data), git_sha1=sha1)
+    with SafeDir(target) as root:
+        found = partmap.load(root, remote, length)
+    if not found:
+        return min(length, len(data))
+    found.close()
+    return sum(found.done)
 
 
 def _judge(target: Path, files: dict[str, bytes], report: Report) -> bool:
