@@ -26,6 +26,7 @@ class InOrderHash:
         self._hashed = 0
         self._busy = False  # one thread hashes at a time, in order
         self._failed: BaseException | None = None
+        self._dropped = False  # replaced (the file is hashed again from its first byte) or closed
         self._cond = threading.Condition()
         self._buffer: memoryview | None = None  # for reading back, made on first use and kept
 
@@ -36,11 +37,18 @@ class InOrderHash:
     def wrote(self, start: int, data: memoryview) -> None:
         """Bytes `data` were written at `start`: hash them now if they come next, else note them."""
         with self._cond:
+            if self._dropped:
+                return
             if self._busy or start != self._hashed:
                 self._pending[start] = start + len(data)
                 return
             self._busy = True
         self._run(data, start + len(data))
+
+    def discard(self) -> None:
+        """This hash is no longer wanted: whoever is hashing stops, quietly, at its next step."""
+        with self._cond:
+            self._dropped = True
 
     def catch_up(self) -> None:
         """Hash what is already written from the point hashed so far (a resumed file's bytes on disk)."""
@@ -59,7 +67,7 @@ class InOrderHash:
             while True:
                 with self._cond:
                     self._hashed = at
-                    end = self._pending.pop(at, None)
+                    end = None if self._dropped else self._pending.pop(at, None)
                     if end is None:
                         self._busy = False
                         self._cond.notify_all()
@@ -72,6 +80,8 @@ class InOrderHash:
             with self._cond:
                 self._failed, self._busy = exc, False
                 self._cond.notify_all()
+                if self._dropped:  # it read a descriptor closed meanwhile: nobody wants this hash
+                    return
             raise
 
     def _read_back(self, start: int, end: int) -> None:
