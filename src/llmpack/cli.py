@@ -106,16 +106,16 @@ def _count(text: str) -> int:
     return int(text)
 
 
-def _size(text: str) -> int:
-    """A size in bytes, as a quantity (16Mi, 64M, 1048576) or 0."""
+def _part_size(text: str) -> int:
+    """A part size in bytes, as a quantity (16Mi, 64M, 1048576): 0, or at least 1Mi."""
     from llmpack.quantity import QuantityError, parse_quantity
 
     try:
         value = parse_quantity(text)
     except QuantityError:
         value = None
-    if value is None or value < 0 or value != int(value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a size in bytes (e.g. 16Mi, 64M, 0)")
+    if value is None or value != int(value) or not (value == 0 or value >= 1 << 20):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a part size: 0 (no parts), or at least 1Mi (e.g. 16Mi)")
     return int(value)
 
 
@@ -205,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--connections", "--max-workers", dest="connections", type=_count, default=CONNECTIONS,
                    metavar="N", help=f"connections at once, over all files (default {CONNECTIONS}; --max-workers, "
                    "hf download's name, is the same)")
-    p.add_argument("--part-size", type=_size, default=PART_SIZE, metavar="SIZE",
+    p.add_argument("--part-size", type=_part_size, default=PART_SIZE, metavar="SIZE",
                    help=f"a file larger than this is fetched in ranged parts of this size over several connections "
                    f"at once, each part resumed on its own (default {format_bytes(PART_SIZE)}; 0: one stream per file)")
     p.set_defaults(func=cmd_download)

@@ -200,7 +200,8 @@ def test_a_symbolic_link_planted_as_a_part_map_is_refused_and_never_followed(hub
 
 
 def test_connections_and_part_size_must_be_sensible(hub: HubServer, tmp_path: Path) -> None:
-    for option, value in (("--connections", "0"), ("--part-size", "sixteen"), ("--part-size", "-1Mi")):
+    for option, value in (("--connections", "0"), ("--part-size", "sixteen"), ("--part-size", "-1Mi"),
+                          ("--part-size", "64Ki")):
         result = download(hub, tmp_path, "org/model", "--local-dir", str(tmp_path / "c"), option, value)
         assert result.returncode == 2, result.stderr
         assert option in result.stderr

@@ -10,7 +10,6 @@ keeps only the check; glibc's posix_fallocate is not used because there it write
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import functools
 import os
@@ -30,6 +29,8 @@ _UNSUPPORTED = (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL)
 
 @functools.cache
 def _fallocate() -> Callable[[int, int, int, int], int] | None:
+    import ctypes  # here: its import costs the fast path ~10 ms
+
     try:
         call = ctypes.CDLL(None, use_errno=True).fallocate
     except (OSError, AttributeError):
@@ -46,6 +47,8 @@ def fallocate(fd: int, mode: int, offset: int, length: int) -> bool:
         return False
     if call(fd, mode, offset, length) == 0:
         return True
+    import ctypes  # imported already by _fallocate
+
     err = ctypes.get_errno()
     if err in _UNSUPPORTED:
         return False

@@ -150,7 +150,8 @@ class Partial:
             found = None
         if found is None and job.part_size and remote.size > job.part_size:
             job.guard()
-            found = partmap.create(job.root, remote, job.part_size, written)
+            part_size = max(job.part_size, -(-remote.size // partmap.MAX_PARTS))  # a map of at most 8 MiB
+            found = partmap.create(job.root, remote, part_size, written)
         self.map = found
         if found is None:
             return [Part(self, 0, 0, remote.size, written)]
