@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 TESTBIN := $(CURDIR)/.testbin
 export PATH := $(TESTBIN):$(PATH)
 
-.PHONY: help venv lint typecheck unit test testbin cluster-up cluster-down demo crd golden bench clean
+.PHONY: help venv lint typecheck unit test testbin browser-tools screenshots cluster-up cluster-down demo crd golden \
+	bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -20,10 +21,10 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed ## create .venv with llmpack and its dev tools
 
 lint: venv ## ruff
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench llmpack_dev
 
-typecheck: venv ## mypy, strict on src/
-	$(BIN)/mypy src
+typecheck: venv ## mypy, strict on src/ and llmpack_dev/
+	$(BIN)/mypy src llmpack_dev
 
 testbin: ## build the test control plane (etcd, kube-*, kubectl, kwok, helm) into .testbin/
 	testcluster/build.sh $(TESTBIN)
@@ -36,17 +37,23 @@ endef
 unit: venv ## unit tests only (no cluster)
 	@$(call run_pytest,tests/unit)
 
-test: lint typecheck testbin ## everything: lint, types, unit and cluster tests (starts its own control plane)
+browser-tools: ## Debian's chromium (apt-get, when missing) and axe-core (npm ci) for the browser tests
+	tests/browser/install-tools.sh
+
+test: lint typecheck testbin browser-tools ## everything: lint, types, unit, cluster and browser tests
 	@$(call run_pytest,tests)
 
+screenshots: venv testbin browser-tools ## retake docs/images/key-manager/*.png from the browser tests
+	UPDATE_SCREENSHOTS=1 $(BIN)/pytest -q -p no:randomly tests/browser
+
 cluster-up: venv testbin ## start the local control plane; kubeconfig in .testcluster/kubeconfig
-	$(BIN)/python -m llmpack.testing.cluster up --state .testcluster --bin $(TESTBIN)
+	$(BIN)/python -m llmpack_dev.cluster up --state .testcluster --bin $(TESTBIN)
 
 cluster-down: venv ## stop the local control plane and remove its state
-	$(BIN)/python -m llmpack.testing.cluster down --state .testcluster
+	$(BIN)/python -m llmpack_dev.cluster down --state .testcluster
 
 demo: venv testbin ## the main job: control plane, CRD, operator, example models reaching Ready
-	$(BIN)/python -m llmpack.demo --state .testcluster --bin $(TESTBIN)
+	$(BIN)/python -m llmpack_dev.demo --state .testcluster --bin $(TESTBIN)
 
 crd: venv ## regenerate the checked-in CRD from the API models
 	$(BIN)/llmpack crd > charts/llmpack/crds/llmmodels.llm.nebari.dev.yaml
@@ -58,5 +65,5 @@ bench: venv testbin ## run the benchmarks and print their figures
 	$(BIN)/python bench/operator_scale.py
 
 clean: ## remove the venv, built binaries and cluster state
-	-$(BIN)/python -m llmpack.testing.cluster down --state .testcluster 2>/dev/null
-	rm -rf $(VENV) $(TESTBIN) .testcluster .mypy_cache .pytest_cache .ruff_cache
+	-$(BIN)/python -m llmpack_dev.cluster down --state .testcluster 2>/dev/null
+	rm -rf $(VENV) $(TESTBIN) .testcluster .mypy_cache .pytest_cache .ruff_cache tests/browser/node_modules

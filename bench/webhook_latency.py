@@ -3,7 +3,7 @@ server (server-side dry-run creates, which pass schema, CEL and the webhook with
 
 Rerun: make testbin && .venv/bin/python bench/webhook_latency.py [--concurrent 200 --rounds 5 --seconds 10]
 The webhook-alone figure needs wrk (apt-get install wrk).
-Target (issue 5): webhook p99 under 50 ms.
+Target: webhook p99 under 50 ms.
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lightkube import AsyncClient, KubeConfig  # noqa: E402
-from tests.cluster.operator_process import OperatorProcess  # noqa: E402
 
 from llmpack.admission.webhook import HANDLER_ID  # noqa: E402
 from llmpack.api.crd import crd  # noqa: E402
 from llmpack.operator.kube import LLMModelResource  # noqa: E402
-from llmpack.testing.cluster import LocalCluster, free_port, wait_for_webhook  # noqa: E402
+from llmpack_dev.cluster import LocalCluster, free_port, wait_for_webhook  # noqa: E402
+from tests.cluster.operator_process import OperatorProcess  # noqa: E402
 
 MODEL = {"apiVersion": "llm.nebari.dev/v1alpha1", "kind": "LLMModel",
          "metadata": {"name": "bench", "namespace": "default"},

@@ -1,4 +1,4 @@
-"""The `llmpack` command: render manifests, print the CRD, run the operator, download models."""
+"""The `llmpack` command: render manifests, print the CRD, run the operator, download models, serve keys."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def dump_yaml(objects: Sequence[object]) -> str:
 def cmd_render(args: argparse.Namespace) -> int:
     from llmpack.config import load_config
     from llmpack.manifests import load_models
-    from llmpack.render import render, routed
+    from llmpack.render import offline_facts, plan, render
 
     config = load_config(args.values)
     models = load_models(args.filename)
@@ -37,8 +37,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     objects = []
     for model in models:
         objects += render(model, config, weights_ready=True)
-        if args.routing:
-            objects += routed(model, config)
+        if args.routing:  # the operator's own plan, for a Ready model in a cluster with every CRD
+            objects += plan(model, config, offline_facts()).objects
     sys.stdout.write(dump_yaml(objects))
     return 0
 
@@ -51,20 +51,26 @@ def cmd_crd(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import logging
     import os
     import tempfile
 
     from llmpack.admission.webhook import Endpoint
     from llmpack.config import load_config
+    from llmpack.operator import logs
     from llmpack.operator.runner import WebhookOptions, run
 
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = str(args.kubeconfig)
     config = load_config(args.values)
     namespaces = args.namespace or list(config.watch_namespaces)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(verbose=args.verbose, fmt=args.log_format)
+    if args.health:
+        from llmpack.operator.health import address
+
+        try:
+            address(args.health)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
     webhook = None
     if args.webhook_port:
         service = None
@@ -119,6 +125,19 @@ def _part_size(text: str) -> int:
     return int(value)
 
 
+def cmd_key_manager(args: argparse.Namespace) -> int:
+    import os
+
+    from llmpack.keymanager.server import serve
+    from llmpack.keymanager.settings import load_settings
+
+    if args.kubeconfig:
+        os.environ["KUBECONFIG"] = str(args.kubeconfig)
+    settings = load_settings(args.values)
+    serve(settings, host=args.listen, port=args.port, verbose=args.verbose)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from llmpack.downloader import CONNECTIONS, PART_SIZE
     from llmpack.quantity import format_bytes
@@ -144,9 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--values", type=Path, metavar="VALUES.yaml",
                    help="operator settings with the Helm chart's keys, e.g. defaults.storage.storageClassName")
     p.add_argument("--routing", action="store_true",
-                   help="also print what routing adds once a replica is Ready and the gateway CRDs are installed: "
-                   "InferencePool, endpoint picker, API-key objects, SecurityPolicies, AIGatewayRoutes (the internal "
-                   "side only with auth.oidc.issuer set)")
+                   help="also print the operator's routing plan for a model with a Ready replica in a cluster with "
+                   "every gateway CRD: InferencePool, endpoint picker, API-key objects, SecurityPolicies, "
+                   "AIGatewayRoutes, policies before their routes (the internal side only with auth.oidc.issuer set)")
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser(
@@ -164,7 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kubeconfig", type=Path, help="kubeconfig file (default: $KUBECONFIG or in-cluster)")
     p.add_argument("--workers", type=int, default=8, help="models reconciled at once (default 8)")
     p.add_argument("--health", metavar="URL", help="serve liveness here, e.g. http://0.0.0.0:8080/healthz")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="debug logging: every API request, every retry (INFO: one line per phase change)")
+    p.add_argument("--log-format", choices=("text", "json"), default="text",
+                   help="json: one object per line (time, level, logger, message, model) for log pipelines")
     hook = p.add_argument_group(
         "admission webhook (rejects bad LLMModels at kubectl apply; off unless a port is given)")
     hook.add_argument("--webhook-port", type=int, metavar="PORT", help="serve the validating webhook on this port")
@@ -209,6 +231,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"a file larger than this is fetched in ranged parts of this size over several connections "
                    f"at once, each part resumed on its own (default {format_bytes(PART_SIZE)}; 0: one stream per file)")
     p.set_defaults(func=cmd_download)
+
+    p = sub.add_parser(
+        "key-manager",
+        help="serve the key manager: users get API keys for the models they may use (OIDC sign-in)",
+        description="Serve the key manager's HTTP API (compatible with the LLM Serving Pack's): GET /api/me, "
+        "/api/models, /api/keys; POST /api/keys; DELETE /api/keys/NS/MODEL/CLIENT_ID. Every /api call needs an "
+        "OIDC bearer token from auth.oidc.issuer; keys go into each model's <m>-api-keys Secret, where Envoy "
+        "Gateway reads them. /healthz is liveness, /readyz readiness, /docs the OpenAPI page.",
+        epilog="Settings: auth.oidc.* and watchNamespaces as for `llmpack run`, plus keyManager.* (admin groups, "
+        "key limit, expiry, sweep interval, grace period) from --values and LLMPACK_KEY_MANAGER_* variables; "
+        "docs/key-manager.md lists every one.",
+    )
+    p.add_argument("--values", type=Path, metavar="VALUES.yaml", help="settings with the Helm chart's keys")
+    p.add_argument("--kubeconfig", type=Path, help="kubeconfig file (default: $KUBECONFIG or in-cluster)")
+    p.add_argument("--listen", default="0.0.0.0", metavar="ADDR", help="listen address (default 0.0.0.0)")
+    p.add_argument("--port", type=int, default=8080, help="listen port (default 8080)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging and an access log")
+    p.set_defaults(func=cmd_key_manager)
 
     p = sub.add_parser("crd", help="print the LLMModel CustomResourceDefinition",
                        description="Print the CRD for llmmodels.llm.nebari.dev; apply it with kubectl apply -f -.")

@@ -3,6 +3,10 @@
 Precedence, lowest first: built-in defaults, a values file (the chart's keys, e.g.
 `defaults.storage.storageClassName`), environment variables. Renderers receive a Config; they never
 read the environment themselves.
+
+A values file may also be the LLM Serving Pack's, with the chart's one rule for a setting spelt two ways:
+our key when it is set (not empty, not null), else the pack's, else the default. Images the pack names for
+its own programs are never used (docs/install.md).
 """
 
 from __future__ import annotations
@@ -56,6 +60,10 @@ class Config(BaseModel):
     oidc_groups_claim: str = Field("groups", min_length=1)
     oidc_username_claim: str = Field("preferred_username", min_length=1)
     oidc_audience: str = ""
+    # The key manager's ServiceAccount: with one, key objects outlive their model and get a Role for it.
+    key_manager_service_account: str = Field(
+        "", pattern=r"^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$",
+        description="namespace/name; empty: no key manager")
 
     @property
     def jwks_uri(self) -> str:
@@ -89,16 +97,56 @@ SETTINGS: tuple[tuple[str, str, str], ...] = (
     ("auth.oidc.groupsClaim", "LLMPACK_OIDC_GROUPS_CLAIM", "oidc_groups_claim"),
     ("auth.oidc.usernameClaim", "LLMPACK_OIDC_USERNAME_CLAIM", "oidc_username_claim"),
     ("auth.oidc.audience", "LLMPACK_OIDC_AUDIENCE", "oidc_audience"),
+    ("keyManager.serviceAccount", "LLMPACK_KEY_MANAGER_SERVICE_ACCOUNT", "key_manager_service_account"),
 )
 
 
-def _dig(values: Mapping[str, Any], dotted: str) -> Any:
+# Our values key -> the Serving Pack's spelling of the same setting (the chart's llmpack.settings agrees).
+PACK_SPELLINGS: dict[str, str] = {
+    "routing.baseDomain": "platform.baseDomain",
+    "routing.externalGateway.name": "platform.gateway.external.name",
+    "routing.externalGateway.namespace": "platform.gateway.external.namespace",
+    "routing.internalGateway.name": "platform.gateway.internal.name",
+    "routing.internalGateway.namespace": "platform.gateway.internal.namespace",
+    "routing.manageListeners": "platform.gateway.manageSharedListeners",
+    "routing.tls.secretName": "platform.tls.secretName",
+    "auth.oidc.issuer": "auth.oidc.issuerURL",
+    "inferencePool.eppImage": "defaults.epp.image",
+}
+PACK_IMAGES = "ghcr.io/nebari-dev/llm-serving-pack/"  # the pack's own programs: accepted in values, never run
+
+
+def dig(values: Mapping[str, Any], dotted: str) -> Any:
+    """The value at a dotted Helm key (`auth.oidc.issuer`), None when any part is missing."""
     node: Any = values
     for part in dotted.split("."):
         if not isinstance(node, Mapping) or part not in node:
             return None
         node = node[part]
     return node
+
+
+def _is_set(value: Any) -> bool:
+    return value is not None and value != ""
+
+
+def _image(value: Any) -> Any:
+    """An image as a string, or the pack's {repository, tag}; one of the pack's own images counts as unset."""
+    if isinstance(value, Mapping):
+        repository = str(value.get("repository") or "")
+        value = f"{repository}:{value.get('tag') or __version__}" if repository else None
+    return None if isinstance(value, str) and value.startswith(PACK_IMAGES) else value
+
+
+def _from_values(values: Mapping[str, Any], dotted: str) -> tuple[Any, str]:
+    """(value, the key it came from) by the one rule; (None, dotted) when neither spelling is set."""
+    for key in (dotted, PACK_SPELLINGS.get(dotted)):
+        found = dig(values, key) if key else None
+        if dotted == "modelDownloader.image":
+            found = _image(found)
+        if _is_set(found):
+            return found, str(key)
+    return None, dotted
 
 
 def _from_env(field: str, text: str) -> Any:
@@ -109,27 +157,37 @@ def _from_env(field: str, text: str) -> Any:
 
 def load_config(values_file: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
     env = os.environ if env is None else env
-    values: Mapping[str, Any] = {}
-    if values_file is not None:
-        try:
-            loaded = yaml.safe_load(values_file.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{values_file}: cannot read values: {exc}") from None
-        if not isinstance(loaded, Mapping | None):
-            raise ConfigError(f"{values_file}: values must be a mapping of keys")
-        values = loaded or {}
+    values = read_values(values_file)
     chosen: dict[str, Any] = {}
     origin: dict[str, str] = {}
     for dotted, var, field in SETTINGS:
-        if (found := _dig(values, dotted)) is not None:
+        found, key = _from_values(values, dotted)
+        if found is not None:
             chosen[field] = tuple(found) if isinstance(found, list) else found
-            origin[field] = f"{values_file}: {dotted}"
+            origin[field] = f"{values_file}: {key}"
         if var in env:
             chosen[field] = _from_env(field, env[var])
             origin[field] = f"environment variable {var}"
     try:
         return Config(**chosen)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        field = str(error["loc"][0]) if error["loc"] else "?"
-        raise ConfigError(f"{origin.get(field, field)}: {error['msg']}") from None
+        raise first_error(exc, origin) from None
+
+
+def read_values(values_file: Path | None) -> Mapping[str, Any]:
+    if values_file is None:
+        return {}
+    try:
+        loaded = yaml.safe_load(values_file.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{values_file}: cannot read values: {exc}") from None
+    if not isinstance(loaded, Mapping | None):
+        raise ConfigError(f"{values_file}: values must be a mapping of keys")
+    return loaded or {}
+
+
+def first_error(exc: ValidationError, origin: Mapping[str, str]) -> ConfigError:
+    """The first problem, named by where the setting came from (file and key, or variable)."""
+    error = exc.errors()[0]
+    field = str(error["loc"][0]) if error["loc"] else "?"
+    return ConfigError(f"{origin.get(field, field)}: {error['msg']}")

@@ -19,6 +19,8 @@ from llmpack.api import API_VERSION, KIND, LLMModel
 _RELATIVE_FIELD = re.compile(r"^([A-Za-z][\w.]*): (.*)$", re.S)
 
 
+MAX_DEPTH = 64  # levels of nesting in a document; Kubernetes objects (affinity) take about 15
+
 class ManifestError(ValueError):
     """A manifest that cannot be used; str() is one line naming the file, the object and the field."""
 
@@ -43,8 +45,8 @@ def _field(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def describe(error: ErrorDetails) -> str:
-    """One validation error as `field: what is wrong`."""
+def locate(error: ErrorDetails) -> tuple[str, str]:
+    """One validation error as (field, what is wrong); the field is "" when the whole object is wrong."""
     where = _field(error["loc"])
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
@@ -54,6 +56,12 @@ def describe(error: ErrorDetails) -> str:
     if match := _RELATIVE_FIELD.match(message):
         where = f"{where}.{match.group(1)}" if where else match.group(1)
         message = match.group(2)
+    return where, message
+
+
+def describe(error: ErrorDetails) -> str:
+    """One validation error as `field: what is wrong`."""
+    where, message = locate(error)
     return f"{where}: {message}" if where else message
 
 
@@ -80,12 +88,29 @@ def read_documents(path: Path) -> Iterator[Document]:
         mark = getattr(exc, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark is not None else ""
         raise ManifestError(f"{source}: not valid YAML{line}: {getattr(exc, 'problem', exc)}") from None
+    except RecursionError:
+        raise ManifestError(f"{source}: nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:  # PyYAML's int() of a number of more than 4,300 digits
+        raise ManifestError(f"{source}: a number in it cannot be read: {str(exc).split(';')[0]}") from None
     for index, body in enumerate(bodies):
         if body is None:
             continue
         if not isinstance(body, dict):
             raise ManifestError(f"{source}: document #{index + 1} is not a mapping")
+        if _deeper_than(body, MAX_DEPTH):
+            raise ManifestError(f"{source}: document #{index + 1} is nested deeper than {MAX_DEPTH} levels")
         yield Document(source, index, body)
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether mappings and lists nest more than `limit` levels (level by level: no recursion to overflow)."""
+    level = [value]
+    for _ in range(limit):
+        level = [child for node in level for child in (node.values() if isinstance(node, dict) else node)
+                 if isinstance(child, dict | list)]
+        if not level:
+            return False
+    return True
 
 
 def load_models(paths: list[Path]) -> list[LLMModel]:

@@ -12,7 +12,7 @@ from lightkube import AsyncClient, KubeConfig
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace
 
-from llmpack.testing.cluster import LocalCluster, wait_for_webhook
+from llmpack_dev.cluster import LocalCluster, wait_for_webhook
 from tests.cluster.operator_process import OperatorProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,7 +72,7 @@ def crd_installed(cluster: LocalCluster) -> None:
 @pytest.fixture(scope="session")
 def operator(cluster: LocalCluster, crd_installed: None) -> Iterator[OperatorProcess]:
     """`llmpack run` as the llmpack-operator identity; its log is printed when a test fails."""
-    from llmpack.testing.cluster import free_port
+    from llmpack_dev.cluster import free_port
 
     port = free_port()
     process = OperatorProcess(cluster.kubeconfig_for("operator"), cluster.state / "logs" / "operator.log",

@@ -10,7 +10,7 @@ from lightkube import AsyncClient
 from lightkube.core.exceptions import ApiError
 
 from llmpack.operator.kube import LLMModelResource
-from llmpack.testing.cluster import LocalCluster
+from llmpack_dev.cluster import LocalCluster
 from tests.unit.factories import merge
 
 BASE_SPEC: dict[str, Any] = {"model": {"name": "Qwen/Qwen3-8B", "storage": {"size": "30Gi"}},

@@ -17,10 +17,10 @@ from lightkube.core.exceptions import ApiError
 
 from llmpack.config import load_config
 from llmpack.operator.kube import SecurityPolicyResource
-from llmpack.testing.cluster import LocalCluster, wait_for_webhook
-from llmpack.testing.crds import cert_manager_crds, gateway_api_crds, routing_crds
-from llmpack.testing.crds import install as install_crds
-from llmpack.testing.crds import uninstall as uninstall_crds
+from llmpack_dev.cluster import LocalCluster, wait_for_webhook
+from llmpack_dev.crds import cert_manager_crds, gateway_api_crds, routing_crds
+from llmpack_dev.crds import install as install_crds
+from llmpack_dev.crds import uninstall as uninstall_crds
 from tests.cluster import models
 from tests.cluster.operator_process import OperatorProcess
 from tests.cluster.test_operator_lifecycle import READY_WITHIN, _none_left, phases_until, ready_replicas

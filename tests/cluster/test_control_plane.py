@@ -19,7 +19,7 @@ from lightkube.resources.core_v1 import ConfigMap, PersistentVolumeClaim, Pod
 
 from llmpack import certs as pki
 from llmpack.api.crd import crd
-from llmpack.testing.cluster import LocalCluster
+from llmpack_dev.cluster import LocalCluster
 from tests.cluster.waiting import eventually
 
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from llmpack.testing.cluster import LocalCluster
+from llmpack_dev.cluster import LocalCluster
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -17,9 +17,9 @@ def test_make_demo_brings_every_example_to_ready_and_cluster_down_cleans_up(tmp_
     bin_dir = Path(os.environ.get("LLMPACK_TESTBIN", ROOT / ".testbin"))
     env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
     try:
-        result = subprocess.run([sys.executable, "-m", "llmpack.demo", "--state", str(state), "--bin", str(bin_dir),
+        result = subprocess.run([sys.executable, "-m", "llmpack_dev.demo", "--state", str(state), "--bin", str(bin_dir),
                                  "--timeout", "120"], env=env, capture_output=True, text=True, timeout=300,
-                                check=False)
+                                check=False, cwd=ROOT)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
         assert "Every example model is Ready." in result.stdout
         assert "make cluster-down" in result.stdout  # it tells the user how to stop

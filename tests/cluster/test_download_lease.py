@@ -16,7 +16,7 @@ from lightkube import AsyncClient
 from lightkube.resources.coordination_v1 import Lease
 
 from llmpack.downloader.lease import PROGRESS_ANNOTATION
-from llmpack.testing.cluster import LocalCluster
+from llmpack_dev.cluster import LocalCluster
 from tests.cluster.waiting import eventually
 from tests.download.conftest import assert_complete, end, env_for, files_of
 from tests.hub.server import HubServer, synthetic_repo

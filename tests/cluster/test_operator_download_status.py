@@ -7,8 +7,8 @@ import json
 from lightkube import AsyncClient
 from lightkube.resources.coordination_v1 import Lease
 
-from llmpack.operator.status import PROGRESS_ANNOTATION
-from llmpack.testing.cluster import LocalCluster
+from llmpack.wellknown import PROGRESS_ANNOTATION
+from llmpack_dev.cluster import LocalCluster
 from tests.cluster import models
 from tests.cluster.operator_process import OperatorProcess
 from tests.cluster.waiting import eventually

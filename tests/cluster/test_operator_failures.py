@@ -6,7 +6,7 @@ from lightkube import AsyncClient, codecs
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import PersistentVolumeClaim
 
-from llmpack.testing.cluster import LocalCluster
+from llmpack_dev.cluster import LocalCluster
 from tests.cluster import models
 from tests.cluster.operator_process import OperatorProcess
 from tests.cluster.test_operator_lifecycle import READY_WITHIN, phases_until, ready_replicas

@@ -6,7 +6,7 @@ import asyncio
 
 from lightkube import AsyncClient
 
-from llmpack.testing.cluster import LocalCluster
+from llmpack_dev.cluster import LocalCluster
 from tests.cluster import models
 from tests.cluster.operator_process import OperatorProcess, settle_audit, writes_by
 from tests.cluster.test_operator_lifecycle import ready_replicas

@@ -10,8 +10,8 @@ from lightkube import AsyncClient
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Event, PersistentVolumeClaim, Pod, Service, ServiceAccount
 
-from llmpack.render.meta import IDENTITY_ANNOTATION
-from llmpack.testing.cluster import LocalCluster
+from llmpack.wellknown import IDENTITY_ANNOTATION
+from llmpack_dev.cluster import LocalCluster
 from tests.cluster import models
 from tests.cluster.operator_process import OperatorProcess
 from tests.cluster.waiting import eventually

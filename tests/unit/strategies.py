@@ -12,6 +12,7 @@ dns_label = st.from_regex(r"\A[a-z]([-a-z0-9]{0,20}[a-z0-9])?\Z")
 model_names = st.from_regex(rf"\A[a-z]([-a-z0-9]{{0,{MAX_MODEL_NAME_LENGTH - 2}}}[a-z0-9])?\Z")
 repo_ids = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,20}/[A-Za-z0-9][A-Za-z0-9._-]{0,30}\Z")
 sizes = st.builds(lambda n, unit: f"{n}{unit}", st.integers(1, 2000), st.sampled_from(["Gi", "Mi", "Ti", "G", ""]))
+gpu_products = st.from_regex(r"\A[A-Za-z0-9]([-A-Za-z0-9_.]{0,30}[A-Za-z0-9])?\Z")
 args = st.lists(st.text(st.characters(codec="ascii", exclude_categories=["Cc"]), max_size=12), max_size=3)
 
 
@@ -35,10 +36,14 @@ def model_specs(draw: st.DrawFn) -> dict[str, Any]:
         model["revision"] = draw(st.sampled_from(["main", "v1.0", "a" * 40]))
     if draw(st.booleans()):
         model["authSecretName"] = draw(dns_label)
-    gpu = draw(st.integers(0, 8))
+    gpu: dict[str, Any] = {"count": draw(st.integers(0, 8))}
+    if draw(st.booleans()):  # the pack accepts any string here; a few vendors mean something
+        gpu["type"] = draw(st.one_of(st.sampled_from(["nvidia", "amd", "intel", "AMD", ""]), st.text(max_size=12)))
+    if draw(st.booleans()):
+        gpu["product"] = draw(gpu_products)
     spec: dict[str, Any] = {
         "model": model,
-        "resources": {"gpu": {"count": gpu}},
+        "resources": {"gpu": gpu},
         "serving": {
             "replicas": draw(st.integers(0, 10)),
             "vllmArgs": draw(args),

@@ -35,6 +35,10 @@ def test_a_plain_pvc_model_passes_without_findings() -> None:
     ({"model": {"storage": {"size": None}}}, "spec.model.storage.size"),
     ({"model": {"storage": {"size": "30 gigabytes"}}}, "spec.model.storage.size"),
     ({"model": {"storage": {"size": "0"}}}, "spec.model.storage.size"),
+    ({"model": {"storage": {"size": "1e99999999"}}}, "spec.model.storage.size"),
+    ({"model": {"storage": {"size": "8Ei"}}}, "spec.model.storage.size"),
+    ({"resources": {"limits": {"memory": "1e99999999"}}}, "spec.resources.limits.memory"),
+    ({"resources": {"requests": {"cpu": 10**5000}}}, "spec.resources.requests.cpu"),
     ({"model": {"source": "oci"}}, "spec.model.image"),
     ({"model": {"name": ""}}, "spec.model.name"),
     ({"model": {"name": "not a repo"}}, "spec.model.name"),
@@ -51,6 +55,12 @@ def test_bad_input_is_denied_naming_the_field(spec: dict[str, Any], field: str) 
     found = errors(spec)
     assert found, spec
     assert found[0].startswith(f"{field}: "), found
+
+
+@pytest.mark.parametrize(("obj", "kind"), [(None, "null"), ([], "a list"), ("qwen", "a string"), (3, "a number"),
+                                           ([body()], "a list")])
+def test_an_object_that_is_not_a_mapping_is_denied_naming_object(obj: Any, kind: str) -> None:
+    assert [str(f) for f in review(obj)] == [f"object: must be an LLMModel (a mapping), not {kind}"]
 
 
 def test_a_name_too_long_for_its_service_is_denied() -> None:
@@ -120,6 +130,33 @@ json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=6),
     lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=6), inner, max_size=2),
     max_leaves=5)
+
+
+@pytest.mark.parametrize("gpu_type", ["nvidia", "NVIDIA", "amd", "intel", ""])
+def test_a_gpu_vendor_as_the_pack_writes_it_is_admitted_without_findings(gpu_type: str) -> None:
+    assert findings({"resources": {"gpu": {"count": 1, "type": gpu_type}}}) == []
+
+
+def test_a_gpu_type_that_names_no_vendor_is_admitted_with_a_warning_on_how_to_pick_a_product() -> None:
+    assert errors({"resources": {"gpu": {"type": "NVIDIA-A100-SXM4-80GB"}}}) == []
+    found = warnings({"resources": {"gpu": {"type": "NVIDIA-A100-SXM4-80GB"}}})
+    assert len(found) == 1
+    assert found[0].startswith("spec.resources.gpu.type: 'NVIDIA-A100-SXM4-80GB' is not a GPU vendor (nvidia, amd, "
+                               "intel), so the pods ask for nvidia.com/gpu on any GPU node")
+    assert "resources.gpu.product" in found[0]
+    assert "advanced.vllm.nodeSelector" in found[0]
+    assert warnings({"resources": {"gpu": {"count": 0, "type": "tpu"}}}) == []  # no GPU asked for: nothing to say
+
+
+@pytest.mark.parametrize("config", [["a", "list"], 42, "just words", "{not: yaml"])
+def test_a_scheduler_config_that_is_no_endpoint_picker_config_is_denied(config: object) -> None:
+    found = errors({"advanced": {"inferencePool": {"schedulerConfig": config}}})
+    assert found == ["spec.advanced.inferencePool.schedulerConfig: must be an EndpointPickerConfig: an object "
+                     "(kind, plugins, schedulingProfiles), or the same written as YAML text"]
+
+
+def test_a_gpu_product_that_is_no_label_value_is_denied() -> None:
+    assert errors({"resources": {"gpu": {"product": "NVIDIA H100"}}})[0].startswith("spec.resources.gpu.product: ")
 
 
 @given(model_bodies(), model_bodies(), st.sampled_from(["model", "serving", "resources", "endpoints", "advanced"]),

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+import pytest
 
+from llmpack.admission.reviews import MAX_BYTES, MAX_DEPTH
 from llmpack.admission.webhook import HANDLER_ID, serving_cert
 from llmpack.operator import admission_server
-from llmpack.testing.cluster import free_port
+from llmpack_dev.cluster import free_port
 
 
 def review(spec: dict[str, object]) -> dict[str, object]:
@@ -19,28 +24,65 @@ def review(spec: dict[str, object]) -> dict[str, object]:
                    "metadata": {"name": "qwen", "namespace": "ns"}, "spec": spec}}}
 
 
-async def test_serves_verdicts_and_health_over_tls(tmp_path: Path) -> None:
+@dataclass(frozen=True)
+class Webhook:
+    base: str
+    trust: ssl.SSLContext
+
+    @property
+    def reviews(self) -> str:
+        return f"{self.base}/{HANDLER_ID}"
+
+
+@pytest.fixture
+async def webhook(tmp_path: Path) -> AsyncIterator[Webhook]:
     cert = serving_cert(tmp_path, ("127.0.0.1",))
     port = free_port()
     server = await admission_server.start("127.0.0.1", port, cert)
-    trust = ssl.create_default_context(cafile=str(cert.ca))
-    base = f"https://127.0.0.1:{port}"
     try:
-        async with aiohttp.ClientSession() as session:
-            good = review({"model": {"name": "Qwen/Qwen3-8B", "storage": {"size": "30Gi"}}})
-            async with session.post(f"{base}/{HANDLER_ID}", json=good, ssl=trust) as answer:
-                assert answer.status == 200
-                assert (await answer.json())["response"] == {"uid": "u-1", "allowed": True}
-            bad = review({"model": {"name": "Qwen/Qwen3-8B", "source": "oci"}})
-            async with session.post(f"{base}/{HANDLER_ID}", json=bad, ssl=trust) as answer:
-                verdict = (await answer.json())["response"]
-                assert verdict["allowed"] is False
-                assert "image" in verdict["status"]["message"]
-            async with session.post(f"{base}/{HANDLER_ID}", data=b"{not json", ssl=trust) as answer:
-                assert answer.status == 400
-            async with session.get(f"{base}/healthz", ssl=trust) as answer:
-                assert (answer.status, await answer.text()) == (200, "ok")
-            async with session.get(f"{base}/other", ssl=trust) as answer:
-                assert answer.status == 404
+        yield Webhook(f"https://127.0.0.1:{port}", ssl.create_default_context(cafile=str(cert.ca)))
     finally:
         await server.cleanup()
+
+
+async def test_serves_verdicts_and_health_over_tls(webhook: Webhook) -> None:
+    trust = webhook.trust
+    async with aiohttp.ClientSession() as session:
+        good = review({"model": {"name": "Qwen/Qwen3-8B", "storage": {"size": "30Gi"}}})
+        async with session.post(webhook.reviews, json=good, ssl=trust) as answer:
+            assert answer.status == 200
+            assert (await answer.json())["response"] == {"uid": "u-1", "allowed": True}
+        bad = review({"model": {"name": "Qwen/Qwen3-8B", "source": "oci"}})
+        async with session.post(webhook.reviews, json=bad, ssl=trust) as answer:
+            verdict = (await answer.json())["response"]
+            assert verdict["allowed"] is False
+            assert "image" in verdict["status"]["message"]
+        async with session.post(webhook.reviews, data=b"{not json", ssl=trust) as answer:
+            assert answer.status == 400
+        async with session.get(f"{webhook.base}/healthz", ssl=trust) as answer:
+            assert (answer.status, await answer.text()) == (200, "ok")
+        async with session.get(f"{webhook.base}/other", ssl=trust) as answer:
+            assert answer.status == 404
+
+
+async def test_hostile_bodies_get_a_clear_answer_and_never_a_server_error(webhook: Webhook) -> None:
+    url, trust = webhook.reviews, webhook.trust
+    good = json.dumps(review({"model": {"name": "Qwen/Qwen3-8B", "storage": {"size": "30Gi"}}}))
+    async with aiohttp.ClientSession() as session:
+        async with session.post(url, data=b"[" * 200_000 + b"]" * 200_000, ssl=trust) as answer:
+            assert answer.status == 400
+            assert f"nests deeper than {MAX_DEPTH} levels" in await answer.text()
+        async with session.post(url, data=good.replace('"u-1"', "NaN"), ssl=trust) as answer:
+            assert answer.status == 200
+            assert json.loads(await answer.text(), parse_constant=_refuse)["response"]["uid"] == "NaN"
+        huge = review({"model": {"name": "Qwen/Qwen3-8B", "storage": {"size": "1e99999999"}}})
+        async with session.post(url, json=huge, ssl=trust) as answer:
+            verdict = (await answer.json())["response"]
+            assert (verdict["uid"], verdict["allowed"]) == ("u-1", False)
+            assert verdict["status"]["message"].startswith("spec.model.storage.size: '1e99999999' is out of range")
+        async with session.post(url, data=b" " * (MAX_BYTES + 1), ssl=trust) as answer:
+            assert answer.status == 413
+
+
+def _refuse(token: str) -> None:
+    raise ValueError(f"{token} is not JSON")

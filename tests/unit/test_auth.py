@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from llmpack.api import LLMModel
+from llmpack.api import LLMModel, names
 from llmpack.api.spec import DURATION_PATTERN
 from llmpack.config import Config
 from llmpack.render import auth
@@ -88,7 +88,7 @@ def test_a_public_model_is_open_to_every_signed_in_user() -> None:
 
 
 def test_key_objects_are_empty_and_labelled_for_the_key_manager() -> None:
-    secret, metadata = auth.api_key_objects(model())
+    secret, metadata = auth.key_secret(model()), auth.key_metadata(model())
     assert (secret["kind"], secret["metadata"]["name"]) == ("Secret", "qwen-api-keys")
     assert (metadata["kind"], metadata["metadata"]["name"]) == ("ConfigMap", "qwen-api-key-metadata")
     for obj in (secret, metadata):
@@ -115,7 +115,7 @@ def test_network_policy_admits_only_gateways_pickers_and_monitoring_to_vllm() ->
 @given(model_bodies(), st.lists(st.text("abcdef-", min_size=1, max_size=8), max_size=5))
 def test_every_policy_targets_the_route_of_its_own_side(body: dict[str, Any], ids: list[str]) -> None:
     m = LLMModel.from_body(body)
-    for side, policy in (("external", auth.external_policy(m, [auth.api_keys_secret(m.name)], ids)),
+    for side, policy in (("external", auth.external_policy(m, [names.api_keys(m.name)], ids)),
                          ("internal", auth.internal_policy(m, CONFIG))):
         route = auth.route(m, CONFIG, side)  # type: ignore[arg-type]
         assert policy["spec"]["targetRefs"][0]["name"] == route["metadata"]["name"]

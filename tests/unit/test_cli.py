@@ -25,6 +25,8 @@ BAD = {
     "oci-without-image": ({"name": "a/b", "source": "oci"}, "spec.model.image"),
     "pvc-without-size": ({"name": "a/b"}, "spec.model.storage.size"),
     "zero-size": ({"name": "a/b", "storage": {"size": "0Gi"}}, "spec.model.storage.size"),
+    "size-beyond-the-bounds": ({"name": "a/b", "storage": {"size": "1e99999999"}}, "spec.model.storage.size"),
+    "size-not-a-number": ({"name": "a/b", "storage": {"size": float("nan")}}, "spec.model.storage.size"),
 }
 
 
@@ -53,6 +55,35 @@ def test_negative_replicas_are_refused(tmp_path: Path) -> None:
     result = llmpack("render", "-f", str(path))
     assert result.returncode == 2
     assert "spec.serving.replicas: Input should be greater than or equal to 0" in result.stderr
+
+
+def test_a_limit_beyond_the_bounds_is_refused_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text("apiVersion: llm.nebari.dev/v1alpha1\nkind: LLMModel\nmetadata: {name: m}\nspec:\n"
+                    "  model: {name: a/b, storage: {size: 1Gi}}\n  resources: {limits: {memory: 1e99999999}}\n")
+    result = llmpack("render", "-f", str(path))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"llmpack render: {path}: LLMModel m: spec.resources.limits.memory: '1e99999999' is out of range: an "
+        "exponent can be e-99 to e18 (quantities stay below 8Ei)"]
+
+
+@pytest.mark.parametrize(("value", "error"), [
+    ("9" * 5000, "a number in it cannot be read: Exceeds the limit (4300 digits)"),
+    ("[" * 200 + "]" * 200, "document #1 is nested deeper than 64 levels"),
+    ("[" * 100_000 + "]" * 100_000, "nested deeper than 64 levels"),
+])
+def test_a_number_too_long_to_read_or_nesting_too_deep_is_one_line(tmp_path: Path, value: str, error: str) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text("apiVersion: llm.nebari.dev/v1alpha1\nkind: LLMModel\nmetadata: {name: m}\nspec:\n"
+                    "  model: {name: a/b, storage: {size: 1Gi}}\n"
+                    f"  advanced: {{vllm: {{affinity: {{a: {value}}}}}}}\n")
+    result = llmpack("render", "-f", str(path))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr[-500:]
+    assert lines[0].startswith(f"llmpack render: {path}: ")
+    assert error in lines[0]
 
 
 def test_broken_yaml_and_missing_file_are_one_line_errors(tmp_path: Path) -> None:

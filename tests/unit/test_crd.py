@@ -36,7 +36,7 @@ def test_schema_is_structural() -> None:
         assert "title" not in node, path
         if "anyOf" in node:
             assert node.get("x-kubernetes-int-or-string") is True, path
-        else:
+        elif node.get("x-kubernetes-preserve-unknown-fields") is not True:  # schemaless, as the pack's is
             assert "type" in node, f"{path} has no type"
         assert node.get("additionalProperties") is not False, path
 
@@ -65,7 +65,9 @@ def test_defaults_match_the_serving_pack() -> None:
     endpoints = spec["endpoints"]["properties"]
     assert endpoints["requestTimeout"]["default"] == "600s"
     assert endpoints["external"]["properties"]["enabled"]["default"] is True
-    assert spec["resources"]["properties"]["gpu"]["properties"]["count"]["minimum"] == 0
+    gpu = spec["resources"]["properties"]["gpu"]["properties"]
+    assert gpu["count"]["minimum"] == 0
+    assert gpu["type"] == {"type": "string", "default": "nvidia", "description": gpu["type"]["description"]}
 
 
 def test_cel_rules_cover_oci_image_pvc_size_and_name_length() -> None:

@@ -35,3 +35,11 @@ def test_image_runs_as_non_root_with_a_real_entrypoint(dockerfile: Path) -> None
     assert "llmpack = \"llmpack.cli:main\"" in (ROOT / "pyproject.toml").read_text()
     subcommands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
     assert (entrypoint[1:] + cmd)[0] in subcommands
+
+
+def test_the_product_never_imports_development_code() -> None:
+    """The images install src/llmpack only: the local control plane, the demo and the tests stay outside it."""
+    offenders = [str(path.relative_to(ROOT)) for path in (ROOT / "src" / "llmpack").rglob("*.py")
+                 if re.search(r"^\s*(from|import) (llmpack_dev|tests)\b", path.read_text(), re.M)]
+    assert offenders == []
+    assert not (ROOT / "src" / "llmpack" / "testing").exists()

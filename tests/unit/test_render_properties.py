@@ -92,3 +92,33 @@ def test_replica_count_does_not_change_the_pod_template(body: dict[str, Any], re
     assert a is not None
     assert b is not None
     assert a["spec"]["template"] == b["spec"]["template"]
+
+
+VENDOR_RESOURCES = {"nvidia.com/gpu", "amd.com/gpu", "gpu.intel.com/i915"}
+
+
+@given(model_bodies())
+def test_a_replica_asks_for_one_vendors_gpus_and_tolerates_exactly_that_vendors_taint(body: dict[str, Any]) -> None:
+    objects = _render(body)
+    vllm = container(objects, "vllm")
+    assert vllm is not None
+    gpu = body["spec"]["resources"]["gpu"]
+    asked = {k for k in vllm.get("resources", {}).get("limits", {}) if k in VENDOR_RESOURCES}
+    tolerated = {t["key"] for t in pod_spec(objects).get("tolerations", [])}
+    if gpu["count"] == 0:
+        assert asked == set()
+        assert tolerated == set()
+    else:
+        assert len(asked) == 1
+        assert tolerated == asked
+        assert vllm["resources"]["limits"][asked.pop()] == str(gpu["count"])
+
+
+@given(model_bodies())
+def test_a_product_label_is_selected_only_when_a_product_is_asked_for(body: dict[str, Any]) -> None:
+    selector = pod_spec(_render(body)).get("nodeSelector", {})
+    gpu = body["spec"]["resources"]["gpu"]
+    if gpu["count"] > 0 and "product" in gpu:
+        assert list(selector.values()) == [gpu["product"]]
+    else:
+        assert selector == {}  # whatever type says, never a product nobody asked for

@@ -66,6 +66,19 @@ def test_a_scheduler_config_in_the_spec_is_used_verbatim() -> None:
     assert config["data"]["epp-config.yaml"] == custom
 
 
+def test_a_scheduler_config_object_as_the_pack_writes_it_becomes_the_pickers_yaml() -> None:
+    custom = {"apiVersion": "inference.networking.x-k8s.io/v1alpha1", "kind": "EndpointPickerConfig",
+              "plugins": [{"type": "prefix-cache-scorer"}, {"type": "max-score-picker"}],
+              "schedulingProfiles": [{"name": "default", "plugins": [
+                  {"pluginRef": "max-score-picker"}, {"pluginRef": "prefix-cache-scorer", "weight": 2}]}]}
+    objects = routing(model({"advanced": {"inferencePool": {"schedulerConfig": custom}}}), CONFIG)
+    config = find(objects, "ConfigMap")
+    assert config is not None
+    text = config["data"]["epp-config.yaml"]
+    assert text.startswith("apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\n")
+    assert yaml.safe_load(text) == custom
+
+
 def test_the_pickers_role_reads_pools_objectives_and_endpoints_only() -> None:
     role = find(routing(model(), CONFIG), "Role")
     assert role is not None

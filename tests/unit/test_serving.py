@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from llmpack.config import Config
 from llmpack.render import render
-from llmpack.render.meta import IDENTITY_ANNOTATION
+from llmpack.wellknown import IDENTITY_ANNOTATION
 from tests.unit.factories import model
 from tests.unit.render_helpers import container, find, pod_spec
 
@@ -36,14 +38,67 @@ def test_explicit_tensor_parallelism_wins_over_gpu_count() -> None:
     assert args[args.index("--data-parallel-size") + 1] == "2"
 
 
-def test_gpus_are_limited_and_tolerated() -> None:
-    objects = render(model({"resources": {"gpu": {"count": 2, "type": "NVIDIA-A100-SXM4-80GB"}}}), CONFIG)
+def test_the_packs_gpu_type_nvidia_asks_for_nvidia_gpus_of_any_product() -> None:
+    objects = render(model({"resources": {"gpu": {"count": 2, "type": "nvidia"}}}), CONFIG)
     vllm = container(objects, "vllm")
     assert vllm is not None
     assert vllm["resources"]["limits"]["nvidia.com/gpu"] == "2"
     spec = pod_spec(objects)
-    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec["tolerations"]
-    assert spec["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}
+    assert spec["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert "nodeSelector" not in spec  # never nvidia.com/gpu.product=nvidia, which no node carries
+
+
+@pytest.mark.parametrize(("gpu_type", "resource"), [
+    ("amd", "amd.com/gpu"), ("intel", "gpu.intel.com/i915"), ("AMD", "amd.com/gpu"), ("", "nvidia.com/gpu"),
+])
+def test_each_vendor_gets_its_own_gpu_resource_and_tolerates_its_taint(gpu_type: str, resource: str) -> None:
+    objects = render(model({"resources": {"gpu": {"count": 1, "type": gpu_type}}}), CONFIG)
+    vllm = container(objects, "vllm")
+    assert vllm is not None
+    assert vllm["resources"] == {"requests": {resource: "1"}, "limits": {resource: "1"}}
+    assert pod_spec(objects)["tolerations"] == [{"key": resource, "operator": "Exists", "effect": "NoSchedule"}]
+
+
+def test_a_type_that_names_no_vendor_still_asks_for_nvidia_gpus_and_selects_no_product() -> None:
+    objects = render(model({"resources": {"gpu": {"count": 1, "type": "NVIDIA-A100-SXM4-80GB"}}}), CONFIG)
+    vllm = container(objects, "vllm")
+    assert vllm is not None
+    assert vllm["resources"]["limits"] == {"nvidia.com/gpu": "1"}
+    assert "nodeSelector" not in pod_spec(objects)
+
+
+@pytest.mark.parametrize(("gpu_type", "label", "product"), [
+    ("nvidia", "nvidia.com/gpu.product", "NVIDIA-H100-80GB-HBM3"),
+    ("amd", "amd.com/gpu.product-name", "AMD_Instinct_MI300X_OAM"),
+    ("intel", "gpu.intel.com/product", "Max_1550"),
+])
+def test_a_product_places_pods_by_the_vendors_product_label(gpu_type: str, label: str, product: str) -> None:
+    objects = render(model({"resources": {"gpu": {"count": 1, "type": gpu_type, "product": product}}}), CONFIG)
+    assert pod_spec(objects)["nodeSelector"] == {label: product}
+
+
+def test_the_users_own_node_selector_wins_over_the_product() -> None:
+    objects = render(model({"resources": {"gpu": {"product": "NVIDIA-H100-80GB-HBM3"}},
+                            "advanced": {"vllm": {"nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-L4"}}}}), CONFIG)
+    assert pod_spec(objects)["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-L4"}
+
+
+def test_a_gpu_toleration_the_user_gives_is_not_repeated() -> None:
+    mine = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    objects = render(model({"advanced": {"vllm": {"tolerations": [mine]}}}), CONFIG)
+    assert pod_spec(objects)["tolerations"] == [mine]
+    narrower = {"key": "nvidia.com/gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+    objects = render(model({"advanced": {"vllm": {"tolerations": [narrower]}}}), CONFIG)
+    assert pod_spec(objects)["tolerations"] == [narrower, mine]  # "Equal true" does not cover "present"
+
+
+def test_vllm_starts_as_the_openai_server_unless_a_command_is_given() -> None:
+    vllm = container(render(model(), CONFIG), "vllm")
+    assert vllm is not None
+    assert vllm["command"] == ["python3", "-m", "vllm.entrypoints.openai.api_server"]
+    vllm = container(render(model({"serving": {"command": ["vllm", "serve"]}}), CONFIG), "vllm")
+    assert vllm is not None
+    assert vllm["command"] == ["vllm", "serve"]
 
 
 def test_cpu_only_model_asks_for_no_gpu() -> None:

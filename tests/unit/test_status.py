@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from llmpack.api import LLMModel, Phase
-from llmpack.operator.status import Observed, Routes, compute, refusal, settle
-from llmpack.render.meta import IDENTITY_ANNOTATION, identity
+from llmpack.api import Download, LLMModel, Phase
+from llmpack.assess.report import Problem, Report
+from llmpack.assess.routing import Routes, refusal
+from llmpack.assess.status import Observed, compute, settle
+from llmpack.render.meta import identity
+from llmpack.wellknown import IDENTITY_ANNOTATION
 from tests.unit.factories import model
 
 BOUND = {"metadata": {"name": "qwen-model-storage"}, "status": {"phase": "Bound"}}
@@ -58,6 +61,27 @@ def test_running_downloader_is_downloading_then_starting_then_ready() -> None:
     assert phase(m, observed) == Phase.READY
     assert conditions(m, observed) == {"Ready": ("True", "Ready"), "StorageReady": ("True", "Bound"),
                                        "ModelReady": ("True", "Present"), "Available": ("True", "Serving")}
+
+
+def test_after_the_download_job_the_model_is_starting_until_ready_and_never_pending_or_downloading_again() -> None:
+    m = model()
+    done = Download(percent=100, bytes_done=10, bytes_total=10)
+    story = [
+        Observed(pvc=BOUND, job="running"),
+        Observed(pvc=BOUND, job="succeeded", download=done),  # no serving pod yet
+        Observed(pvc=BOUND, job="succeeded", download=done, pods=[pod(m, init="waiting")]),  # being scheduled
+        Observed(pvc=BOUND, job="succeeded", download=done, pods=[pod(m, init="running")]),  # confirms the weights
+        Observed(pvc=BOUND, job="succeeded", download=done, pods=[pod(m, init="done")]),
+        Observed(pvc=BOUND, job="succeeded", download=done, pods=[pod(m, ready=True)]),
+    ]
+    assert [phase(m, o) for o in story] == [Phase.DOWNLOADING, *[Phase.STARTING] * 4, Phase.READY]
+    assert [conditions(m, o)["ModelReady"][0] for o in story] == ["False", *["True"] * 5]
+
+
+def test_a_pod_that_fetches_again_after_the_job_is_downloading() -> None:
+    m = model()
+    again = Observed(pvc=BOUND, job="succeeded", download=Download(percent=40), pods=[pod(m, init="running")])
+    assert phase(m, again) == Phase.DOWNLOADING  # the volume lost its weights: the world went backwards
 
 
 def test_only_a_download_job_claims_that_no_gpu_is_held() -> None:
@@ -116,7 +140,7 @@ def test_vllm_crashing_after_start_is_degraded() -> None:
 
 def test_a_problem_outside_the_spec_is_an_error_with_its_message() -> None:
     m = model()
-    status = compute(m, Observed(pvc=BOUND, problem=("SecretMissing", "Secret hf-token not found")), None)
+    status = compute(m, Observed(pvc=BOUND, problem=Problem("SecretMissing", "Secret hf-token not found")), None)
     assert status.phase == Phase.ERROR
     assert (status.conditions[0].reason, status.conditions[0].message) == ("SecretMissing", "Secret hf-token not found")
 
@@ -149,7 +173,8 @@ def test_transition_times_move_only_when_a_condition_flips() -> None:
 
 
 def test_download_progress_is_mirrored_from_the_lease_and_the_size_kept_after() -> None:
-    from llmpack.operator.status import PROGRESS_ANNOTATION, download_progress
+    from llmpack.assess.progress import download_progress
+    from llmpack.wellknown import PROGRESS_ANNOTATION
 
     def lease(progress: object) -> dict[str, Any]:
         return {"metadata": {"annotations": {PROGRESS_ANNOTATION: json.dumps(progress)}}}
@@ -171,8 +196,10 @@ def test_download_progress_is_mirrored_from_the_lease_and_the_size_kept_after() 
 
 def test_endpoints_are_reported_only_for_routes_in_place_and_a_missing_crd_does_not_stop_serving() -> None:
     m = model()
-    routes = Routes(pool=(True, "Applied", "pool"), external=(False, "CRDMissing", "aigatewayroutes missing"),
-                    internal=(True, "Applied", "internal"), endpoints={"internal": "https://llm-internal.example.org"})
+    routes = Routes((Report("InferencePoolReady", True, "Applied", "pool"),
+                     Report("ExternalEndpointReady", False, "CRDMissing", "aigatewayroutes missing"),
+                     Report("InternalEndpointReady", True, "Applied", "internal")),
+                    endpoints={"internal": "https://llm-internal.example.org"})
     status = compute(m, Observed(pvc=BOUND, pods=[pod(m, ready=True)], routes=routes), None)
     assert status.phase == Phase.READY
     assert status.endpoints is not None
@@ -198,3 +225,19 @@ def test_a_gateway_refusal_is_found_in_either_controllers_status_shape() -> None
     assert refusal(accepted) is None
     assert refusal({}) is None
     assert refusal(None) is None
+
+
+def test_a_hostile_progress_annotation_is_ignored_not_raised() -> None:
+    from llmpack.assess.progress import download_progress
+    from llmpack.wellknown import PROGRESS_ANNOTATION
+
+    for annotation in [
+        '{"phase": "downloading", "bytes_total": Infinity, "bytes_done": 1}',
+        '{"phase": "downloading", "bytes_total": 1, "bytes_done": 1, "percent": -Infinity}',
+        '{"phase": "complete", "bytes_total": NaN}', '{"phase": "complete", "bytes_total": 1e999}',
+        '{"phase": "complete", "bytes_total": "1e99999999"}',
+        '{"phase": "complete", "bytes_total": ' + "9" * 5000 + "}",
+    ]:
+        assert download_progress({"metadata": {"annotations": {PROGRESS_ANNOTATION: annotation}}}) == (None, None)
+    huge = json.dumps({"phase": "complete", "bytes_total": 10**400})  # readable, however absurd: no overflow
+    assert download_progress({"metadata": {"annotations": {PROGRESS_ANNOTATION: huge}}})[1] is not None

@@ -1,4 +1,5 @@
-"""Admission: pure rules (rules.py) and the webhook that serves them (webhook.py)."""
+"""Admission: pure rules (rules.py), the answer to any review body (reviews.py), and the webhook's
+configuration and certificate (webhook.py)."""
 
 from llmpack.admission.rules import Finding, review
 

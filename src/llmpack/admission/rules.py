@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id  # type: ignore[attr-defined]  # public, not re-exported
@@ -18,7 +18,8 @@ from pydantic import ValidationError
 
 from llmpack.api import AccessMode, LLMModel, StorageType
 from llmpack.api.names import MAX_MODEL_NAME_LENGTH, NAME_PATTERN
-from llmpack.manifests import describe
+from llmpack.api.spec import GPU_VENDORS
+from llmpack.manifests import locate
 from llmpack.quantity import QuantityError, parse_quantity
 
 Level = Literal["error", "warning"]
@@ -155,24 +156,43 @@ def model_larger_than_pvc(new: LLMModel, old: LLMModel | None) -> Finding | None
     return None
 
 
+def gpu_type_names_no_vendor(new: LLMModel, old: LLMModel | None) -> Finding | None:
+    gpu = new.spec.resources.gpu
+    if gpu.count == 0 or gpu.known_vendor is not None:
+        return None
+    vendors = ", ".join(GPU_VENDORS)
+    return warning("spec.resources.gpu.type", f"{gpu.type!r} is not a GPU vendor ({vendors}), so the pods ask for "
+                   f"{gpu.vendor.resource} on any GPU node. type names the vendor only: to pick a GPU product, set "
+                   f"resources.gpu.product (the node's {gpu.vendor.product_label} label, e.g. NVIDIA-H100-80GB-HBM3) "
+                   "or advanced.vllm.nodeSelector")
+
+
 RULES: tuple[Rule, ...] = (
     name_fits_derived_names, repo_id_is_valid, parallelism_fits_gpus, pvc_does_not_shrink, storage_type_is_fixed,
     storage_class_is_fixed, emptydir_preload_downloads_on_every_start, emptydir_without_size_limit,
-    oci_image_by_tag, replicas_share_one_node, model_larger_than_pvc,
+    oci_image_by_tag, replicas_share_one_node, model_larger_than_pvc, gpu_type_names_no_vendor,
 )
 
 
-def _parse(body: dict[str, Any]) -> LLMModel | Finding:
+def _kind_of(value: object) -> str:
+    """A JSON value's kind, as a reader of the manifest knows it."""
+    names = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def _parse(body: object) -> LLMModel | Finding:
+    if not isinstance(body, dict):
+        return error("object", f"must be an LLMModel (a mapping), not {_kind_of(body)}")
     try:
         return LLMModel.from_body(body)
     except ValidationError as exc:
-        first = describe(exc.errors()[0])
-        field, _, message = first.partition(": ")
-        return error(field, message)
+        field, message = locate(exc.errors()[0])
+        return error(field or "object", message)
 
 
-def review(new: dict[str, Any], old: dict[str, Any] | None = None) -> list[Finding]:
-    """Every finding for a create (old None) or an update; errors first."""
+def review(new: object, old: object = None) -> list[Finding]:
+    """Every finding for a create (old None) or an update; errors first. Any JSON value is taken: what is
+    not an LLMModel is refused naming its field, or `object` when it is the whole object."""
     parsed = _parse(new)
     if isinstance(parsed, Finding):
         return [parsed]

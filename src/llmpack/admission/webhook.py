@@ -1,5 +1,5 @@
-"""The validating webhook: its verdict (pure), its configuration (pure: 5 s timeout, failurePolicy Fail,
-sideEffects None), and its serving certificate. operator/admission_server.py serves it."""
+"""The validating webhook: its configuration (pure: 5 s timeout, failurePolicy Fail, sideEffects None) and its
+serving certificate. Its answers are admission/reviews.py's; operator/admission_server.py serves them."""
 
 from __future__ import annotations
 
@@ -9,26 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from llmpack import certs
-from llmpack.admission.rules import review
 from llmpack.api import GROUP, PLURAL, VERSION
+from llmpack.wellknown import MANAGED_BY, MANAGED_BY_LABEL
 
 HANDLER_ID = "validate-llmmodel"
 CONFIGURATION_NAME = "llmpack-validating-webhook"
 WEBHOOK_NAME = f"validate.{PLURAL}.{GROUP}"
 TIMEOUT_SECONDS = 5
-
-
-def verdict(admission_review: dict[str, Any]) -> dict[str, Any]:
-    """The AdmissionReview response for a request: warnings for kubectl, every error named on denial."""
-    request = admission_review["request"]
-    findings = review(request["object"], request.get("oldObject") or None)
-    response: dict[str, Any] = {"uid": request["uid"], "allowed": True}
-    if warnings := [str(f) for f in findings if f.level == "warning"]:
-        response["warnings"] = warnings
-    if errors := [str(f) for f in findings if f.level == "error"]:
-        response["allowed"] = False
-        response["status"] = {"code": 422, "reason": "Invalid", "message": "; ".join(errors)}
-    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
 
 
 @dataclass(frozen=True)
@@ -53,7 +40,7 @@ def configuration(endpoint: Endpoint, ca_bundle: bytes) -> dict[str, Any]:
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",
-        "metadata": {"name": CONFIGURATION_NAME, "labels": {"app.kubernetes.io/managed-by": "llmpack"}},
+        "metadata": {"name": CONFIGURATION_NAME, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
         "webhooks": [{
             "name": WEBHOOK_NAME,
             "admissionReviewVersions": ["v1"],

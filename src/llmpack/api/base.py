@@ -7,7 +7,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
-from llmpack.quantity import QUANTITY_PATTERN, QuantityError, parse_quantity
+from llmpack.quantity import MAX_LENGTH, QUANTITY_PATTERN, UNIT_LIMITS, QuantityError, parse_quantity
 
 
 class ApiModel(BaseModel):
@@ -35,13 +35,20 @@ def _as_quantity(value: object) -> str:
     return str(value)
 
 
-# A Kubernetes quantity, kept in the user's spelling ("30Gi") so rendered objects read as written.
+# A Kubernetes quantity within llmpack's bounds (quantity.py), kept in the user's spelling ("30Gi") so rendered
+# objects read as written. The CRD holds the same bounds: the pattern and length for strings, the range
+# for integers (exclusive of 10**18, a float64 that the API server compares exactly: 18 digits at most).
+_INTEGER_BOUND = UNIT_LIMITS[""] + 1
 Quantity = Annotated[
     str,
     BeforeValidator(_as_quantity),
     WithJsonSchema(
         {
-            "anyOf": [{"type": "integer"}, {"type": "string", "pattern": QUANTITY_PATTERN}],
+            "anyOf": [
+                {"type": "integer", "minimum": -_INTEGER_BOUND, "exclusiveMinimum": True,
+                 "maximum": _INTEGER_BOUND, "exclusiveMaximum": True},
+                {"type": "string", "pattern": QUANTITY_PATTERN, "maxLength": MAX_LENGTH},
+            ],
             "x-kubernetes-int-or-string": True,
         }
     ),

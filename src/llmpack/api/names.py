@@ -1,14 +1,16 @@
 """Names of the objects an LLMModel owns, and the longest LLMModel name they all fit.
 
-Other tools rely on these names (DESIGN.md, "Names other tools rely on"); change none of them.
+Other tools rely on these names (the key manager, dashboards, the Serving Pack's own manifests): change
+none of them. Every renderer and the operator take a child's name from here.
 """
 
 from __future__ import annotations
 
 import hashlib
 
+EPP_SUFFIX = "-epp"
 # Suffixes of names that must be DNS-1035 labels (Services: at most 63 characters).
-LABEL_SUFFIXES = ("", "-epp")
+LABEL_SUFFIXES = ("", EPP_SUFFIX)
 LABEL_MAX = 63
 # The LLMModel name is also a label value (app.kubernetes.io/instance), so it obeys the same limit.
 MAX_MODEL_NAME_LENGTH = LABEL_MAX - max(len(s) for s in LABEL_SUFFIXES)
@@ -43,3 +45,43 @@ def download_job(model: str, identity: str) -> str:
         return f"{model}{suffix}"
     digest = hashlib.sha256(model.encode()).hexdigest()[:8]
     return f"{model[:LABEL_MAX - len(suffix) - 9].rstrip('-')}-{digest}{suffix}"
+
+
+def network_policy(model: str) -> str:
+    return f"{model}-deny-direct"
+
+
+def inference_pool(model: str) -> str:
+    return model
+
+
+def epp(model: str) -> str:
+    """The endpoint picker's ServiceAccount, Role, RoleBinding, Service and Deployment."""
+    return f"{model}{EPP_SUFFIX}"
+
+
+def epp_config(model: str) -> str:
+    return f"{epp(model)}-config"
+
+
+def route(model: str, side: str) -> str:
+    """The AIGatewayRoute of one side (external, internal), and the HTTPRoute AI Gateway generates from it."""
+    return f"{model}-{side}"
+
+
+def policy(model: str, side: str) -> str:
+    return f"{route(model, side)}-auth"
+
+
+def api_keys(model: str) -> str:
+    """The Secret a key manager fills: data key = client id, value = API key."""
+    return f"{model}-api-keys"
+
+
+def key_metadata(model: str) -> str:
+    return f"{model}-api-key-metadata"
+
+
+def key_manager_role(model: str) -> str:
+    """The key manager's Role and RoleBinding for one model's key objects."""
+    return f"{model}-key-manager"

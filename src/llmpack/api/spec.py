@@ -1,15 +1,18 @@
 """The desired state of an LLMModel (llm.nebari.dev/v1alpha1), field for field the LLM Serving Pack's API.
 
 Field names and defaults are a compatibility contract: existing manifests must apply unchanged.
-Additions lift limitations the seed documents (storage.accessMode, storage.retainOnDelete).
+Additions lift limitations the seed documents (storage.accessMode, storage.retainOnDelete) or name what
+the pack could only say through escape hatches (resources.gpu.product).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import Field, StringConstraints, model_validator
+import yaml
+from pydantic import BeforeValidator, Field, StringConstraints, WithJsonSchema, model_validator
 
 from llmpack.api.base import ApiModel, FreeObject, Quantity, nested
 from llmpack.quantity import parse_quantity
@@ -42,12 +45,16 @@ NonEmpty = Annotated[str, StringConstraints(min_length=1)]
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 SecretName = Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)]
+# A Kubernetes label value (what a nodeSelector can match), never empty.
+LabelValue = Annotated[str, StringConstraints(min_length=1, max_length=63,
+                                              pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")]
 
 
 class Storage(ApiModel):
     type: StorageType = Field(StorageType.PVC, description="pvc (default): a cache that survives restarts; "
                               "emptyDir: node disk, downloaded again on every pod start.")
-    size: Quantity | None = Field(None, description="PVC size (required for pvc); emptyDir sizeLimit when set.")
+    size: Quantity | None = Field(None, description="PVC size (required for pvc); emptyDir sizeLimit when set. "
+                                  "A quantity below 8Ei, such as 30Gi.")
     storage_class_name: str | None = Field(
         None, description="Overrides the operator default (Helm defaults.storage.storageClassName).")
     access_mode: AccessMode | None = Field(
@@ -88,16 +95,50 @@ class Model(ApiModel):
         return self.source == Source.OCI
 
 
+@dataclass(frozen=True)
+class GpuVendor:
+    """What a GPU vendor's Kubernetes stack calls things: the resource its device plugin advertises (also the
+    taint key GPU pools carry, which the pods tolerate) and the node label its discovery puts the product in."""
+
+    name: str
+    resource: str
+    product_label: str
+
+
+NVIDIA = GpuVendor("nvidia", "nvidia.com/gpu", "nvidia.com/gpu.product")  # GPU operator's feature discovery
+GPU_VENDORS: dict[str, GpuVendor] = {v.name: v for v in (
+    NVIDIA,
+    GpuVendor("amd", "amd.com/gpu", "amd.com/gpu.product-name"),  # ROCm device plugin and node labeller
+    GpuVendor("intel", "gpu.intel.com/i915", "gpu.intel.com/product"),  # Intel device plugin, NFD rules
+)}
+
+
 class Gpu(ApiModel):
-    count: int = Field(1, ge=0, description="GPUs per replica (nvidia.com/gpu); 0 for CPU-only.")
-    type: NonEmpty | None = Field(
-        None, description="GPU product; pods are placed on nodes labelled nvidia.com/gpu.product=<type>.")
+    count: int = Field(1, ge=0, description="GPUs per replica; 0 for CPU-only.")
+    # The pack's type: any string, defaulting to nvidia. We never refuse a value (manifests must apply
+    # unchanged); one that is not a known vendor asks for NVIDIA GPUs and gets an admission warning.
+    type: str = Field("nvidia", description="GPU vendor: nvidia (default; nvidia.com/gpu), amd (amd.com/gpu) or "
+                      "intel (gpu.intel.com/i915). Any other value asks for nvidia.com/gpu.")
+    product: LabelValue | None = Field(
+        None, description="GPU product: pods go only to nodes whose vendor product label has this value, e.g. "
+        "NVIDIA-H100-80GB-HBM3 (nvidia.com/gpu.product).")
+
+    @property
+    def known_vendor(self) -> GpuVendor | None:
+        """The vendor `type` names (case-insensitively; empty means nvidia), or None when it names none."""
+        return GPU_VENDORS.get(self.type.strip().lower() or NVIDIA.name)
+
+    @property
+    def vendor(self) -> GpuVendor:
+        return self.known_vendor or NVIDIA
 
 
 class Resources(ApiModel):
     gpu: Gpu = nested(Gpu, "GPUs per replica.")
-    requests: dict[str, Quantity] = Field(default_factory=dict, description="Extra container requests.")
-    limits: dict[str, Quantity] = Field(default_factory=dict, description="Extra container limits.")
+    requests: dict[str, Quantity] = Field(default_factory=dict,
+                                          description="Extra container requests (quantities below 8Ei).")
+    limits: dict[str, Quantity] = Field(default_factory=dict,
+                                        description="Extra container limits (quantities below 8Ei).")
 
 
 class Monitoring(ApiModel):
@@ -144,8 +185,34 @@ class Vllm(ApiModel):
     affinity: FreeObject | None = None
 
 
+def _scheduler_config(value: object) -> object:
+    text_holds_a_mapping = isinstance(value, str) and isinstance(_yaml_or_none(value), dict)
+    if value is None or isinstance(value, dict) or text_holds_a_mapping:
+        return value
+    raise ValueError("must be an EndpointPickerConfig: an object (kind, plugins, schedulingProfiles), or the "
+                     "same written as YAML text")
+
+
+def _yaml_or_none(text: str) -> object:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+
+
+# The pack's schedulerConfig is schemaless: an EndpointPickerConfig object. YAML text holding one is also
+# taken, as llmpack documented it first; anything else is refused with a message naming the field.
+SchedulerConfig = Annotated[
+    str | dict[str, Any] | None,
+    BeforeValidator(_scheduler_config),
+    WithJsonSchema({"x-kubernetes-preserve-unknown-fields": True,
+                    "description": "The endpoint picker's EndpointPickerConfig: an object, or the same as YAML "
+                    "text; unset = a single max-score profile."}),
+]
+
+
 class InferencePool(ApiModel):
-    scheduler_config: str | None = None
+    scheduler_config: SchedulerConfig = None
 
 
 class Advanced(ApiModel):

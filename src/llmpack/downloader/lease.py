@@ -29,8 +29,8 @@ from lightkube.resources.coordination_v1 import Lease
 
 from llmpack.downloader.errors import LockLostError, NetworkError
 from llmpack.downloader.lock import Holdable, Owner, holder_name
+from llmpack.wellknown import PROGRESS_ANNOTATION
 
-PROGRESS_ANNOTATION = "llm.nebari.dev/download-progress"
 DURATION = 15
 RENEW_EVERY = 5.0
 

@@ -1,1 +1,2 @@
-"""The imperative shell: watch LLMModels and their children, apply what render() wants, report status."""
+"""The imperative shell: watch LLMModels and their children, gather the facts, apply what render() and the
+routing plan want, report what assess/ makes of it. Every decision is made by pure code elsewhere."""

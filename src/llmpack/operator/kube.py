@@ -3,39 +3,69 @@
 from __future__ import annotations
 
 import datetime
+import functools
 from typing import Any
 
 from lightkube import AsyncClient, codecs
 from lightkube.core.exceptions import ApiError
-from lightkube.generic_resource import create_namespaced_resource
+from lightkube.generic_resource import (
+    GenericGlobalResource,
+    GenericNamespacedResource,
+    create_api_info,
+    create_namespaced_resource,
+)
 from lightkube.models.core_v1 import EventSource, ObjectReference
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Event, Secret
 from lightkube.types import PatchType
 
+from llmpack import kinds
 from llmpack.api import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from llmpack.config import FIELD_MANAGER
+from llmpack.operator.errors import Failure, classify
+
+
+def _resource(kind: kinds.Kind) -> Any:
+    return create_namespaced_resource(kind.group, kind.version, kind.kind, kind.plural)
+
 
 LLMModelResource = create_namespaced_resource(GROUP, VERSION, KIND, PLURAL)
 # Registered so that codecs.from_dict knows the third-party kinds we apply.
-InferencePoolResource = create_namespaced_resource("inference.networking.k8s.io", "v1", "InferencePool",
-                                                   "inferencepools")
-AIGatewayRouteResource = create_namespaced_resource("aigateway.envoyproxy.io", "v1alpha1", "AIGatewayRoute",
-                                                    "aigatewayroutes")
-SecurityPolicyResource = create_namespaced_resource("gateway.envoyproxy.io", "v1alpha1", "SecurityPolicy",
-                                                    "securitypolicies")
-GatewayResource = create_namespaced_resource("gateway.networking.k8s.io", "v1", "Gateway", "gateways")
+InferencePoolResource = _resource(kinds.INFERENCE_POOL)
+AIGatewayRouteResource = _resource(kinds.AI_GATEWAY_ROUTE)
+SecurityPolicyResource = _resource(kinds.SECURITY_POLICY)
+GatewayResource = _resource(kinds.GATEWAY)
 
 
 def now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# Plurals of the kinds we apply, for requests that send and receive plain dicts.
+_PLURALS = {kind.kind: kind.plural for kind in (*kinds.CHILDREN, kinds.GATEWAY)} | {
+    "Secret": "secrets", "ValidatingWebhookConfiguration": "validatingwebhookconfigurations"}
+
+
+@functools.cache
+def _plain(api_version: str, kind: str, namespaced: bool) -> Any:
+    """A lightkube resource whose objects are plain dicts, not registered (so `codecs` keeps its typed models):
+    an apply then encodes our dict once and decodes the answer once, with no typed model in between."""
+    group, _, version = api_version.rpartition("/")
+    base = GenericNamespacedResource if namespaced else GenericGlobalResource
+    return type(kind, (base,), {"_api_info": create_api_info(group, version, kind, _PLURALS[kind])})
+
+
 async def apply(client: AsyncClient, obj: dict[str, Any]) -> dict[str, Any]:
     """Server-side apply with our fixed field manager; force, because these fields are ours. Returns the
     object as the server now holds it."""
-    applied = await client.apply(codecs.from_dict(obj), field_manager=FIELD_MANAGER, force=True)
-    return dict(applied.to_dict())  # type: ignore[no-untyped-call]
+    meta = obj["metadata"]
+    if obj["kind"] not in _PLURALS:
+        applied = await client.apply(codecs.from_dict(obj), field_manager=FIELD_MANAGER, force=True)
+        return dict(applied.to_dict())  # type: ignore[no-untyped-call]
+    resource = _plain(obj["apiVersion"], obj["kind"], "namespace" in meta)
+    answer = await client.patch(resource, meta["name"], obj, namespace=meta.get("namespace"),
+                                patch_type=PatchType.APPLY, field_manager=FIELD_MANAGER, force=True)
+    return dict(answer)
 
 
 async def create(client: AsyncClient, obj: dict[str, Any]) -> bool:
@@ -43,7 +73,7 @@ async def create(client: AsyncClient, obj: dict[str, Any]) -> bool:
     try:
         await client.create(codecs.from_dict(obj))
     except ApiError as exc:
-        if exc.status.code == 409:
+        if classify(exc) is Failure.CONFLICT:
             return False
         raise
     return True
@@ -56,7 +86,7 @@ async def delete(client: AsyncClient, obj: dict[str, Any]) -> None:
     try:
         await client.delete(resource, meta["name"], namespace=meta.get("namespace"))
     except ApiError as exc:
-        if exc.status.code != 404:
+        if classify(exc) is not Failure.MISSING:
             raise
 
 
@@ -72,10 +102,10 @@ async def secret_problem(client: AsyncClient, namespace: str, name: str, key: st
     try:
         secret = await client.get(Secret, name, namespace=namespace)
     except ApiError as exc:
-        if exc.status.code == 404:
+        if classify(exc) is Failure.MISSING:
             return (f"Secret {name} not found in namespace {namespace}: create it with `kubectl create secret "
                     f"generic {name} -n {namespace} --from-literal={key}=hf_...`")
-        if exc.status.code == 403:
+        if classify(exc) is Failure.REFUSED:
             return f"the operator may not read Secret {namespace}/{name}: check its RBAC"
         raise
     if key not in (secret.data or {}) and key not in (secret.stringData or {}):

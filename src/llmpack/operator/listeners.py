@@ -11,8 +11,9 @@ from typing import Any
 from lightkube import AsyncClient, codecs
 from lightkube.core.exceptions import ApiError
 
+from llmpack.assess.diff import holds
 from llmpack.config import Config
-from llmpack.operator.diff import holds
+from llmpack.operator.errors import Failure, classify
 from llmpack.operator.kube import GatewayResource
 from llmpack.render.listeners import FIELD_MANAGER, gateway_patches
 
@@ -27,7 +28,7 @@ async def ensure(client: AsyncClient, patch: dict[str, Any]) -> str | None:
     try:
         current = await client.get(GatewayResource, meta["name"], namespace=meta["namespace"])
     except ApiError as exc:
-        if exc.status.code == 404:
+        if classify(exc) is Failure.MISSING:
             return f"{where} not found: create it (see docs/routing.md) or set routing.externalGateway/internalGateway"
         return f"{where} cannot be read: {exc.status.message}"
     by_name = {item.get("name"): item for item in (current.spec or {}).get("listeners", [])}

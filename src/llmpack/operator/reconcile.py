@@ -1,4 +1,5 @@
-"""One idempotent pass for one model: apply what differs, then report the truth.
+"""One idempotent pass for one model, read top to bottom: gather the facts once, decide what the cluster
+should hold (render, plan), apply what differs, then report the truth.
 
 Every event for a model or one of its children leads here. The pass reads only the Store (kept by
 watches), applies only objects the cluster does not already hold, and writes status only when it
@@ -10,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from lightkube import AsyncClient
@@ -17,18 +19,24 @@ from lightkube.core.exceptions import ApiError
 from pydantic import ValidationError
 
 from llmpack.api import Condition, ConditionStatus, LLMModel, LLMModelStatus, Phase, names
+from llmpack.assess.progress import download_progress
+from llmpack.assess.report import Problem
+from llmpack.assess.status import Observed, compute, job_state, ready_replicas, settle
 from llmpack.config import Config
+from llmpack.kinds import THIRD_PARTY
 from llmpack.manifests import describe
 from llmpack.operator import kube
-from llmpack.operator.diff import holds
-from llmpack.operator.guards import Problem, pvc_problem
+from llmpack.operator.apply import apply_what_differs
+from llmpack.operator.errors import Failure, classify
+from llmpack.operator.keys import ApiKeys
 from llmpack.operator.routes import Router
-from llmpack.operator.status import Observed, compute, download_progress, job_state, ready_replicas, settle
 from llmpack.operator.store import Key, Store
-from llmpack.render import download_job, render
+from llmpack.render import Facts, download_job, plan, render
+from llmpack.render.plan import reads_keys
+from llmpack.wellknown import HF_TOKEN_KEY
 
 log = logging.getLogger("llmpack.reconcile")
-TOKEN_KEY = "HF_TOKEN"
+Stamp = tuple[str | None, int | None]  # (uid, generation)
 SECRET_OK_FOR = 60.0
 
 
@@ -36,12 +44,40 @@ class Reconciler:
     def __init__(self, client: AsyncClient, store: Store, config: Config,
                  wake: Callable[[Key], None] = lambda key: None) -> None:
         self.client, self.store, self.config = client, store, config
-        self.router = Router(client, store, config, self._apply, wake)
+        self.keys = ApiKeys(client, store, wake)
+        self.router = Router(client, store, self.keys)
         # Secrets we found usable, and when: pod events wake a model often, and a Secret that was fine a
         # minute ago need not be fetched again for each of them. Problems are never remembered.
         self._secrets_ok: dict[tuple[str, str], float] = {}
         # Namespaces the API server told us are being deleted, and when (UTC): their models go with them.
         self._terminating: dict[str, str] = {}
+        # Each model's spec parsed and rendered once per generation: most passes are woken by a child's status.
+        self._parsed: dict[Key, tuple[Stamp, LLMModel]] = {}
+        self._rendered: dict[Key, tuple[tuple[Stamp, bool, bool], list[dict[str, Any]]]] = {}
+
+    def forget(self, key: Key) -> None:
+        """The model is gone: drop what was remembered of it."""
+        self.keys.forget(key)
+        self._parsed.pop(key, None)
+        self._rendered.pop(key, None)
+
+    def _model(self, key: Key, body: dict[str, Any]) -> LLMModel:
+        """The spec as parsed for this generation (raises pydantic.ValidationError); its status is not read."""
+        meta = body["metadata"]
+        stamp = (meta.get("uid"), meta.get("generation"))
+        if (cached := self._parsed.get(key)) is not None and cached[0] == stamp and stamp[1] is not None:
+            return cached[1]
+        model = LLMModel.from_body({k: v for k, v in body.items() if k != "status"})
+        self._parsed[key] = (stamp, model)
+        return model
+
+    def _render(self, key: Key, model: LLMModel, hold: bool, weights_ready: bool) -> list[dict[str, Any]]:
+        stamp = ((model.metadata.uid, model.metadata.generation), hold, weights_ready)
+        if (cached := self._rendered.get(key)) is not None and cached[0] == stamp:
+            return cached[1]
+        desired = render(model, self.config, hold=hold, weights_ready=weights_ready)
+        self._rendered[key] = (stamp, desired)
+        return desired
 
     async def reconcile(self, key: Key) -> bool:
         """Returns True when the model should be retried with back-off (it could not progress)."""
@@ -50,7 +86,7 @@ class Reconciler:
         try:
             return await self._reconcile(key)
         except ApiError as exc:
-            if _namespace_terminating(exc):
+            if classify(exc) is Failure.TERMINATING:
                 self._terminating[key[0]] = kube.now()
                 return False  # the namespace is going away, and the model with it: nothing to do
             raise
@@ -72,22 +108,29 @@ class Reconciler:
         if body is None or body["metadata"].get("deletionTimestamp"):
             return False  # owner references let the garbage collector remove the children
         try:
-            model = LLMModel.from_body(body)
+            model = self._model(key, body)
         except ValidationError as exc:
             # The CRD admitted it but our models do not: report rather than guess.
-            invalid = ("InvalidSpec", f"{describe(exc.errors()[0])}; fix the manifest and apply it again")
+            invalid = Problem("InvalidSpec", f"{describe(exc.errors()[0])}; fix the manifest and apply it again")
             await self._report(body, None, Observed(problem=invalid))
             return False
+        # Gather: what the spec alone does not say.
         blocked = await self._external_problem(model)
-        name = download_job.job_name(model)
-        job = job_state(self.store.child(key, "Job", name))
+        job_name = download_job.job_name(model)
+        job = job_state(self.store.child(key, "Job", job_name))
         if job == "failed":
-            blocked = blocked or ("DownloadFailed", f"the download Job {name} failed: see `kubectl logs job/{name}`; "
-                                  "fix the cause (token, revision, space), then delete the Job to try again")
-        desired = render(model, self.config, hold=blocked is not None, weights_ready=job == "succeeded")
-        problem = await self._apply(key, desired) or blocked
+            blocked = blocked or Problem("DownloadFailed", f"the download Job {job_name} failed: see `kubectl logs "
+                                         f"job/{job_name}`; fix the cause (token, revision, space), then delete the "
+                                         "Job to try again")
         pods = self.store.of_kind(key, "Pod")
-        routes = await self.router.route(key, model, ready_replicas(model, pods))
+        facts = await self._facts(key, model, pods)
+        # Decide.
+        desired = self._render(key, model, blocked is not None, job == "succeeded")
+        routing = plan(model, self.config, facts)
+        # Act.
+        problem = await apply_what_differs(self.client, self.store, key, desired) or blocked
+        routes = await self.router.walk(key, routing)
+        # Report.
         download, size = download_progress(self.store.child(key, "Lease", names.download_lease(model.name)))
         observed = Observed(
             pvc=next(iter(self.store.of_kind(key, "PersistentVolumeClaim")), None),
@@ -101,6 +144,18 @@ class Reconciler:
         await self._report(body, model, observed)
         return problem is not None
 
+    async def _facts(self, key: Key, model: LLMModel, pods: list[dict[str, Any]]) -> Facts:
+        """What the routing plan needs to know about the cluster; the key Secret is read only when its group
+        would be open."""
+        crds = frozenset(kind.crd for kind in THIRD_PARTY if kind.crd in self.store.crds)
+        key_metadata = self.store.child(key, "ConfigMap", names.key_metadata(model.name)) or {}
+        facts = Facts(crds=crds, ready=ready_replicas(model, pods),
+                      key_metadata_uid=(key_metadata.get("metadata") or {}).get("uid"))
+        if reads_keys(model, self.config, facts):
+            client_ids, unreadable = await self.keys.client_ids(key)
+            facts = replace(facts, client_ids=client_ids, keys_unreadable=unreadable)
+        return replace(facts, key_secrets=self.keys.secrets(key[0]))
+
     async def _external_problem(self, model: LLMModel) -> Problem | None:
         """What outside the spec stops this model: today, the token Secret of a gated model."""
         m = model.spec.model
@@ -110,35 +165,12 @@ class Reconciler:
         key = (model.namespace, m.auth_secret_name)
         if time.monotonic() - self._secrets_ok.get(key, -SECRET_OK_FOR) < SECRET_OK_FOR:
             return None
-        message = await kube.secret_problem(self.client, model.namespace, m.auth_secret_name, TOKEN_KEY)
+        message = await kube.secret_problem(self.client, model.namespace, m.auth_secret_name, HF_TOKEN_KEY)
         if message:
             self._secrets_ok.pop(key, None)
-            return ("SecretMissing", message)
+            return Problem("SecretMissing", message)
         self._secrets_ok[key] = time.monotonic()
         return None
-
-    async def _apply(self, key: Key, desired: list[dict[str, Any]]) -> Problem | None:
-        problem: Problem | None = None
-        for obj in desired:
-            kind, name = obj["kind"], obj["metadata"]["name"]
-            observed = self.store.child(key, kind, name)
-            if kind == "PersistentVolumeClaim" and (refused := pvc_problem(obj, observed)):
-                problem = problem or refused
-                continue
-            if observed is not None and holds(observed, obj):
-                continue
-            try:
-                # Remember what the server answered: until its watch delivers the object (a kind whose CRD
-                # was just installed may take a while), the next pass must not apply it again.
-                self.store.put_child(kind, await kube.apply(self.client, obj))
-            except ApiError as exc:
-                if _namespace_terminating(exc):
-                    raise  # not a refusal of the spec: reconcile() leaves the namespace's models alone
-                if exc.status.code in (400, 403, 422):  # the server refuses this spec: retrying will not help
-                    problem = problem or ("ApplyFailed", f"{kind} {name} was refused: {exc.status.message}")
-                else:
-                    raise
-        return problem
 
     async def _report(self, body: dict[str, Any], model: LLMModel | None, observed: Observed) -> None:
         meta = body["metadata"]
@@ -146,17 +178,18 @@ class Reconciler:
         if model is not None:
             status = compute(model, observed, previous)
         else:
-            reason, message = observed.problem or ("InvalidSpec", "")
+            problem = observed.problem or Problem("InvalidSpec", "")
             status = LLMModelStatus(phase=Phase.ERROR, observed_generation=meta.get("generation"),
-                                    conditions=[_error_condition(reason, message)])
+                                    conditions=[_error_condition(problem)])
         status = settle(status, previous, kube.now(), meta.get("generation"))
         if previous is not None and status.wire() == previous.wire():
             return
         await kube.apply_status(self.client, meta["namespace"], meta["name"], status.wire())
         if previous is None or previous.phase != status.phase:
             ready = status.conditions[0]
-            log.info("%s/%s: %s -> %s (%s)", meta["namespace"], meta["name"],
-                     previous.phase if previous else "new", status.phase, ready.message)
+            where = f"{meta['namespace']}/{meta['name']}"
+            log.info("%s: %s -> %s (%s: %s)", where, previous.phase if previous else "new", status.phase,
+                     ready.reason, ready.message, extra={"model": where})
             warning = status.phase in (Phase.ERROR, Phase.DEGRADED)
             try:
                 await kube.record_event(self.client, body, "Warning" if warning else "Normal",
@@ -165,12 +198,8 @@ class Reconciler:
                 log.debug("%s/%s: event not recorded: %s", meta["namespace"], meta["name"], exc.status.message)
 
 
-def _namespace_terminating(exc: ApiError) -> bool:
-    return exc.status.code == 403 and "being terminated" in (exc.status.message or "")
-
-
-def _error_condition(reason: str, message: str) -> Condition:
-    return Condition(type="Ready", status=ConditionStatus.FALSE, reason=reason, message=message)
+def _error_condition(problem: Problem) -> Condition:
+    return Condition(type="Ready", status=ConditionStatus.FALSE, reason=problem.reason, message=problem.message)
 
 
 def _parse_status(raw: Any) -> LLMModelStatus | None:

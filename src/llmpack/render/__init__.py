@@ -1,13 +1,14 @@
-"""Pure functions from (LLMModel, Config) to the Kubernetes objects that should exist for it."""
+"""Pure functions from (LLMModel, Config) to the Kubernetes objects that should exist for it: `render` for
+the model's own objects, `plan` (render/plan.py) for what routing adds as the cluster allows."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from llmpack.api import LLMModel
 from llmpack.config import Config
-from llmpack.render import auth, coordination, download_job, routing, serving
+from llmpack.render import auth, coordination, download_job, serving
+from llmpack.render.plan import Facts, Plan, offline_facts, plan
 from llmpack.render.storage import StorageLayout, build_storage
 
 
@@ -33,20 +34,4 @@ def render(model: LLMModel, config: Config, *, hold: bool = False, weights_ready
     return objects
 
 
-def routed(model: LLMModel, config: Config, *, credential_secrets: Sequence[str] | None = None,
-           client_ids: Sequence[str] = ()) -> list[dict[str, Any]]:
-    """What routing adds once a replica is Ready and every CRD is installed, policies before their routes.
-
-    `credential_secrets` defaults to the model's own key Secret (siblings are known only in a cluster).
-    """
-    objects = routing.routing(model, config)
-    secrets = [auth.api_keys_secret(model.name)] if credential_secrets is None else list(credential_secrets)
-    sides: tuple[auth.Side, ...] = ("external", "internal")
-    for side in (side for side in sides if auth.served(model, config, side)):
-        if side == "external":
-            objects += auth.api_key_objects(model)
-        objects += [auth.policy(model, config, side, secrets, client_ids), auth.route(model, config, side)]
-    return objects
-
-
-__all__ = ["StorageLayout", "build_storage", "render", "routed"]
+__all__ = ["Facts", "Plan", "StorageLayout", "build_storage", "offline_facts", "plan", "render"]

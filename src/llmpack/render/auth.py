@@ -2,9 +2,10 @@
 Gateway SecurityPolicies (API keys outside, OIDC groups inside), the API-key Secret a key manager fills,
 and a NetworkPolicy that keeps everyone else off the vLLM pods.
 
-Names are the LLM Serving Pack's: AIGatewayRoute `<m>-external` / `<m>-internal`, SecurityPolicy
-`<m>-external-auth` / `<m>-internal-auth` (each on the HTTPRoute that AI Gateway generates under the
-route's name), Secret `<m>-api-keys`, ConfigMap `<m>-api-key-metadata`, NetworkPolicy `<m>-deny-direct`.
+Names are the LLM Serving Pack's (api/names.py): AIGatewayRoute `<m>-external` / `<m>-internal`,
+SecurityPolicy `<m>-external-auth` / `<m>-internal-auth` (each on the HTTPRoute that AI Gateway generates
+under the route's name), Secret `<m>-api-keys`, ConfigMap `<m>-api-key-metadata`, NetworkPolicy
+`<m>-deny-direct`. Which of them a model gets, and when, is the routing plan's decision (render/plan.py).
 """
 
 from __future__ import annotations
@@ -14,20 +15,17 @@ import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from llmpack.api import LLMModel
+from llmpack.api import LLMModel, names
 from llmpack.config import Config
+from llmpack.kinds import AI_GATEWAY_ROUTE, GATEWAY, GATEWAY_API_GROUP, INFERENCE_POOL, SECURITY_POLICY
 from llmpack.render.meta import metadata, selector_labels
-from llmpack.render.routing import POOL_GROUP
 from llmpack.render.serving import PORT
+from llmpack.wellknown import MODEL_NAME_LABEL
 
 Side = Literal["external", "internal"]
-ROUTE_GROUP = "aigateway.envoyproxy.io"
-ROUTE_CRD = f"aigatewayroutes.{ROUTE_GROUP}"
-POLICY_GROUP = "gateway.envoyproxy.io"
-POLICY_CRD = f"securitypolicies.{POLICY_GROUP}"
+SIDES: tuple[Side, ...] = ("external", "internal")
 MODEL_HEADER = "x-ai-eg-model"
 CLIENT_ID_HEADER = "x-llm-client-id"
-MODEL_NAME_LABEL = "llm.nebari.dev/model-name"  # the key manager finds a model's key objects by it
 LISTENERS: dict[Side, str] = {"external": "llm-https", "internal": "llm-internal-https"}
 HOST_PREFIX: dict[Side, str] = {"external": "llm", "internal": "llm-internal"}
 OIDC_PROVIDER = "oidc"
@@ -50,22 +48,6 @@ def gateway_duration(text: str) -> str:
     return "".join(parts) or "0s"
 
 
-def route_name(model: LLMModel, side: Side) -> str:
-    return f"{model.name}-{side}"
-
-
-def policy_name(model: LLMModel, side: Side) -> str:
-    return f"{route_name(model, side)}-auth"
-
-
-def api_keys_secret(model_name: str) -> str:
-    return f"{model_name}-api-keys"
-
-
-def key_metadata_name(model_name: str) -> str:
-    return f"{model_name}-api-key-metadata"
-
-
 def hostname(config: Config, side: Side) -> str | None:
     return f"{HOST_PREFIX[side]}.{config.base_domain}" if config.base_domain else None
 
@@ -73,12 +55,6 @@ def hostname(config: Config, side: Side) -> str | None:
 def enabled(model: LLMModel, side: Side) -> bool:
     endpoints = model.spec.endpoints
     return (endpoints.external if side == "external" else endpoints.internal).enabled
-
-
-def served(model: LLMModel, config: Config, side: Side) -> bool:
-    """Whether this side gets a policy and a route: enabled, and for the internal side an OIDC issuer
-    (its route is never applied without its policy)."""
-    return enabled(model, side) and (side == "external" or bool(config.oidc_issuer))
 
 
 def policy(model: LLMModel, config: Config, side: Side, credential_secrets: Sequence[str] = (),
@@ -98,16 +74,17 @@ def gateway(config: Config, side: Side) -> tuple[str, str]:
 def route(model: LLMModel, config: Config, side: Side) -> dict[str, Any]:
     namespace, name = gateway(config, side)
     return {
-        "apiVersion": f"{ROUTE_GROUP}/v1alpha1",
-        "kind": "AIGatewayRoute",
-        "metadata": metadata(model, route_name(model, side)),
+        "apiVersion": AI_GATEWAY_ROUTE.api_version,
+        "kind": AI_GATEWAY_ROUTE.kind,
+        "metadata": metadata(model, names.route(model.name, side)),
         "spec": {
-            "parentRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": name,
+            "parentRefs": [{"group": GATEWAY.group, "kind": GATEWAY.kind, "name": name,
                             "namespace": namespace, "sectionName": LISTENERS[side]}],
             # Only the model header: AI Gateway v0.5 fails to register a rule with any other match.
             "rules": [{
                 "matches": [{"headers": [{"type": "Exact", "name": MODEL_HEADER, "value": model.spec.model.name}]}],
-                "backendRefs": [{"group": POOL_GROUP, "kind": "InferencePool", "name": model.name}],
+                "backendRefs": [{"group": INFERENCE_POOL.group, "kind": INFERENCE_POOL.kind,
+                                 "name": names.inference_pool(model.name)}],
                 "timeouts": {"request": gateway_duration(model.spec.endpoints.request_timeout)},
             }],
         },
@@ -116,11 +93,11 @@ def route(model: LLMModel, config: Config, side: Side) -> dict[str, Any]:
 
 def _policy(model: LLMModel, side: Side, spec: dict[str, Any]) -> dict[str, Any]:
     return {
-        "apiVersion": f"{POLICY_GROUP}/v1alpha1",
-        "kind": "SecurityPolicy",
-        "metadata": metadata(model, policy_name(model, side)),
-        "spec": {"targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute",
-                                 "name": route_name(model, side)}], **spec},
+        "apiVersion": SECURITY_POLICY.api_version,
+        "kind": SECURITY_POLICY.kind,
+        "metadata": metadata(model, names.policy(model.name, side)),
+        "spec": {"targetRefs": [{"group": GATEWAY_API_GROUP, "kind": "HTTPRoute",
+                                 "name": names.route(model.name, side)}], **spec},
     }
 
 
@@ -165,16 +142,27 @@ def internal_policy(model: LLMModel, config: Config) -> dict[str, Any]:
     return _policy(model, "internal", spec)
 
 
-def api_key_objects(model: LLMModel) -> list[dict[str, Any]]:
-    """Created empty for a key manager to fill; the operator never writes their data."""
-    def meta(name: str) -> dict[str, Any]:
-        base = metadata(model, name)
-        return {**base, "labels": {**base["labels"], MODEL_NAME_LABEL: model.name}}
+def key_object_metadata(model: LLMModel, name: str, *, owned: bool = True) -> dict[str, Any]:
+    """Labelled for the key manager, which finds a model's key objects by MODEL_NAME_LABEL."""
+    base = metadata(model, name, owned=owned)
+    return {**base, "labels": {**base["labels"], MODEL_NAME_LABEL: model.name}}
 
-    return [
-        {"apiVersion": "v1", "kind": "Secret", "metadata": meta(api_keys_secret(model.name)), "type": "Opaque"},
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(key_metadata_name(model.name))},
-    ]
+
+def key_secret(model: LLMModel, *, owned: bool = True) -> dict[str, Any]:
+    """Created empty for a key manager to fill (data key = client id, value = API key); never written after."""
+    return {"apiVersion": "v1", "kind": "Secret",
+            "metadata": key_object_metadata(model, names.api_keys(model.name), owned=owned), "type": "Opaque"}
+
+
+def key_metadata(model: LLMModel, *, owned: bool = True) -> dict[str, Any]:
+    """Created empty for a key manager to describe its keys in; the operator never writes its data."""
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": key_object_metadata(model, names.key_metadata(model.name), owned=owned)}
+
+
+def api_key_objects(model: LLMModel) -> list[dict[str, Any]]:
+    """The key objects owned by the model (no key manager to retire them)."""
+    return [key_secret(model), key_metadata(model)]
 
 
 def network_policy(model: LLMModel, config: Config) -> dict[str, Any]:
@@ -187,7 +175,7 @@ def network_policy(model: LLMModel, config: Config) -> dict[str, Any]:
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": metadata(model, f"{model.name}-deny-direct"),
+        "metadata": metadata(model, names.network_policy(model.name)),
         "spec": {
             "podSelector": {"matchLabels": selector_labels(model)},
             "policyTypes": ["Ingress"],

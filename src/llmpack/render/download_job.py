@@ -11,6 +11,7 @@ from typing import Any
 
 from llmpack.api import LLMModel, StorageType, names
 from llmpack.config import Config
+from llmpack.render import security
 from llmpack.render.meta import identity, labels, metadata
 from llmpack.render.storage import StorageLayout, downloader
 
@@ -46,9 +47,7 @@ def job(model: LLMModel, config: Config, layout: StorageLayout) -> dict[str, Any
                 "spec": {
                     "restartPolicy": "OnFailure",
                     "serviceAccountName": names.service_account(model.name),
-                    "securityContext": {"runAsNonRoot": True, "fsGroup": config.fs_group,
-                                        "fsGroupChangePolicy": "OnRootMismatch",
-                                        "seccompProfile": {"type": "RuntimeDefault"}},
+                    "securityContext": security.pod(config.fs_group),
                     "containers": [container],
                     "volumes": list(layout.volumes),  # the PVC, and the API token for the Lease
                 },

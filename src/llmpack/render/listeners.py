@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from llmpack.config import Config
-from llmpack.render.auth import LISTENERS, Side, gateway, hostname
+from llmpack.kinds import GATEWAY
+from llmpack.render.auth import LISTENERS, SIDES, Side, gateway, hostname
 
 FIELD_MANAGER = "llmpack-listeners"
 HTTPS_PORT = 443
@@ -32,8 +33,8 @@ def gateway_patches(config: Config) -> list[dict[str, Any]]:
     if not config.base_domain:
         raise ValueError("routing.baseDomain is required to manage listeners (their hostnames derive from it)")
     by_gateway: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for side in ("external", "internal"):
+    for side in SIDES:
         by_gateway.setdefault(gateway(config, side), []).append(listener(config, side))
-    return [{"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+    return [{"apiVersion": GATEWAY.api_version, "kind": GATEWAY.kind,
              "metadata": {"name": name, "namespace": namespace}, "spec": {"listeners": listeners}}
             for (namespace, name), listeners in sorted(by_gateway.items())]

@@ -7,10 +7,7 @@ import json
 from typing import Any
 
 from llmpack.api import API_VERSION, KIND, LLMModel
-
-MANAGED_BY = "llmpack"
-MODEL_LABEL = "llm.nebari.dev/model"
-IDENTITY_ANNOTATION = "llm.nebari.dev/model-identity"
+from llmpack.wellknown import MANAGED_BY, MANAGED_BY_LABEL, MODEL_LABEL
 
 
 def selector_labels(model: LLMModel) -> dict[str, str]:
@@ -20,7 +17,7 @@ def selector_labels(model: LLMModel) -> dict[str, str]:
 
 def labels(model: LLMModel) -> dict[str, str]:
     return {
-        "app.kubernetes.io/managed-by": MANAGED_BY,
+        MANAGED_BY_LABEL: MANAGED_BY,
         **selector_labels(model),
         MODEL_LABEL: model.name,
     }

@@ -1,5 +1,5 @@
 """What routes requests to a model's vLLM pods by load: a Gateway API Inference Extension InferencePool and
-its endpoint picker (EPP, the llm-d inference scheduler). Rendered once a replica is Ready.
+its endpoint picker (EPP, the llm-d inference scheduler). Applied once a replica is Ready (render/plan.py).
 
 Names and fields are the LLM Serving Pack's: InferencePool `<m>`, EPP `<m>-epp` (ServiceAccount, Role,
 RoleBinding, Service, Deployment) and ConfigMap `<m>-epp-config`. The pool selects the vLLM pods by
@@ -12,26 +12,22 @@ from typing import Any
 
 import yaml
 
-from llmpack.api import LLMModel
+from llmpack.api import LLMModel, names
 from llmpack.config import Config
+from llmpack.kinds import INFERENCE_POOL, INFERENCE_X_GROUP
+from llmpack.render import security
 from llmpack.render.meta import labels, metadata, selector_labels
 from llmpack.render.serving import PORT
 
-POOL_GROUP = "inference.networking.k8s.io"
-POOL_CRD = f"inferencepools.{POOL_GROUP}"
 GRPC_PORT, HEALTH_PORT, METRICS_PORT = 9002, 9003, 9090
 CONFIG_KEY = "epp-config.yaml"
 CONFIG_DIR = "/etc/epp"
-DEFAULT_SCHEDULER = {
-    "apiVersion": "inference.networking.x-k8s.io/v1alpha1",
+DEFAULT_SCHEDULER = yaml.safe_dump({
+    "apiVersion": f"{INFERENCE_X_GROUP}/v1alpha1",
     "kind": "EndpointPickerConfig",
     "plugins": [{"type": "single-profile-handler"}, {"type": "max-score-picker"}],
     "schedulingProfiles": [{"name": "default", "plugins": [{"pluginRef": "max-score-picker"}]}],
-}
-
-
-def epp_name(model: LLMModel) -> str:
-    return f"{model.name}-epp"
+}, sort_keys=False)
 
 
 def _epp_labels(model: LLMModel) -> dict[str, str]:
@@ -48,13 +44,13 @@ def _epp_metadata(model: LLMModel, name: str) -> dict[str, Any]:
 
 def inference_pool(model: LLMModel) -> dict[str, Any]:
     return {
-        "apiVersion": f"{POOL_GROUP}/v1",
-        "kind": "InferencePool",
-        "metadata": metadata(model, model.name),
+        "apiVersion": INFERENCE_POOL.api_version,
+        "kind": INFERENCE_POOL.kind,
+        "metadata": metadata(model, names.inference_pool(model.name)),
         "spec": {
             "targetPorts": [{"number": PORT}],
             "selector": {"matchLabels": selector_labels(model)},
-            "endpointPickerRef": {"name": epp_name(model), "kind": "Service", "port": {"number": GRPC_PORT}},
+            "endpointPickerRef": {"name": names.epp(model.name), "kind": "Service", "port": {"number": GRPC_PORT}},
         },
     }
 
@@ -64,11 +60,11 @@ def epp_role(model: LLMModel) -> dict[str, Any]:
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
-        "metadata": _epp_metadata(model, epp_name(model)),
+        "metadata": _epp_metadata(model, names.epp(model.name)),
         "rules": [
-            {"apiGroups": [POOL_GROUP, "inference.networking.x-k8s.io"], "resources": ["inferencepools"],
+            {"apiGroups": [INFERENCE_POOL.group, INFERENCE_X_GROUP], "resources": [INFERENCE_POOL.plural],
              "verbs": read},
-            {"apiGroups": ["inference.networking.x-k8s.io"],
+            {"apiGroups": [INFERENCE_X_GROUP],
              "resources": ["inferenceobjectives", "inferencemodelrewrites", "inferencepoolimports"], "verbs": read},
             {"apiGroups": [""], "resources": ["pods", "endpoints", "services"], "verbs": read},
         ],
@@ -76,9 +72,9 @@ def epp_role(model: LLMModel) -> dict[str, Any]:
 
 
 def epp_objects(model: LLMModel, config: Config) -> list[dict[str, Any]]:
-    name = epp_name(model)
-    scheduler = model.spec.advanced.inference_pool.scheduler_config or yaml.safe_dump(DEFAULT_SCHEDULER,
-                                                                                     sort_keys=False)
+    name, config_name = names.epp(model.name), names.epp_config(model.name)
+    chosen = model.spec.advanced.inference_pool.scheduler_config or DEFAULT_SCHEDULER  # text as written, or YAML
+    scheduler = chosen if isinstance(chosen, str) else yaml.safe_dump(chosen, sort_keys=False)
     grpc_probe = {"grpc": {"port": HEALTH_PORT, "service": "inference-extension"}, "periodSeconds": 10}
     container = {
         "name": "epp",
@@ -91,8 +87,7 @@ def epp_objects(model: LLMModel, config: Config) -> list[dict[str, Any]]:
         "readinessProbe": grpc_probe,
         "livenessProbe": {**grpc_probe, "failureThreshold": 3},
         "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}],
-        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
-                            "runAsNonRoot": True, "runAsUser": 65532},
+        "securityContext": security.container(security.NONROOT_UID),
     }
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _epp_metadata(model, name)},
@@ -101,7 +96,7 @@ def epp_objects(model: LLMModel, config: Config) -> list[dict[str, Any]]:
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
          "subjects": [{"kind": "ServiceAccount", "name": name,
                        **({"namespace": model.namespace} if model.namespace else {})}]},
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _epp_metadata(model, f"{name}-config"),
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _epp_metadata(model, config_name),
          "data": {CONFIG_KEY: scheduler}},
         {"apiVersion": "v1", "kind": "Service", "metadata": _epp_metadata(model, name),
          "spec": {"selector": _epp_selector(model),
@@ -112,7 +107,7 @@ def epp_objects(model: LLMModel, config: Config) -> list[dict[str, Any]]:
                   "template": {"metadata": {"labels": _epp_labels(model)},
                                "spec": {"serviceAccountName": name, "containers": [container],
                                         "volumes": [{"name": "config",
-                                                     "configMap": {"name": f"{name}-config"}}]}}}},
+                                                     "configMap": {"name": config_name}}]}}}},
     ]
 
 

@@ -6,14 +6,17 @@ from typing import Any
 
 from llmpack.api import AccessMode, LLMModel, UpdateStrategy, names
 from llmpack.config import Config
-from llmpack.render.meta import IDENTITY_ANNOTATION, identity, labels, metadata, selector_labels
-from llmpack.render.storage import RESTRICTED, StorageLayout
+from llmpack.render import security
+from llmpack.render.meta import identity, labels, metadata, selector_labels
+from llmpack.render.storage import StorageLayout
+from llmpack.wellknown import IDENTITY_ANNOTATION
 
 PORT = 8000
 VLLM = "vllm"
 VLLM_UID = 1000
-GPU_RESOURCE = "nvidia.com/gpu"
-GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+# The OpenAI server, named explicitly as the pack does: some vLLM images (llm-d-cuda, the pack's default)
+# have an entrypoint that is a wrapper with no default command, so vLLM's flags alone would not start it.
+VLLM_COMMAND = ("python3", "-m", "vllm.entrypoints.openai.api_server")
 # Loading 80 GB of weights and compiling kernels can take long; the startup probe allows an hour.
 STARTUP_PROBE_SECONDS = 3600
 PROBE_PERIOD = 10
@@ -67,7 +70,8 @@ def _resources(model: LLMModel) -> dict[str, Any]:
     requests: dict[str, Any] = dict(r.requests)
     limits: dict[str, Any] = dict(r.limits)
     if r.gpu.count > 0:
-        requests[GPU_RESOURCE] = limits[GPU_RESOURCE] = str(r.gpu.count)
+        gpu = r.gpu.vendor.resource
+        requests[gpu] = limits[gpu] = str(r.gpu.count)
     out: dict[str, Any] = {}
     if requests:
         out["requests"] = requests
@@ -97,10 +101,9 @@ def vllm_container(model: LLMModel, config: Config, layout: StorageLayout) -> di
         "startupProbe": _probe("/v1/models", PROBE_PERIOD, STARTUP_PROBE_SECONDS // PROBE_PERIOD),
         "readinessProbe": _probe("/v1/models", PROBE_PERIOD, 3),
         "livenessProbe": _probe("/health", 30, 3),
-        "securityContext": {**RESTRICTED, "runAsUser": VLLM_UID},
+        "securityContext": security.container(VLLM_UID),
     }
-    if serving.command:
-        container["command"] = list(serving.command)
+    container["command"] = list(serving.command or VLLM_COMMAND)
     if resources := _resources(model):
         container["resources"] = resources
     return container
@@ -119,15 +122,24 @@ def _colocate(model: LLMModel) -> dict[str, Any]:
         {"labelSelector": {"matchLabels": selector_labels(model)}, "topologyKey": "kubernetes.io/hostname"}]}}
 
 
+def _tolerated(tolerations: list[dict[str, Any]], key: str) -> bool:
+    """Whether a NoSchedule taint with this key (any value) is tolerated already."""
+    return any(t.get("effect") in (None, "", "NoSchedule") and t.get("operator") == "Exists"
+               and t.get("key") in (None, "", key) for t in tolerations)
+
+
 def _scheduling(model: LLMModel, layout: StorageLayout) -> dict[str, Any]:
     spec = model.spec
     advanced = spec.advanced.vllm
     node_selector = dict(advanced.node_selector)
     tolerations = list(advanced.tolerations)
-    if spec.resources.gpu.count > 0:
-        if spec.resources.gpu.type:
-            node_selector.setdefault(GPU_PRODUCT_LABEL, spec.resources.gpu.type)
-        tolerations.append({"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
+    gpu = spec.resources.gpu
+    if gpu.count > 0:
+        if gpu.product:
+            node_selector.setdefault(gpu.vendor.product_label, gpu.product)  # the user's own selector wins
+        # GPU pools are tainted with the vendor's resource name; tolerate it unless the user already does.
+        if not _tolerated(tolerations, gpu.vendor.resource):
+            tolerations.append({"key": gpu.vendor.resource, "operator": "Exists", "effect": "NoSchedule"})
     out: dict[str, Any] = {}
     if node_selector:
         out["nodeSelector"] = node_selector
@@ -157,13 +169,7 @@ def deployment(model: LLMModel, config: Config, layout: StorageLayout, *, hold: 
         strategy["rollingUpdate"] = {"maxSurge": 0, "maxUnavailable": 1}
     pod_spec: dict[str, Any] = {
         "serviceAccountName": names.service_account(model.name),
-        "securityContext": {
-            "runAsNonRoot": True,
-            "fsGroup": config.fs_group,
-            # Never chown 80 GB of weights on every start; only when the volume root is not ours yet.
-            "fsGroupChangePolicy": "OnRootMismatch",
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": security.pod(config.fs_group),
         "containers": [vllm_container(model, config, layout)],
         "volumes": [*layout.volumes, _shm_volume(model)],
         **_scheduling(model, layout),

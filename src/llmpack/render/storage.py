@@ -12,8 +12,9 @@ from typing import Any
 
 from llmpack.api import LLMModel, StorageType, names
 from llmpack.config import Config
-from llmpack.render import coordination
+from llmpack.render import coordination, security
 from llmpack.render.meta import metadata
+from llmpack.wellknown import HF_TOKEN_KEY
 
 VOLUME = "model-storage"
 MODEL_PATH = "/model-cache"
@@ -21,13 +22,6 @@ OCI_SOURCE_DIR = "/models"
 OCI_TARGET_DIR = "/shared-models"  # where the seed's copy step sees the shared volume
 DOWNLOADER = "model-downloader"
 LOADER = "model-loader"
-DOWNLOADER_UID = 65532
-
-RESTRICTED = {
-    "allowPrivilegeEscalation": False,
-    "capabilities": {"drop": ["ALL"]},
-    "runAsNonRoot": True,
-}
 
 
 @dataclass(frozen=True)
@@ -67,12 +61,13 @@ def downloader(model: LLMModel, config: Config) -> dict[str, Any]:
         "image": config.downloader_image,
         "args": args,
         "volumeMounts": [{"name": VOLUME, "mountPath": MODEL_PATH}],
-        "securityContext": {**RESTRICTED, "runAsUser": DOWNLOADER_UID},
+        "securityContext": security.container(security.NONROOT_UID),
         "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
     }
     env: list[dict[str, Any]] = []
     if m.auth_secret_name:
-        env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": m.auth_secret_name, "key": "HF_TOKEN"}}})
+        env.append({"name": HF_TOKEN_KEY,
+                    "valueFrom": {"secretKeyRef": {"name": m.auth_secret_name, "key": HF_TOKEN_KEY}}})
     if coordination.needs_lease(model):
         lease_env, lease_mounts = coordination.downloader_additions(model)
         env += lease_env
@@ -89,7 +84,7 @@ def loader(model: LLMModel) -> dict[str, Any]:
         "image": model.spec.model.image,
         "command": ["cp", "-r", f"{OCI_SOURCE_DIR}/.", f"{OCI_TARGET_DIR}/"],
         "volumeMounts": [{"name": VOLUME, "mountPath": OCI_TARGET_DIR}],
-        "securityContext": {**RESTRICTED, "runAsUser": DOWNLOADER_UID},
+        "securityContext": security.container(security.NONROOT_UID),
     }
 
 

@@ -1,0 +1,282 @@
+"""The truth about an LLMModel, computed from what the cluster holds. Pure: no I/O, time passed in.
+
+phase: Pending (storage not bound, nothing scheduled) -> Downloading (a downloader/loader init container
+runs) -> Starting (weights present, vLLM not ready) -> Ready (ready >= desired); Degraded when some but
+not all replicas serve or vLLM crashed after starting; Error when the spec cannot be applied or
+cannot make progress, e.g. a missing Secret or a failed download (the Ready condition says why and what
+to do). A rollout to new weights is not a failure: it shows Downloading/Starting again.
+
+The phase is the first rung of LADDER that holds: small named checks over one gathered input (`Seen`),
+evaluated once, in the order a reader would ask them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmpack.api import Condition, ConditionStatus, LLMModel, LLMModelStatus, Phase, Replicas
+from llmpack.api.status import Download, EndpointStatus
+from llmpack.assess.report import Problem
+from llmpack.assess.routing import Routes
+from llmpack.render.meta import identity
+from llmpack.render.storage import DOWNLOADER, LOADER
+from llmpack.wellknown import IDENTITY_ANNOTATION
+
+LOADERS = (DOWNLOADER, LOADER)
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the operator saw of one model's children in this reconcile."""
+
+    pvc: dict[str, Any] | None = None
+    pods: list[dict[str, Any]] = field(default_factory=list)
+    problem: Problem | None = None  # the spec cannot be applied or cannot progress
+    download: Download | None = None
+    model_size: str | None = None
+    job: str | None = None  # the download Job for the current weights: "running", "succeeded" or "failed"
+    routes: Routes | None = None  # InferencePoolReady, ExternalEndpointReady, InternalEndpointReady
+
+
+def _init_state(pod: dict[str, Any]) -> str:
+    """'running', 'done', 'failed' or 'waiting' for the pod's download/copy step ('done' when it has none)."""
+    statuses = [s for s in (pod.get("status") or {}).get("initContainerStatuses") or [] if s.get("name") in LOADERS]
+    declared = [c for c in pod.get("spec", {}).get("initContainers") or [] if c.get("name") in LOADERS]
+    if not declared:
+        return "done"
+    if not statuses:
+        return "waiting"
+    state = statuses[0].get("state") or {}
+    if "running" in state:
+        return "running"
+    if "terminated" in state:
+        return "done" if state["terminated"].get("exitCode") == 0 else "failed"
+    last = statuses[0].get("lastState") or {}
+    if "terminated" in last and last["terminated"].get("exitCode") != 0:
+        return "failed"  # waiting to restart after a failure: CrashLoopBackOff
+    return "waiting"
+
+
+def _crashed(pod: dict[str, Any]) -> bool:
+    """vLLM restarted and is not ready: it failed after having started."""
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    return any(s.get("restartCount", 0) > 0 and not s.get("ready") for s in statuses)
+
+
+def _unschedulable(pods: list[dict[str, Any]]) -> str | None:
+    """The scheduler's own words when a pod cannot be placed (e.g. "Insufficient nvidia.com/gpu")."""
+    for pod in pods:
+        for c in (pod.get("status") or {}).get("conditions") or []:
+            if c.get("type") == "PodScheduled" and c.get("reason") == "Unschedulable":
+                return str(c.get("message") or "no node fits the pod")
+    return None
+
+
+def _is_ready(pod: dict[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def ready_replicas(model: LLMModel, pods: list[dict[str, Any]]) -> int:
+    return sum(1 for p in _current_pods(model, pods) if _is_ready(p))
+
+
+def _current_pods(model: LLMModel, pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Pods of the current weights identity that are not being deleted (a rollout's old pods don't count)."""
+    want = identity(model)
+    return [p for p in pods if not p["metadata"].get("deletionTimestamp")
+            and (p["metadata"].get("annotations") or {}).get(IDENTITY_ANNOTATION) == want]
+
+
+def job_state(job: dict[str, Any] | None) -> str | None:
+    if job is None:
+        return None
+    conditions = {c.get("type"): c.get("status") for c in (job.get("status") or {}).get("conditions") or []}
+    if conditions.get("Complete") == "True":
+        return "succeeded"
+    if conditions.get("Failed") == "True":
+        return "failed"
+    return "running"
+
+
+def _condition(type_: str, ok: bool | None, reason: str, message: str) -> Condition:
+    status = ConditionStatus.UNKNOWN if ok is None else (ConditionStatus.TRUE if ok else ConditionStatus.FALSE)
+    return Condition(type=type_, status=status, reason=reason, message=message)
+
+
+def _storage_condition(model: LLMModel, pvc: dict[str, Any] | None) -> Condition:
+    m = model.spec.model
+    if m.is_oci or m.storage.type.value == "emptyDir":
+        return _condition("StorageReady", True, "EmptyDir", "an emptyDir volume is created with each pod")
+    if pvc is None:
+        return _condition("StorageReady", False, "Creating", "the PVC is being created")
+    phase = (pvc.get("status") or {}).get("phase")
+    name = pvc["metadata"]["name"]
+    if phase == "Bound":
+        return _condition("StorageReady", True, "Bound", f"PVC {name} is bound")
+    if phase == "Lost":
+        return _condition("StorageReady", False, "Lost", f"PVC {name} lost its volume: the cache must be rebuilt")
+    return _condition("StorageReady", False, "Pending", f"PVC {name} waits for a volume (check its StorageClass "
+                      f"and `kubectl describe pvc {name}`)")
+
+
+def _model_ready(model: LLMModel, observed: Observed, steps: list[str], ready: int) -> Condition:
+    preload = model.spec.model.preload
+    if (preload and "done" in steps) or ready or observed.job == "succeeded":
+        return _condition("ModelReady", True, "Present", "the weights are in place at /model-cache")
+    if not preload:
+        return _condition("ModelReady", True, "NotManaged",
+                          "preload is false: llmpack does not download or verify the weights")
+    if "running" in steps or observed.job == "running":
+        return _condition("ModelReady", False, "Downloading", "the weights are being fetched")
+    if "failed" in steps:
+        return _condition("ModelReady", False, "DownloadFailed",
+                          "the download failed: see `kubectl logs <pod> -c model-downloader`")
+    return _condition("ModelReady", False, "Waiting", "no pod has fetched the weights yet")
+
+
+@dataclass(frozen=True)
+class Seen:
+    """Everything the phase ladder looks at, gathered once."""
+
+    observed: Observed
+    pods: list[dict[str, Any]]  # the current weights' pods that are not being deleted
+    ready: int
+    desired: int
+    steps: list[str]  # each pod's download/copy step: running, done, failed, waiting
+    storage: Condition
+    model_ready: Condition
+
+
+@dataclass(frozen=True)
+class Rung:
+    phase: Phase
+    reason: str
+    message: str
+
+
+def spec_cannot_progress(s: Seen) -> Rung | None:
+    p = s.observed.problem
+    return Rung(Phase.ERROR, p.reason, p.message) if p is not None else None
+
+
+def every_replica_serves(s: Seen) -> Rung | None:
+    return Rung(Phase.READY, "Ready", f"{s.ready}/{s.desired} replicas ready") if s.ready >= s.desired else None
+
+
+def some_replicas_serve(s: Seen) -> Rung | None:
+    return Rung(Phase.DEGRADED, "Degraded", f"{s.ready}/{s.desired} replicas ready") if s.ready > 0 else None
+
+
+def download_failed(s: Seen) -> Rung | None:
+    return Rung(Phase.ERROR, "DownloadFailed", s.model_ready.message) if "failed" in s.steps else None
+
+
+def vllm_crashed(s: Seen) -> Rung | None:
+    if any(_crashed(p) for p in s.pods):
+        return Rung(Phase.DEGRADED, "Crashing", "vLLM restarted and is not ready: see `kubectl logs`")
+    return None
+
+
+def storage_not_ready(s: Seen) -> Rung | None:
+    if s.storage.status != ConditionStatus.TRUE:
+        return Rung(Phase.PENDING, "StorageNotReady", s.storage.message)
+    return None
+
+
+def job_downloads(s: Seen) -> Rung | None:
+    if s.observed.job == "running":
+        return Rung(Phase.DOWNLOADING, "Downloading", "the download Job is fetching the weights; no GPU is held "
+                    "meanwhile")
+    return None
+
+
+def pod_downloads(s: Seen) -> Rung | None:
+    """An init container (emptyDir, OCI): its pod holds its GPUs. After the download Job succeeded, the pod's
+    own downloader only confirms the weights in well under a second: that is starting, not downloading,
+    unless the download's progress says it is fetching again (the volume lost its weights)."""
+    download = s.observed.download
+    if download is not None and (download.percent or 0) < 100:
+        return Rung(Phase.DOWNLOADING, "Downloading", "fetching the weights")
+    if "running" in s.steps and s.observed.job != "succeeded":
+        return Rung(Phase.DOWNLOADING, "Downloading", "fetching the weights")
+    return None
+
+
+def weights_load(s: Seen) -> Rung | None:
+    if "done" in s.steps or ("running" in s.steps and s.observed.job == "succeeded"):
+        return Rung(Phase.STARTING, "Starting", "the weights are present; vLLM is loading them")
+    return None
+
+
+def weights_wait_for_a_pod(s: Seen) -> Rung | None:
+    """The download Job succeeded: the model is starting from then on, while its first pod is created and
+    scheduled (a pod that cannot be placed is `no_node_fits`, before this)."""
+    if s.observed.job == "succeeded":
+        return Rung(Phase.STARTING, "Starting", "the weights are present; vLLM pods are being scheduled")
+    return None
+
+
+def no_node_fits(s: Seen) -> Rung | None:
+    why = _unschedulable(s.pods)
+    return Rung(Phase.PENDING, "Unschedulable", f"no node can run a replica: {why}") if why is not None else None
+
+
+def scheduling(s: Seen) -> Rung | None:
+    return Rung(Phase.PENDING, "Scheduling", "waiting for pods to be scheduled")
+
+
+LADDER: tuple[Callable[[Seen], Rung | None], ...] = (
+    spec_cannot_progress, every_replica_serves, some_replicas_serve, download_failed, vllm_crashed,
+    storage_not_ready, job_downloads, pod_downloads, weights_load, no_node_fits, weights_wait_for_a_pod,
+    scheduling,
+)
+
+
+def seen(model: LLMModel, observed: Observed) -> Seen:
+    pods = _current_pods(model, observed.pods)
+    ready = sum(1 for p in pods if _is_ready(p))
+    steps = [_init_state(p) for p in pods]
+    return Seen(observed=observed, pods=pods, ready=ready, desired=model.spec.serving.replicas, steps=steps,
+                storage=_storage_condition(model, observed.pvc),
+                model_ready=_model_ready(model, observed, steps, ready))
+
+
+def rung(s: Seen) -> Rung:
+    return next(r for check in LADDER if (r := check(s)) is not None)
+
+
+def compute(model: LLMModel, observed: Observed, previous: LLMModelStatus | None) -> LLMModelStatus:
+    """The status to report, before transition times are carried over (see `settle`)."""
+    s = seen(model, observed)
+    top = rung(s)
+    if s.ready:
+        available = _condition("Available", True, "Serving", f"{s.ready} of {s.desired} replicas serve")
+    elif s.desired == 0:
+        available = _condition("Available", False, "ScaledToZero", "serving.replicas is 0")
+    else:
+        available = _condition("Available", False, "NotServing", "no replica is ready yet")
+    routes = observed.routes or Routes()
+    return LLMModelStatus(
+        phase=top.phase,
+        observed_generation=model.metadata.generation,
+        conditions=[_condition("Ready", top.phase == Phase.READY, top.reason, top.message), s.storage,
+                    s.model_ready, available, *(_condition(r.type, r.ok, r.reason, r.message) for r in routes.reports)],
+        replicas=Replicas(ready=s.ready, desired=s.desired),
+        model_size=observed.model_size or (previous.model_size if previous else None),
+        download=observed.download,
+        endpoints=EndpointStatus.model_validate(dict(routes.endpoints)) if routes.endpoints else None,
+    )
+
+
+def settle(status: LLMModelStatus, previous: LLMModelStatus | None, now: str, generation: int | None) -> LLMModelStatus:
+    """Carry each condition's lastTransitionTime over unless its status flipped; stamp generations."""
+    before = {c.type: c for c in (previous.conditions if previous else [])}
+    conditions = []
+    for c in status.conditions:
+        old = before.get(c.type)
+        since = old.last_transition_time if old is not None and old.status == c.status else now
+        conditions.append(c.model_copy(update={"last_transition_time": since, "observed_generation": generation}))
+    return status.model_copy(update={"conditions": conditions})

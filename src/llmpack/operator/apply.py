@@ -1,0 +1,40 @@
+"""Apply, in order, each object the cluster does not already hold, and remember what the server answered."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from lightkube import AsyncClient
+from lightkube.core.exceptions import ApiError
+
+from llmpack.assess.diff import holds
+from llmpack.assess.guards import pvc_problem
+from llmpack.assess.report import Problem
+from llmpack.operator import kube
+from llmpack.operator.errors import Failure, classify
+from llmpack.operator.store import Key, Store
+
+
+async def apply_what_differs(client: AsyncClient, store: Store, key: Key,
+                             objects: Iterable[dict[str, Any]]) -> Problem | None:
+    """The first refusal (a guard's, or the server's: retrying will not help) as a Problem; the objects after
+    it are still applied. Any other API error is raised, for the reconcile to be retried."""
+    problem: Problem | None = None
+    for obj in objects:
+        kind, name = obj["kind"], obj["metadata"]["name"]
+        observed = store.child(key, kind, name)
+        if kind == "PersistentVolumeClaim" and (refused := pvc_problem(obj, observed)):
+            problem = problem or refused
+            continue
+        if observed is not None and holds(observed, obj):
+            continue
+        try:
+            # Remember what the server answered: until its watch delivers the object (a kind whose CRD was
+            # just installed may take a while), the next pass must not apply it again.
+            store.put_child(kind, await kube.apply(client, obj))
+        except ApiError as exc:
+            if classify(exc) is not Failure.REFUSED:
+                raise
+            problem = problem or Problem("ApplyFailed", f"{kind} {name} was refused: {exc.status.message}")
+    return problem

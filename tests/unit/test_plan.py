@@ -1,0 +1,154 @@
+"""The routing plan, walked as the operator walks it, for every example and every gate state, without a
+cluster: what is applied in which order, what each condition says, and what `render --routing` prints."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from llmpack.api import LLMModel
+from llmpack.assess.report import Problem
+from llmpack.assess.routing import Routes
+from llmpack.config import Config
+from llmpack.manifests import load_models
+from llmpack.operator.routes import walk
+from llmpack.render import Facts, Plan, offline_facts, plan
+from llmpack.render.plan import POLICY_CRD, POOL_CRD, ROUTE_CRD, Group, reads_keys
+from tests.unit.factories import model
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = [m for path in sorted((ROOT / "examples").glob("*.yaml")) for m in load_models([path])]
+OIDC = Config(base_domain="example.org", oidc_issuer="https://id.example.org/realms/main")
+EVERY_CRD = frozenset({POOL_CRD, POLICY_CRD, ROUTE_CRD})
+
+# (facts, the reason of InferencePoolReady, of ExternalEndpointReady, of InternalEndpointReady)
+STATES: dict[str, tuple[Facts, str, str, str]] = {
+    "nothing yet": (Facts(), "CRDMissing", "WaitingForReplica", "WaitingForReplica"),
+    "no CRD": (Facts(ready=1), "CRDMissing", "CRDMissing", "CRDMissing"),
+    "no replica": (Facts(crds=EVERY_CRD), "WaitingForReplica", "WaitingForReplica", "WaitingForReplica"),
+    "pool CRD only": (Facts(crds=frozenset({POOL_CRD}), ready=1), "Applied", "CRDMissing", "CRDMissing"),
+    "no AI Gateway": (Facts(crds=frozenset({POOL_CRD, POLICY_CRD}), ready=1, client_ids=()), "Applied",
+                      "CRDMissing", "CRDMissing"),
+    "keys unreadable": (Facts(crds=EVERY_CRD, ready=1, keys_unreadable="forbidden"), "Applied", "ApplyFailed",
+                        "Applied"),
+    "keys known": (Facts(crds=EVERY_CRD, ready=1, client_ids=("team-a",)), "Applied", "Applied", "Applied"),
+    "no key Secret yet": (offline_facts(), "Applied", "Applied", "Applied"),
+}
+
+
+def walked(p: Plan, refuse: str | None = None) -> tuple[Routes, list[str], list[str]]:
+    """Walk `p` as the operator does, recording the groups carried out and the objects removed; the group
+    named `refuse` is refused by the server."""
+    carried: list[str] = []
+    removed: list[str] = []
+
+    async def carry_out(group: Group) -> Problem | None:
+        carried.append(group.name)
+        return Problem("ApplyFailed", "refused") if group.name == refuse else None
+
+    async def remove(group: Group) -> None:
+        removed.extend(f"{ref.kind}/{ref.name}" for ref in group.removes)
+
+    return asyncio.run(walk(p, carry_out, remove)), carried, removed
+
+
+def reasons(routes: Routes) -> dict[str, str]:
+    return {r.type: r.reason for r in routes.reports}
+
+
+@pytest.mark.parametrize("state", sorted(STATES))
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda m: m.name)
+def test_every_example_reports_each_gate_and_applies_policies_before_routes(example: LLMModel, state: str) -> None:
+    facts, pool, external, internal = STATES[state]
+    routes, carried, removed = walked(plan(example, OIDC, facts))
+    assert reasons(routes) == {"InferencePoolReady": pool, "ExternalEndpointReady": external,
+                               "InternalEndpointReady": internal}
+    assert removed == []
+    for side in ("external", "internal"):
+        if f"{side} route" in carried:  # a route is carried out only after its policy went through
+            assert carried.index(f"{side} policy") < carried.index(f"{side} route")
+        ok = reasons(routes)[f"{side.capitalize()}EndpointReady"] == "Applied"
+        assert (side in routes.endpoints) == ok
+        assert ok == (f"{side} route" in carried)
+    assert ("external keys" in carried) == (state in ("no AI Gateway", "keys known", "no key Secret yet"))
+    assert reads_keys(example, OIDC, facts) == (state in ("no AI Gateway", "keys unreadable", "keys known",
+                                                     "no key Secret yet"))
+
+
+def test_a_gate_names_what_it_waits_for_and_every_missing_crd_of_its_side() -> None:
+    p = plan(model(), OIDC, Facts(crds=frozenset({POOL_CRD}), ready=1))
+    gates = {g.name: g.gate for g in p.groups if g.gate}
+    assert set(gates) == {"external keys", "external policy", "external route", "internal policy", "internal route"}
+    assert {gate.name for gate in gates.values()} == {"CRDs present"}
+    message = gates["external keys"].problem.message  # type: ignore[union-attr]
+    assert POLICY_CRD in message
+    assert ROUTE_CRD in message
+    assert POOL_CRD not in message
+    assert "Envoy Gateway" in message
+    assert "the model still serves inside the cluster" in message
+
+
+def test_a_refused_policy_keeps_its_route_closed_and_says_why() -> None:
+    routes, carried, _ = walked(plan(model(), OIDC, offline_facts()), refuse="external policy")
+    assert "external route" not in carried
+    assert "internal route" in carried  # the other side is not held back
+    assert reasons(routes)["ExternalEndpointReady"] == "ApplyFailed"
+    assert "external" not in routes.endpoints
+
+
+def test_a_disabled_side_removes_its_route_before_its_policy_and_nothing_else() -> None:
+    m = model({"endpoints": {"external": {"enabled": False}}})
+    routes, carried, removed = walked(plan(m, OIDC, offline_facts()))
+    assert removed == ["AIGatewayRoute/qwen-external", "SecurityPolicy/qwen-external-auth"]
+    assert reasons(routes)["ExternalEndpointReady"] == "EndpointDisabled"
+    assert not any(name.startswith("external") for name in carried)
+    assert reasons(routes)["InternalEndpointReady"] == "Applied"
+    assert not reads_keys(m, OIDC, offline_facts())
+
+
+def test_without_an_oidc_issuer_the_internal_side_is_removed_and_not_configured() -> None:
+    routes, _, removed = walked(plan(model(), Config(), offline_facts()))
+    assert removed == ["AIGatewayRoute/qwen-internal", "SecurityPolicy/qwen-internal-auth"]
+    assert reasons(routes)["InternalEndpointReady"] == "NotConfigured"
+    assert routes.endpoints == {}  # no base domain: routes are applied, no URL is claimed
+    assert reasons(routes)["ExternalEndpointReady"] == "Applied"
+
+
+def test_the_key_secret_is_created_only_while_missing_and_every_known_secret_authenticates() -> None:
+    missing = plan(model(), OIDC, offline_facts())
+    known = plan(model(), OIDC, Facts(crds=EVERY_CRD, ready=1, key_secrets=frozenset({"llama-api-keys"}),
+                                      client_ids=("team-a",)))
+    for p, creates in ((missing, ["qwen-api-keys"]), (known, [])):
+        [keys] = [g for g in p.groups if g.name == "external keys"]
+        assert [o["metadata"]["name"] for o in keys.creates] == creates
+        assert [o["kind"] for o in keys.applies] == ["ConfigMap"]
+    [policy] = [o for o in known.objects if o["metadata"]["name"] == "qwen-external-auth"]
+    assert [r["name"] for r in policy["spec"]["apiKeyAuth"]["credentialRefs"]] == ["llama-api-keys", "qwen-api-keys"]
+    assert policy["spec"]["authorization"]["rules"][0]["principal"]["headers"][0]["values"] == ["team-a"]
+
+
+def test_the_offline_plan_holds_every_object_policies_before_routes() -> None:
+    objects = [(o["kind"], o["metadata"]["name"]) for o in plan(model(), OIDC, offline_facts()).objects]
+    assert objects.index(("InferencePool", "qwen")) < objects.index(("AIGatewayRoute", "qwen-external"))
+    assert objects[-6:] == [("Secret", "qwen-api-keys"), ("ConfigMap", "qwen-api-key-metadata"),
+                            ("SecurityPolicy", "qwen-external-auth"), ("AIGatewayRoute", "qwen-external"),
+                            ("SecurityPolicy", "qwen-internal-auth"), ("AIGatewayRoute", "qwen-internal")]
+
+
+def test_with_a_key_manager_key_objects_outlive_the_model_and_its_role_follows_the_key_metadata() -> None:
+    config = OIDC.model_copy(update={"key_manager_service_account": "llmpack/llmpack-key-manager"})
+
+    def keys(facts: Facts) -> Group:
+        [group] = [g for g in plan(model(), config, facts).groups if g.name == "external keys"]
+        return group
+
+    first = keys(offline_facts())
+    assert [o["kind"] for o in first.objects] == ["Secret", "ConfigMap"]
+    assert all("ownerReferences" not in o["metadata"] for o in first.objects)
+    later = keys(replace(offline_facts(), key_metadata_uid="cm-uid"))  # the ConfigMap exists: its uid owns the Role
+    assert [o["kind"] for o in later.applies] == ["ConfigMap", "Role", "RoleBinding"]
+    assert later.applies[1]["metadata"]["ownerReferences"][0]["uid"] == "cm-uid"
+    assert [o["kind"] for o in keys(Facts(crds=EVERY_CRD, key_metadata_uid="cm-uid")).objects] == []  # no replica
