@@ -35,11 +35,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.hub.server import HubServer, git_sha1, is_lfs, synthetic_repo  # noqa: E402
-
 from llmpack.downloader import partmap  # noqa: E402
 from llmpack.downloader.plan import RemoteFile  # noqa: E402
 from llmpack.downloader.safedir import SafeDir  # noqa: E402
+from tests.hub.server import HubServer, git_sha1, is_lfs, synthetic_repo  # noqa: E402
 
 SHARDS, SHARD_MIB, RATE_MIB = 3, 4, 4
 
