@@ -14,13 +14,12 @@ from pathlib import Path
 from llmpack.downloader.partmap import load
 from llmpack.downloader.plan import RemoteFile
 from llmpack.downloader.safedir import SafeDir
-from tests.download.conftest import TOKEN, assert_complete, download, downloader, end, files_of, the_error
+from tests.download.conftest import PARTS, TOKEN, assert_complete, download, downloader, end, files_of, the_error
 from tests.hub.server import HubServer, synthetic_repo
 
 SHARD = "model-00001-of-00003.safetensors"
 SIZE = 4 << 20
 MIB = 1 << 20
-PARTS = ("--part-size", "1Mi", "--connections", "4")
 
 
 def until(condition: Callable[[], bool], proc: subprocess.Popen[str], what: str) -> None:
