@@ -175,8 +175,10 @@ def chaos(kills: int, double_kills: int, seed: int, work: Path, args: tuple[str,
             while not any(r.planned.wait(0.01) for r in runs) and all(r.proc.poll() is None for r in runs):
                 pass
             # Within what is left to do, a little past it: about one run in ten finishes and ends the episode.
+            # At least a quarter of the window: once every byte is held, hashing what earlier runs wrote,
+            # the renames and the record are left, and in parts (four connections) the window is short.
             left = 1 - before_held / report.model_bytes
-            deadline = time.monotonic() + rng.uniform(0, 1.1 * window * max(left, 0.05))
+            deadline = time.monotonic() + rng.uniform(0, 1.1 * window * max(left, 0.25))
             while time.monotonic() < deadline and all(r.proc.poll() is None for r in runs):
                 time.sleep(0.005)
             finished_first = any(r.proc.poll() == 0 for r in runs)
