@@ -88,3 +88,9 @@ def passthrough_crds(release: str) -> list[Path]:
     """What a PassthroughModel's objects need beyond `routing_crds()` (which brings BackendTLSPolicy with the
     Gateway API standard channel): Envoy Gateway's Backend and one Envoy AI Gateway release."""
     return [backend_crd(), *ai_gateway_crds(release)]
+
+
+def service_monitor_crd() -> Path:
+    """The Prometheus Operator's ServiceMonitor (monitoring.coreos.com/v1), which the chart makes on request."""
+    return (module_dir(PROMETHEUS_OPERATOR) / "example" / "prometheus-operator-crd"
+            / "monitoring.coreos.com_servicemonitors.yaml")
