@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import httpx
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -28,10 +27,10 @@ sys.path.insert(0, str(ROOT))
 from lightkube import AsyncClient, KubeConfig, codecs  # noqa: E402
 
 from llmpack.api import LLMModel  # noqa: E402
-from llmpack.api.crd import crd  # noqa: E402
 from llmpack.keymanager.kinds import LLMMODEL  # noqa: E402
 from llmpack.render.auth import api_key_objects  # noqa: E402
 from llmpack_dev.cluster import LocalCluster, free_port  # noqa: E402
+from llmpack_dev.crds import install_ours  # noqa: E402
 from tests.oidc.issuer import Issuer  # noqa: E402
 
 NAMESPACE = "bench"
@@ -148,8 +147,7 @@ def main() -> int:
         issuer = Issuer().start()
         proc = None
         try:
-            cluster.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(crd()))
-            cluster.kubectl("wait", "--for=condition=Established", "crd/llmmodels.llm.nebari.dev")
+            install_ours(cluster)
             cluster.kubectl("create", "namespace", NAMESPACE)
             began = time.monotonic()
             asyncio.run(create_models(cluster, args.models))

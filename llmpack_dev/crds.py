@@ -94,3 +94,14 @@ def service_monitor_crd() -> Path:
     """The Prometheus Operator's ServiceMonitor (monitoring.coreos.com/v1), which the chart makes on request."""
     return (module_dir(PROMETHEUS_OPERATOR) / "example" / "prometheus-operator-crd"
             / "monitoring.coreos.com_servicemonitors.yaml")
+
+
+def install_ours(cluster: LocalCluster) -> None:
+    """Our own CRDs, LLMModel and PassthroughModel, as `llmpack crd` prints them (the chart ships the same)."""
+    import yaml
+
+    from llmpack.api import crd, passthrough_crd
+
+    cluster.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all([crd.crd(), passthrough_crd.crd()]))
+    cluster.kubectl("wait", "--for=condition=Established", "crd/llmmodels.llm.nebari.dev",
+                    "crd/passthroughmodels.llm.nebari.dev", "--timeout=30s")

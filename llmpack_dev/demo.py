@@ -14,10 +14,9 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from llmpack.api import passthrough_crd
-from llmpack.api.crd import crd
 from llmpack.manifests import load_models
 from llmpack_dev.cluster import ClusterError, LocalCluster, free_port, wait_for_webhook
+from llmpack_dev.crds import install_ours
 from llmpack_dev.nodes import storage_class
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,9 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         except ClusterError as exc:
             console.print(f"[red]Could not start the cluster:[/] {exc}")
             return 1
-        cluster.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all([crd(), passthrough_crd.crd()]))
-        cluster.kubectl("wait", "--for=condition=Established", "crd/llmmodels.llm.nebari.dev",
-                        "crd/passthroughmodels.llm.nebari.dev", "--timeout=30s")
+        install_ours(cluster)
         cluster.start_process("operator", [
             sys.executable, "-m", "llmpack.cli", "run", "--kubeconfig", str(cluster.kubeconfig_for("operator")),
             "--webhook-port", str(free_port()), "--webhook-listen", "127.0.0.1",

@@ -15,17 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from lightkube import AsyncClient, KubeConfig
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace
 from lightkube.types import PatchType
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, async_playwright
 
-from llmpack.api.crd import crd
 from llmpack.keymanager.kinds import LLMMODEL
 from llmpack.keymanager.revocations import empty_config_map
 from llmpack_dev.cluster import LocalCluster
+from llmpack_dev.crds import install_ours
 from tests.cluster.test_key_manager import make_model
 from tests.cluster.waiting import eventually
 from tests.oidc.issuer import Issuer
@@ -61,8 +60,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
         "LLMPACK_TESTBIN", ROOT / ".testbin")))
     try:
         local.up()
-        local.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(crd()))
-        local.kubectl("wait", "--for=condition=Established", "crd/llmmodels.llm.nebari.dev", "--timeout=30s")
+        install_ours(local)
         yield local
     finally:
         local.down(keep_state=bool(os.environ.get("LLMPACK_KEEP_CLUSTER")))

@@ -13,6 +13,7 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace
 
 from llmpack_dev.cluster import LocalCluster, wait_for_webhook
+from llmpack_dev.crds import install_ours
 from tests.cluster.operator_process import OperatorProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,14 +62,9 @@ async def namespace(client: AsyncClient) -> AsyncIterator[str]:
 
 @pytest.fixture(scope="session")
 def crd_installed(cluster: LocalCluster) -> None:
-    import yaml
 
-    from llmpack.api import passthrough_crd
-    from llmpack.api.crd import crd
 
-    cluster.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all([crd(), passthrough_crd.crd()]))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/llmmodels.llm.nebari.dev",
-                    "crd/passthroughmodels.llm.nebari.dev", "--timeout=30s")
+    install_ours(cluster)
 
 
 @pytest.fixture(scope="session")

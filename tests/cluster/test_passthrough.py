@@ -24,11 +24,9 @@ from lightkube.core.exceptions import ApiError
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace, Secret
 
-from llmpack.api import passthrough_crd
-from llmpack.api.crd import crd
 from llmpack.operator.kube import PassthroughModelResource
 from llmpack_dev.cluster import LocalCluster
-from llmpack_dev.crds import ai_gateway_crds, install, passthrough_crds, routing_crds
+from llmpack_dev.crds import ai_gateway_crds, install, install_ours, passthrough_crds, routing_crds
 from tests.cluster import models
 from tests.cluster.conftest import OPERATOR_ENV, ROOT
 from tests.cluster.operator_process import OperatorProcess, settle_audit, writes_by
@@ -66,10 +64,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     operator: OperatorProcess | None = None
     try:
         cluster.up()
-        cluster.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all([crd(), passthrough_crd.crd()]))
+        install_ours(cluster)
         install(cluster, [*routing_crds(), *passthrough_crds("v0.5.0")])
-        cluster.kubectl("wait", "--for=condition=Established", "crd/llmmodels.llm.nebari.dev",
-                        "crd/passthroughmodels.llm.nebari.dev", "--timeout=30s")
         cluster.kubectl("create", "namespace", NAMESPACE)
         rbac = [o for o in render(cluster, "--set", f"auth.oidc.issuer={OPERATOR_ENV['LLMPACK_OIDC_ISSUER']}")
                 if o["kind"] in RBAC_KINDS]

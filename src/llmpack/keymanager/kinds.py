@@ -1,8 +1,8 @@
 """The kinds of model a key can be for, as a table: where to find them and how to read who may use them.
 
 Every kind shares the key objects' names (`<name>-api-keys`, `<name>-api-key-metadata`) and the access
-rule (`spec.access.public`, or `spec.access.groups` ∩ the caller's groups). Adding PassthroughModel is one
-more entry: its group/version/plural, what it serves (`spec.provider.hostname`) and `passthrough=True`.
+rule (`spec.access.public`, or `spec.access.groups` ∩ the caller's groups). PassthroughModel is one more
+entry: its group/version/plural, what it serves (`spec.provider.hostname`) and `passthrough=True`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from lightkube.core.resource import NamespacedResource
 from lightkube.generic_resource import create_namespaced_resource
 
 from llmpack.api import GROUP, KIND, PLURAL, VERSION
+from llmpack.api.passthrough import PASSTHROUGH_KIND, PASSTHROUGH_PLURAL
 
 
 def _spec(body: dict[str, Any]) -> dict[str, Any]:
@@ -51,5 +52,12 @@ class ModelKind:
         return create_namespaced_resource(self.group, self.version, self.kind, self.plural)
 
 
+def _provider(body: dict[str, Any]) -> str:
+    return str((_spec(body).get("provider") or {}).get("hostname") or "")
+
+
 LLMMODEL = ModelKind(KIND, GROUP, VERSION, PLURAL, served_name=_llmmodel_served)
-KINDS: tuple[ModelKind, ...] = (LLMMODEL,)
+# As the Serving Pack's key manager lists it: its "model name" is the provider's hostname.
+PASSTHROUGHMODEL = ModelKind(PASSTHROUGH_KIND, GROUP, VERSION, PASSTHROUGH_PLURAL, served_name=_provider,
+                             passthrough=True, provider=_provider)
+KINDS: tuple[ModelKind, ...] = (LLMMODEL, PASSTHROUGHMODEL)
