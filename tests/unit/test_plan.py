@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from llmpack.api import LLMModel
+from llmpack.assess.claims import Claim
 from llmpack.assess.report import Problem
 from llmpack.assess.routing import Routes
 from llmpack.config import Config
@@ -24,18 +26,36 @@ EXAMPLES = [m for path in sorted((ROOT / "examples").glob("*.yaml")) for m in lo
 OIDC = Config(base_domain="example.org", oidc_issuer="https://id.example.org/realms/main")
 EVERY_CRD = frozenset({POOL_CRD, POLICY_CRD, ROUTE_CRD})
 
+
+def known(**facts: Any) -> Facts:
+    """Facts of an operator that holds every model id claim (what `Facts` alone does not assume)."""
+    return Facts(claims_known=True, **facts)
+
+
+OWNER = Claim("LLMModel", "team-a", "qwen", frozenset({"(the example's id)"}), "2026-01-01T00:00:00Z")
+
+
+def for_example(facts: Facts, example: LLMModel) -> Facts:
+    """The facts, with the ids they say another object owns being the example's own."""
+    return replace(facts, taken=dict.fromkeys([example.spec.model.name], OWNER) if facts.taken else {})
+
+
 # (facts, the reason of InferencePoolReady, of ExternalEndpointReady, of InternalEndpointReady)
 STATES: dict[str, tuple[Facts, str, str, str]] = {
-    "nothing yet": (Facts(), "CRDMissing", "WaitingForReplica", "WaitingForReplica"),
-    "no CRD": (Facts(ready=1), "CRDMissing", "CRDMissing", "CRDMissing"),
-    "no replica": (Facts(crds=EVERY_CRD), "WaitingForReplica", "WaitingForReplica", "WaitingForReplica"),
-    "pool CRD only": (Facts(crds=frozenset({POOL_CRD}), ready=1), "Applied", "CRDMissing", "CRDMissing"),
-    "no AI Gateway": (Facts(crds=frozenset({POOL_CRD, POLICY_CRD}), ready=1, client_ids=()), "Applied",
+    "nothing yet": (known(), "CRDMissing", "WaitingForReplica", "WaitingForReplica"),
+    "no CRD": (known(ready=1), "CRDMissing", "CRDMissing", "CRDMissing"),
+    "no replica": (known(crds=EVERY_CRD), "WaitingForReplica", "WaitingForReplica", "WaitingForReplica"),
+    "pool CRD only": (known(crds=frozenset({POOL_CRD}), ready=1), "Applied", "CRDMissing", "CRDMissing"),
+    "no AI Gateway": (known(crds=frozenset({POOL_CRD, POLICY_CRD}), ready=1, client_ids=()), "Applied",
                       "CRDMissing", "CRDMissing"),
-    "keys unreadable": (Facts(crds=EVERY_CRD, ready=1, keys_unreadable="forbidden"), "Applied", "ApplyFailed",
+    "keys unreadable": (known(crds=EVERY_CRD, ready=1, keys_unreadable="forbidden"), "Applied", "ApplyFailed",
                         "Applied"),
-    "keys known": (Facts(crds=EVERY_CRD, ready=1, client_ids=("team-a",)), "Applied", "Applied", "Applied"),
+    "keys known": (known(crds=EVERY_CRD, ready=1, client_ids=("team-a",)), "Applied", "Applied", "Applied"),
     "no key Secret yet": (offline_facts(), "Applied", "Applied", "Applied"),
+    "claims unknown": (Facts(crds=EVERY_CRD, ready=1, client_ids=("team-a",)), "Applied", "ClaimsUnknown",
+                       "ClaimsUnknown"),
+    "id owned elsewhere": (replace(offline_facts(), taken={None: OWNER}), "Applied", "ModelIdConflict",
+                           "ModelIdConflict"),
 }
 
 
@@ -63,10 +83,14 @@ def reasons(routes: Routes) -> dict[str, str]:
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda m: m.name)
 def test_every_example_reports_each_gate_and_applies_policies_before_routes(example: LLMModel, state: str) -> None:
     facts, pool, external, internal = STATES[state]
+    facts = for_example(facts, example)
     routes, carried, removed = walked(plan(example, OIDC, facts))
     assert reasons(routes) == {"InferencePoolReady": pool, "ExternalEndpointReady": external,
                                "InternalEndpointReady": internal}
-    assert removed == []
+    # Only a model whose id another owns loses what it had: its routes, each before its policy.
+    assert removed == ([f"{kind}/{example.name}-{side}{suffix}" for side in ("external", "internal")
+                        for kind, suffix in (("AIGatewayRoute", ""), ("SecurityPolicy", "-auth"))]
+                       if state == "id owned elsewhere" else [])
     for side in ("external", "internal"):
         if f"{side} route" in carried:  # a route is carried out only after its policy went through
             assert carried.index(f"{side} policy") < carried.index(f"{side} route")
@@ -79,7 +103,7 @@ def test_every_example_reports_each_gate_and_applies_policies_before_routes(exam
 
 
 def test_a_gate_names_what_it_waits_for_and_every_missing_crd_of_its_side() -> None:
-    p = plan(model(), OIDC, Facts(crds=frozenset({POOL_CRD}), ready=1))
+    p = plan(model(), OIDC, known(crds=frozenset({POOL_CRD}), ready=1))
     gates = {g.name: g.gate for g in p.groups if g.gate}
     assert set(gates) == {"external keys", "external policy", "external route", "internal policy", "internal route"}
     assert {gate.name for gate in gates.values()} == {"CRDs present"}
@@ -119,13 +143,13 @@ def test_without_an_oidc_issuer_the_internal_side_is_removed_and_not_configured(
 
 def test_the_key_secret_is_created_only_while_missing_and_every_known_secret_authenticates() -> None:
     missing = plan(model(), OIDC, offline_facts())
-    known = plan(model(), OIDC, Facts(crds=EVERY_CRD, ready=1, key_secrets=frozenset({"llama-api-keys"}),
-                                      client_ids=("team-a",)))
-    for p, creates in ((missing, ["qwen-api-keys"]), (known, [])):
+    present = plan(model(), OIDC, known(crds=EVERY_CRD, ready=1, key_secrets=frozenset({"llama-api-keys"}),
+                                        client_ids=("team-a",)))
+    for p, creates in ((missing, ["qwen-api-keys"]), (present, [])):
         [keys] = [g for g in p.groups if g.name == "external keys"]
         assert [o["metadata"]["name"] for o in keys.creates] == creates
         assert [o["kind"] for o in keys.applies] == ["ConfigMap"]
-    [policy] = [o for o in known.objects if o["metadata"]["name"] == "qwen-external-auth"]
+    [policy] = [o for o in present.objects if o["metadata"]["name"] == "qwen-external-auth"]
     assert [r["name"] for r in policy["spec"]["apiKeyAuth"]["credentialRefs"]] == ["llama-api-keys", "qwen-api-keys"]
     assert policy["spec"]["authorization"]["rules"][0]["principal"]["headers"][0]["values"] == ["team-a"]
 
@@ -151,4 +175,26 @@ def test_with_a_key_manager_key_objects_outlive_the_model_and_its_role_follows_t
     later = keys(replace(offline_facts(), key_metadata_uid="cm-uid"))  # the ConfigMap exists: its uid owns the Role
     assert [o["kind"] for o in later.applies] == ["ConfigMap", "Role", "RoleBinding"]
     assert later.applies[1]["metadata"]["ownerReferences"][0]["uid"] == "cm-uid"
-    assert [o["kind"] for o in keys(Facts(crds=EVERY_CRD, key_metadata_uid="cm-uid")).objects] == []  # no replica
+    assert [o["kind"] for o in keys(known(crds=EVERY_CRD, key_metadata_uid="cm-uid")).objects] == []  # no replica
+
+
+def test_a_model_whose_id_another_owns_keeps_its_pool_and_gets_no_keys_policies_or_routes() -> None:
+    owner = Claim("LLMModel", "team-a", "qwen", frozenset({"Qwen/Qwen3-8B"}), "2026-01-01T00:00:00Z")
+    routes, carried, removed = walked(plan(model(), OIDC, replace(offline_facts(), taken={"Qwen/Qwen3-8B": owner})))
+    assert carried == ["pool"]  # still serves in its namespace: the pool stays, ready for the id to come back
+    assert removed == ["AIGatewayRoute/qwen-external", "SecurityPolicy/qwen-external-auth",
+                       "AIGatewayRoute/qwen-internal", "SecurityPolicy/qwen-internal-auth"]
+    for report in routes.reports[1:]:
+        assert (report.ok, report.reason) == (False, "ModelIdConflict")
+        assert report.message.startswith("model id Qwen/Qwen3-8B is owned by LLMModel team-a/qwen, which claimed "
+                                         "it first (2026-01-01T00:00:00Z)")
+    assert routes.endpoints == {}
+    assert not reads_keys(model(), OIDC, replace(offline_facts(), taken={"Qwen/Qwen3-8B": owner}))
+
+
+def test_a_side_turned_off_says_so_rather_than_who_owns_its_id() -> None:
+    owner = Claim("LLMModel", "team-a", "qwen", frozenset({"Qwen/Qwen3-8B"}), "2026-01-01T00:00:00Z")
+    m = model({"endpoints": {"internal": {"enabled": False}}})
+    routes, _, _ = walked(plan(m, OIDC, replace(offline_facts(), taken={"Qwen/Qwen3-8B": owner})))
+    assert reasons(routes)["InternalEndpointReady"] == "EndpointDisabled"
+    assert reasons(routes)["ExternalEndpointReady"] == "ModelIdConflict"

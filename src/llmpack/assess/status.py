@@ -18,6 +18,7 @@ from typing import Any
 
 from llmpack.api import Condition, ConditionStatus, LLMModel, LLMModelStatus, Phase, Replicas
 from llmpack.api.status import Download, EndpointStatus
+from llmpack.assess.claims import Claim
 from llmpack.assess.report import Problem
 from llmpack.assess.routing import Routes
 from llmpack.render.meta import identity
@@ -38,6 +39,7 @@ class Observed:
     model_size: str | None = None
     job: str | None = None  # the download Job for the current weights: "running", "succeeded" or "failed"
     routes: Routes | None = None  # InferencePoolReady, ExternalEndpointReady, InternalEndpointReady
+    claim: Claim | None = None  # its claim on its model id, recorded so that a restart decides as before
 
 
 def _init_state(pod: dict[str, Any]) -> str:
@@ -255,7 +257,15 @@ def compute(model: LLMModel, observed: Observed, previous: LLMModelStatus | None
         model_size=observed.model_size or (previous.model_size if previous else None),
         download=observed.download,
         endpoints=EndpointStatus.model_validate(dict(routes.endpoints)) if routes.endpoints else None,
+        **claim_fields(observed.claim),
     )
+
+
+def claim_fields(claim: Claim | None) -> dict[str, str]:
+    """status.modelId and modelIdClaimedAt: an LLMModel claims one id."""
+    if claim is None or len(claim.ids) != 1:
+        return {}
+    return {"model_id": next(iter(claim.ids)), "model_id_claimed_at": claim.claimed_at}
 
 
 def settle(status: LLMModelStatus, previous: LLMModelStatus | None, now: str, generation: int | None) -> LLMModelStatus:

@@ -7,9 +7,11 @@ from typing import Any
 
 from lightkube import AsyncClient, codecs
 from lightkube.core.exceptions import ApiError
+from lightkube.core.resource_registry import resource_registry
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models.core_v1 import EventSource, ObjectReference
 from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.core_v1 import Event, Secret
 from lightkube.types import PatchType
 
@@ -62,6 +64,39 @@ async def delete(client: AsyncClient, obj: dict[str, Any]) -> None:
     except ApiError as exc:
         if classify(exc) is not Failure.MISSING:
             raise
+
+
+async def _list(client: AsyncClient, resource: Any, namespaces: tuple[str, ...],
+                labels: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Every object (in `namespaces`, or everywhere): none while its CRD is not installed."""
+    found: list[dict[str, Any]] = []
+    try:
+        for namespace in namespaces or ("*",):
+            async for obj in client.list(resource, namespace=namespace, labels=labels):
+                found.append(dict(obj.to_dict()))
+    except ApiError as exc:
+        if classify(exc) is not Failure.MISSING:
+            raise
+        return []
+    return found
+
+
+async def list_models(client: AsyncClient, namespaces: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    return await _list(client, LLMModelResource, namespaces)
+
+
+async def list_children(client: AsyncClient, kind: kinds.Kind, namespaces: tuple[str, ...],
+                        labels: dict[str, Any]) -> list[dict[str, Any]]:
+    return await _list(client, resource_registry.load(kind.api_version, kind.kind), namespaces, labels)
+
+
+async def established_crds(client: AsyncClient) -> set[str]:
+    found: set[str] = set()
+    async for crd in client.list(CustomResourceDefinition):
+        conditions = crd.status.conditions if crd.status is not None else None
+        if any(c.type == "Established" and c.status == "True" for c in conditions or []):
+            found.add(str(crd.metadata.name if crd.metadata is not None else ""))
+    return found
 
 
 async def apply_status(client: AsyncClient, namespace: str, name: str, status: dict[str, Any]) -> None:

@@ -19,9 +19,10 @@ from lightkube.core.exceptions import ApiError
 from pydantic import ValidationError
 
 from llmpack.api import Condition, ConditionStatus, LLMModel, LLMModelStatus, Phase, names
+from llmpack.assess.claims import lost
 from llmpack.assess.progress import download_progress
 from llmpack.assess.report import Problem
-from llmpack.assess.status import Observed, compute, job_state, ready_replicas, settle
+from llmpack.assess.status import Observed, claim_fields, compute, job_state, ready_replicas, settle
 from llmpack.config import Config
 from llmpack.kinds import THIRD_PARTY
 from llmpack.manifests import describe
@@ -84,7 +85,7 @@ class Reconciler:
         except ValidationError as exc:
             # The CRD admitted it but our models do not: report rather than guess.
             invalid = Problem("InvalidSpec", f"{describe(exc.errors()[0])}; fix the manifest and apply it again")
-            await self._report(body, None, Observed(problem=invalid))
+            await self._report(body, None, Observed(problem=invalid, claim=self.store.model_claim(key)))
             return False
         # Gather: what the spec alone does not say.
         blocked = await self._external_problem(model)
@@ -112,6 +113,7 @@ class Reconciler:
             model_size=size,
             job=job,
             routes=routes,
+            claim=self.store.model_claim(key),
         )
         await self._report(body, model, observed)
         return problem is not None
@@ -121,8 +123,11 @@ class Reconciler:
         would be open."""
         crds = frozenset(kind.crd for kind in THIRD_PARTY if kind.crd in self.store.crds)
         key_metadata = self.store.child(key, "ConfigMap", names.key_metadata(model.name)) or {}
+        claim = self.store.model_claim(key)
         facts = Facts(crds=crds, ready=ready_replicas(model, pods),
-                      key_metadata_uid=(key_metadata.get("metadata") or {}).get("uid"))
+                      key_metadata_uid=(key_metadata.get("metadata") or {}).get("uid"),
+                      claims_known=self.store.synced and claim is not None,
+                      taken=lost(claim, self.store.claim_index) if claim is not None else {})
         if reads_keys(model, self.config, facts):
             client_ids, unreadable = await self.keys.client_ids(key)
             facts = replace(facts, client_ids=client_ids, keys_unreadable=unreadable)
@@ -152,7 +157,7 @@ class Reconciler:
         else:
             problem = observed.problem or Problem("InvalidSpec", "")
             status = LLMModelStatus(phase=Phase.ERROR, observed_generation=meta.get("generation"),
-                                    conditions=[_error_condition(problem)])
+                                    conditions=[_error_condition(problem)], **claim_fields(observed.claim))
         status = settle(status, previous, kube.now(), meta.get("generation"))
         if previous is not None and status.wire() == previous.wire():
             return

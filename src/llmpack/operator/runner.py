@@ -4,6 +4,13 @@ workers run the same idempotent reconcile (level-triggered, coalesced, with back
 kopf is used only for its watch streams: the handlers are raw event handlers, so kopf writes no
 annotations, adds no finalizer and posts no events of its own. The admission webhook is served next to
 it (admission_server.py).
+
+Before any worker or the webhook starts, one list of each kind puts every LLMModel, every child and the
+established CRDs in the Store and marks it synced: who owns a model id is decided over all models, never
+over the few a watch has delivered so far, and a restarted operator judges each model by all it has, not
+by the first pod events (which would flip Ready models to Pending and back). A list every RESYNC seconds
+finds models deleted while no watch said so (kopf re-lists after a lapse and reports no deletion it
+missed), so a deleted owner cannot keep its id.
 """
 
 from __future__ import annotations
@@ -21,18 +28,21 @@ from lightkube import AsyncClient, KubeConfig
 
 from llmpack.admission import webhook as hook
 from llmpack.api import GROUP, PLURAL, VERSION, names
+from llmpack.assess.claims import ClaimIndex
 from llmpack.config import FIELD_MANAGER, Config
-from llmpack.kinds import CHILDREN, SECURITY_POLICY
+from llmpack.kinds import CHILDREN, SECURITY_POLICY, THIRD_PARTY
 from llmpack.operator import admission_server, kube, listeners
 from llmpack.operator.keys import KEYS_REFRESH
 from llmpack.operator.queue import WorkQueue
 from llmpack.operator.reconcile import Reconciler
-from llmpack.operator.store import Key, Store
+from llmpack.operator.store import Key, Store, key_of
 from llmpack.wellknown import MANAGED_BY, MANAGED_BY_LABEL
 
 log = logging.getLogger("llmpack.operator")
 MANAGED = {MANAGED_BY_LABEL: MANAGED_BY}
 PROBLEM_RECHECK = 15.0
+RESYNC = 300.0
+LIST_RETRY_MAX = 30.0
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,7 @@ class Operator:
     config: Config
     workers: int = 8
     webhook: WebhookOptions | None = None
+    namespaces: tuple[str, ...] = ()  # watched; empty: every namespace
     store: Store = field(default_factory=Store)
     queue: WorkQueue = field(default_factory=WorkQueue)
     reconciler: Reconciler | None = None
@@ -58,15 +69,58 @@ class Operator:
     async def start(self) -> None:
         client = AsyncClient(KubeConfig.from_env(), field_manager=FIELD_MANAGER)
         self.reconciler = Reconciler(client, self.store, self.config, wake=self.queue.add)
+        await self._sync(client)
         if self.webhook is not None:
             cert = self.serving_cert()
-            self.admission = await admission_server.start(self.webhook.listen, self.webhook.port, cert)
+            self.admission = await admission_server.start(self.webhook.listen, self.webhook.port, cert,
+                                                          claims=self._claims)
             await kube.apply(client, hook.configuration(self.webhook.endpoint, cert.ca.read_bytes()))
         self.tasks = [asyncio.create_task(self._work(), name=f"reconcile-worker-{i}") for i in range(self.workers)]
         self.tasks.append(asyncio.create_task(self._reread_api_keys(), name="api-keys"))
+        self.tasks.append(asyncio.create_task(self._resync(client), name="resync"))
         admission_server.quiet_gc()  # last: everything startup made stays out of the collector's way
         if self.config.manage_listeners:
             self.tasks.append(asyncio.create_task(listeners.keep(client, self.config), name="listeners"))
+
+    async def _sync(self, client: AsyncClient) -> None:
+        """Fill the Store with all there is and mark it synced; retried until the API server answers (the
+        watches do not start before this returns: kopf runs them after its startup handlers)."""
+        delay = 1.0
+        while True:
+            try:
+                crds = await kube.established_crds(client)
+                children = [(kind.kind, body) for kind in CHILDREN if kind not in THIRD_PARTY or kind.crd in crds
+                            for body in await kube.list_children(client, kind, self.namespaces, MANAGED)]
+                bodies = await kube.list_models(client, self.namespaces)
+                break
+            except Exception as exc:  # the API server restarting, a timeout, RBAC being applied
+                log.warning("listing what the operator watches failed, retrying in %.0f s: %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, LIST_RETRY_MAX)
+        self.store.crds |= crds
+        for kind, body in children:
+            self.store.put_child(kind, body)
+        self.store.load(bodies, kube.now())
+        self.store.synced = True
+        log.info("%d LLMModels and %d of their objects listed; %d model ids claimed", len(bodies), len(children),
+                 len(self.store.claim_index))
+
+    async def _resync(self, client: AsyncClient) -> None:
+        """Drop models a fresh list no longer holds, though kept before it began: deleted unannounced."""
+        while True:
+            await asyncio.sleep(RESYNC)
+            since = self.store.puts
+            try:
+                listed = [key_of(body) for body in await kube.list_models(client, self.namespaces)]
+            except Exception as exc:
+                log.warning("re-listing LLMModels failed: %s", exc)
+                continue
+            for key in self.store.missing(listed, since):
+                log.info("%s/%s: deleted without a watch event; forgetting it", *key)
+                self.on_model("DELETED", self.store.models[key])
+
+    def _claims(self) -> ClaimIndex | None:
+        return self.store.claim_index if self.store.synced else None
 
     def serving_cert(self) -> hook.ServingCert:
         assert self.webhook is not None
@@ -110,12 +164,17 @@ class Operator:
 
     def on_model(self, type_: str | None, body: dict[str, Any]) -> None:
         if type_ == "DELETED":
-            key = self.store.drop_model(body)
+            key, woken = self.store.drop_model(body)
             self.queue.forget(key)
             if self.reconciler is not None:
                 self.reconciler.keys.forget(key)
-            return
-        self.queue.add(self.store.put_model(body))
+        else:
+            key, woken = self.store.put_model(body, kube.now())
+            self.queue.add(key)
+        # A claim began, changed or ended: every other claimant of its ids may gain or lose one.
+        for other in woken:
+            if other in self.store.models:
+                self.queue.add(other)
 
     def on_crd(self, type_: str | None, body: dict[str, Any]) -> None:
         """A CRD appearing or going changes what can be applied: wake every model (rare, so cheap)."""
@@ -185,7 +244,7 @@ def build_registry(operator: Operator) -> kopf.OperatorRegistry:
 
 def run(config: Config, namespaces: Sequence[str], *, workers: int = 8, health: str | None = None,
         webhook: WebhookOptions | None = None) -> None:
-    operator = Operator(config, workers=workers, webhook=webhook)
+    operator = Operator(config, workers=workers, webhook=webhook, namespaces=tuple(namespaces))
     registry = build_registry(operator)
     logging.getLogger("kopf").setLevel(logging.WARNING)
     # uvloop (kopf supports it): 15% more webhook reviews per second, p99 ~10 ms lower (bench/webhook_latency.py).
