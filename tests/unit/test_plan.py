@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from llmpack.api import LLMModel
 from llmpack.assess.claims import Claim
@@ -20,6 +22,7 @@ from llmpack.operator.routes import walk
 from llmpack.render import Facts, Plan, offline_facts, plan
 from llmpack.render.plan import POLICY_CRD, POOL_CRD, ROUTE_CRD, Group, reads_keys
 from tests.unit.factories import model
+from tests.unit.strategies import model_bodies
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = [m for path in sorted((ROOT / "examples").glob("*.yaml")) for m in load_models([path])]
@@ -198,3 +201,26 @@ def test_a_side_turned_off_says_so_rather_than_who_owns_its_id() -> None:
     routes, _, _ = walked(plan(m, OIDC, replace(offline_facts(), taken={"Qwen/Qwen3-8B": owner})))
     assert reasons(routes)["InternalEndpointReady"] == "EndpointDisabled"
     assert reasons(routes)["ExternalEndpointReady"] == "ModelIdConflict"
+
+
+@given(model_bodies(), st.sampled_from(["owned elsewhere", "claims unknown", "own"]), st.booleans(),
+       st.sampled_from([OIDC, Config()]))
+def test_whatever_the_model_a_route_or_policy_exists_in_its_plan_only_while_its_id_is_its_own(
+        body: dict[str, Any], claims: str, ready: bool, config: Config) -> None:
+    m = LLMModel.from_body(body)
+    owner = Claim("LLMModel", "team-a", "first", frozenset({m.spec.model.name}), "2026-01-01T00:00:00Z")
+    facts = {"owned elsewhere": known(crds=EVERY_CRD, ready=int(ready), taken={m.spec.model.name: owner}),
+             "claims unknown": Facts(crds=EVERY_CRD, ready=int(ready)),
+             "own": known(crds=EVERY_CRD, ready=int(ready))}[claims]
+    p = plan(m, config, facts)
+    kinds = {o["kind"] for o in p.objects}
+    removed = {f"{ref.kind}/{ref.name}" for g in p.groups for ref in g.removes}
+    if claims != "own":
+        # Only the pool and its picker: no key objects, no policy, no route.
+        assert all(g.condition == "InferencePoolReady" for g in p.groups if g.objects)
+        assert not kinds & {"AIGatewayRoute", "SecurityPolicy", "Secret"}
+    if claims == "claims unknown":  # nothing is decided, nothing removed but a side turned off
+        assert all(g.name.endswith(" off") for g in p.groups if g.removes)
+    if claims == "owned elsewhere":
+        assert removed == {f"AIGatewayRoute/{m.name}-{side}" for side in ("external", "internal")} | {
+            f"SecurityPolicy/{m.name}-{side}-auth" for side in ("external", "internal")}
