@@ -217,13 +217,18 @@ def test_models_seen_again_unchanged_wake_no_one() -> None:
     assert store.put_model(recorded_status(store, b), at(40))[1] == set()
 
 
-def test_a_model_deleted_unannounced_is_found_missing_by_the_next_list_but_a_newer_one_is_not() -> None:
-    store = Store(synced=True)
-    store.put_model(claimant("team-a", "gone", "x"))
-    store.put_model(claimant("team-a", "kept", "y"))
-    since = store.puts
-    store.put_model(claimant("team-a", "new", "z"))  # created while the list ran, after its snapshot
-    assert store.missing([("team-a", "kept")], since) == [("team-a", "gone")]
+def test_models_kept_before_the_first_complete_list_claim_nothing_until_the_store_is_synced() -> None:
+    store = Store()
+    key, woken = store.put_model(claimant("team-b", "qwen", "x", at(5)), at(6))
+    assert (key, woken) == (("team-b", "qwen"), set())
+    assert store.model_claim(key) is None
+    assert not store.claim_index
+    store.put_model(claimant("team-a", "qwen", "x", T0), at(6))
+    store.sync(at(7))
+    assert store.synced
+    assert owner_of(store, "x") == ("team-a", "qwen")
+    _, woken = store.drop_model(claimant("team-a", "qwen", "x", T0))
+    assert woken == {("team-b", "qwen")}
 
 
 # -- restarts: the Store filled again from the API server ---------------------------------------------------
@@ -266,7 +271,9 @@ def test_a_restart_at_any_time_changes_no_owner_and_an_edit_or_a_create_never_ta
     restarted = Store()
     bodies = list(cluster.values())
     rnd.shuffle(bodies)
-    restarted.load(bodies, at(clock + 1000))
+    for body in bodies:
+        restarted.put_model(body, at(clock + 1000))
+    restarted.sync(at(clock + 1000))
     for model_id in ("m/1", "m/2"):
         assert owner_of(restarted, model_id) == owner_of(store, model_id)
 
@@ -282,7 +289,9 @@ def test_on_start_up_models_edited_while_no_operator_watched_rank_after_all_othe
     ]
     for order in itertools.permutations(bodies):
         store = Store()
-        store.load(order, now=at(-30))  # the operator's "now" reads earlier than all of them
+        for body in order:
+            store.put_model(body, at(-30))
+        store.sync(at(-30))  # the operator's "now" reads earlier than all of them
         assert owner_of(store, "x") == ("team-a", "qwen")
         ranks = sorted(store.claim_index["x"].values(), key=lambda c: c.rank)
         assert [c.name for c in ranks] == ["qwen", "new", "old"]

@@ -2,18 +2,19 @@
 model's claim on its model id (assess/claims.py), indexed by id.
 
 Reconciles read from here instead of the API server, so a reconcile that finds nothing to change
-makes no request at all.
+makes no request at all. Each object is kept cut to what a reconcile reads (`keep`): never
+metadata.managedFields, and of a Pod only what the phase ladder looks at.
 
-`synced` is the contract with whatever fills the Store (today: an initial list, then kopf's watches): it
-is set once the Store has held every LLMModel, after the first complete list. Until then nobody can tell
-who owns a model id, and the routing plan decides nothing about routes (render/plan.py).
+`sync` is the contract with whatever fills the Store (runner.py): it is called once every LLMModel has been
+listed. Until then models are only kept, nobody can tell who owns a model id, and the routing plan decides
+nothing about routes (render/plan.py); `sync` then decides every claim at once, whatever the list's order.
 """
 
 from __future__ import annotations
 
 import datetime
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,9 +24,10 @@ from llmpack.wellknown import MODEL_LABEL
 
 Key = tuple[str, str]  # (namespace, LLMModel name)
 ChildKey = tuple[str, str]  # (kind, name)
+Body = dict[str, Any]
 
 
-def slim(body: dict[str, Any]) -> dict[str, Any]:
+def slim(body: Body) -> Body:
     """The object without metadata.managedFields: server-side apply makes those the bulk of many objects,
     and nothing here reads them (peak RSS 187 -> 150 MB for 200 routed models, bench/operator_scale.py)."""
     meta = body.get("metadata") or {}
@@ -34,12 +36,39 @@ def slim(body: dict[str, Any]) -> dict[str, Any]:
     return {**body, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
 
 
-def key_of(body: dict[str, Any]) -> Key:
+_POD_META = ("name", "namespace", "uid", "labels", "annotations", "deletionTimestamp", "resourceVersion")
+_POD_STATUS = ("phase", "conditions", "initContainerStatuses", "containerStatuses")
+
+
+def pod(body: Body) -> Body:
+    """What assess/status.py reads of a pod: its identity, its download step's name, and its status. A pod
+    is never applied, so nothing compares its spec (the bulk of it)."""
+    meta, spec, status = body.get("metadata") or {}, body.get("spec") or {}, body.get("status") or {}
+    return {"metadata": {k: meta[k] for k in _POD_META if k in meta},
+            "spec": {"initContainers": [{"name": c.get("name")} for c in spec.get("initContainers") or ()]},
+            "status": {k: status[k] for k in _POD_STATUS if k in status}}
+
+
+def unread_status(body: Body) -> Body:
+    """Kinds whose status no reconcile reads (a Deployment's changes with every pod) keep none."""
+    return slim({k: v for k, v in body.items() if k != "status"})
+
+
+_KEEP: dict[str, Callable[[Body], Body]] = {"Pod": pod, "Deployment": unread_status, "Service": unread_status,
+                                            "NetworkPolicy": unread_status}
+
+
+def keep(kind: str) -> Callable[[Body], Body]:
+    """How an object of `kind` is cut before it is stored (watch events and apply responses alike)."""
+    return _KEEP.get(kind, slim)
+
+
+def key_of(body: Body) -> Key:
     meta = body["metadata"]
     return meta.get("namespace", ""), meta["name"]
 
 
-def owner_of(body: dict[str, Any]) -> Key | None:
+def owner_of(body: Body) -> Key | None:
     """The model a child belongs to, from its llm.nebari.dev/model label."""
     meta = body.get("metadata") or {}
     model = (meta.get("labels") or {}).get(MODEL_LABEL)
@@ -61,60 +90,48 @@ def _now() -> str:
 
 @dataclass
 class Store:
-    models: dict[Key, dict[str, Any]] = field(default_factory=dict)
-    children: dict[Key, dict[ChildKey, dict[str, Any]]] = field(default_factory=lambda: defaultdict(dict))
+    models: dict[Key, Body] = field(default_factory=dict)
+    children: dict[Key, dict[ChildKey, Body]] = field(default_factory=lambda: defaultdict(dict))
     crds: set[str] = field(default_factory=set)  # established CRDs by name, e.g. inferencepools.inference...
     # Models whose `<m>-api-keys` Secret exists, with its data keys (read by get: Secrets are not watched).
     api_keys: dict[Key, tuple[str, ...]] = field(default_factory=dict)
-    synced: bool = False  # every LLMModel is here: set by what fills the Store, after its first complete list
+    synced: bool = False  # every LLMModel has been listed once and its claim decided (`sync`)
     claims: dict[ClaimKey, Claim] = field(default_factory=dict)
     claim_index: dict[Target, dict[ClaimKey, Claim]] = field(default_factory=lambda: defaultdict(dict))
-    # When each model was last put, counted in puts: a list that misses a model put before it began means
-    # the model is gone (see `missing`).
-    puts: int = 0
-    put_at: dict[Key, int] = field(default_factory=dict)
 
-    def put_model(self, body: dict[str, Any], now: str | None = None) -> tuple[Key, set[Key]]:
-        """Keep a model; returns its key and the other models whose ownership of an id this may change."""
-        key = self._keep(body)
+    def put_model(self, body: Body, now: str | None = None) -> tuple[Key, set[Key]]:
+        """Keep a model; returns its key and the other models whose ownership of an id this may change
+        (none before `sync`: claims are decided then)."""
+        key = key_of(body)
+        self.models[key] = slim(body)
+        if not self.synced:
+            return key, set()
         previous = self.claims.get(claim_key(key))
         claim = model_claim(KIND, body, previous=previous, index=self.claim_index, now=now or _now(),
-                                   after_known=self.synced)
+                            after_known=True)
         return key, self._set_claim(claim_key(key), previous, claim)
 
-    def drop_model(self, body: dict[str, Any]) -> tuple[Key, set[Key]]:
+    def drop_model(self, body: Body) -> tuple[Key, set[Key]]:
         key = key_of(body)
         self.models.pop(key, None)
-        self.put_at.pop(key, None)
         return key, self._set_claim(claim_key(key), self.claims.get(claim_key(key)), None)
 
-    def load(self, bodies: Iterable[dict[str, Any]], now: str | None = None) -> None:
-        """Keep every model of a complete list, into an empty Store not yet synced. Claims whose start the
-        bodies say are kept first; the others (edited while no operator watched) are then placed after
-        them, each as if it were alone, so the outcome does not depend on the list's order."""
+    def sync(self, now: str | None = None) -> None:
+        """Every LLMModel is here (the first complete list): decide every claim and mark the Store synced.
+        Claims whose start the bodies say are kept first; the others (edited while no operator watched) are
+        then placed after them, each as if it were alone, so the outcome does not depend on the list's order."""
         now = now or _now()
-        bodies = list(bodies)
+        bodies = list(self.models.values())
         for body in bodies:
             if settled(body):
-                self.put_model(body, now)
+                claim = model_claim(KIND, body, previous=None, index=self.claim_index, now=now, after_known=False)
+                self._set_claim(claim_key(key_of(body)), None, claim)
         known = {target: dict(found) for target, found in self.claim_index.items()}
         for body in bodies:
             if not settled(body):
                 claim = model_claim(KIND, body, previous=None, index=known, now=now, after_known=True)
-                self._set_claim(claim_key(self._keep(body)), None, claim)
-
-    def _keep(self, body: dict[str, Any]) -> Key:
-        key = key_of(body)
-        self.models[key] = slim(body)
-        self.puts += 1
-        self.put_at[key] = self.puts
-        return key
-
-    def missing(self, listed: Iterable[Key], since: int) -> list[Key]:
-        """Models a complete list begun after `since` puts did not hold, though kept before it: deleted
-        while no watch told us (a watch that re-lists reports no deletions it missed)."""
-        seen = set(listed)
-        return [key for key, at in self.put_at.items() if key not in seen and at <= since]
+                self._set_claim(claim_key(key_of(body)), None, claim)
+        self.synced = True
 
     def _set_claim(self, key: ClaimKey, previous: Claim | None, claim: Claim | None) -> set[Key]:
         if claim == previous:
@@ -137,18 +154,32 @@ class Store:
     def model_claim(self, key: Key) -> Claim | None:
         return self.claims.get(claim_key(key))
 
-    def put_child(self, kind: str, body: dict[str, Any]) -> Key | None:
+    def put_child(self, kind: str, body: Body) -> Key | None:
         if (owner := owner_of(body)) is not None:
-            self.children[owner][(kind, body["metadata"]["name"])] = slim(body)
+            self.children[owner][(kind, body["metadata"]["name"])] = keep(kind)(body)
         return owner
 
-    def drop_child(self, kind: str, body: dict[str, Any]) -> Key | None:
+    def drop_child(self, kind: str, body: Body) -> Key | None:
         if (owner := owner_of(body)) is not None:
-            self.children[owner].pop((kind, body["metadata"]["name"]), None)
+            children = self.children.get(owner)
+            if children is not None:
+                children.pop((kind, body["metadata"]["name"]), None)
+                if not children:
+                    del self.children[owner]
         return owner
 
-    def child(self, key: Key, kind: str, name: str) -> dict[str, Any] | None:
-        return self.children.get(key, {}).get((kind, name))
+    def drop_kind(self, kind: str) -> None:
+        for owner in list(self.children):
+            children = self.children[owner]
+            for child in [c for c in children if c[0] == kind]:
+                del children[child]
+            if not children:
+                del self.children[owner]
 
-    def of_kind(self, key: Key, kind: str) -> list[dict[str, Any]]:
-        return [body for (k, _), body in self.children.get(key, {}).items() if k == kind]
+    def child(self, key: Key, kind: str, name: str) -> Body | None:
+        children = self.children.get(key)
+        return children.get((kind, name)) if children else None
+
+    def of_kind(self, key: Key, kind: str) -> list[Body]:
+        children = self.children.get(key)
+        return [body for (k, _), body in children.items() if k == kind] if children else []
