@@ -143,7 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--routing", action="store_true",
                    help="also print the operator's routing plan for a model with a Ready replica in a cluster with "
                    "every gateway CRD: InferencePool, endpoint picker, API-key objects, SecurityPolicies, "
-                   "AIGatewayRoutes, policies before their routes (the internal side only with auth.oidc.issuer set)")
+                   "AIGatewayRoutes (v1alpha1, which every AI Gateway release serves), policies before their "
+                   "routes (the internal side only with auth.oidc.issuer set), and a PodMonitor with "
+                   "serving.monitoring.enabled")
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser(

@@ -29,7 +29,7 @@ from llmpack.api.crd import crd
 from llmpack.operator.kube import AIGatewayRouteResource, InferencePoolResource, SecurityPolicyResource
 from llmpack.render.auth import MODEL_HEADER
 from llmpack_dev.cluster import LocalCluster, free_port, wait_for_webhook
-from llmpack_dev.crds import ai_gateway_route_crd, install, routing_crds
+from llmpack_dev.crds import ai_gateway_crds, install, routing_crds
 from tests.cluster import models
 from tests.cluster.conftest import OPERATOR_ENV, ROOT
 from tests.cluster.operator_process import OperatorProcess, settle_audit, writes_by
@@ -47,7 +47,7 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     try:
         local.up()
         local.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(crd()))
-        install(local, [*routing_crds(), ai_gateway_route_crd()])
+        install(local, [*routing_crds(), *ai_gateway_crds("v0.5.0")])
         local.kubectl("wait", "--for=condition=Established", "crd/llmmodels.llm.nebari.dev", "--timeout=30s")
         yield local
     finally:
@@ -168,7 +168,7 @@ async def test_only_the_older_of_two_namespaces_claiming_one_id_is_routed_and_th
                                 within=READY_WITHIN, what="the newcomer's ModelIdConflict naming the owner")
     assert "still serves inside the cluster" in conflict["External"]["message"]
     await eventually(lambda: ready_replicas(client, "qwen", newcomer, 1), within=READY_WITHIN, what="newcomer Ready")
-    # It serves in its namespace: Service and InferencePool, but no route, policy or key objects.
+    # It serves in its namespace: Service and InferencePool, but no route or policy.
     assert await exists(client, Service, "qwen", newcomer)
     assert await eventually(lambda: exists(client, InferencePoolResource, "qwen", newcomer), within=30,
                             what="the newcomer's InferencePool")
