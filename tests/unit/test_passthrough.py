@@ -18,10 +18,12 @@ from llmpack.api.passthrough import (
     HOSTNAME_RULES,
     MODELS_MESSAGE,
     PassthroughModel,
+    PassthroughModelStatus,
     PassthroughPhase,
 )
 from llmpack.api.passthrough_crd import crd
-from llmpack.assess.passthrough import phase
+from llmpack.assess.claims import CATCH_ALL, Claim, model_claim, owners, passthrough_claim
+from llmpack.assess.passthrough import claim_fields, phase
 from llmpack.assess.report import Report
 from llmpack.config import Config
 from llmpack.kinds import AI_GATEWAY_ROUTE, AI_SERVICE_BACKEND, BACKEND_SECURITY_POLICY
@@ -114,7 +116,7 @@ def test_a_catch_all_comes_after_every_exact_id_served_in_the_cluster_whatever_t
 
 def test_without_its_credential_a_passthrough_gets_its_key_objects_and_no_backend_policy_or_route() -> None:
     missing = "Secret ns/openrouter-api-key has no key apiKey: add the provider's API key under that key"
-    routing = plan(passthrough(), CONFIG, Facts(crds=offline_facts().crds, credential=missing))
+    routing = plan(passthrough(), CONFIG, Facts(crds=offline_facts().crds, credential=missing, claims_known=True))
     kinds = sorted(o["kind"] for o in routing.objects)
     assert kinds == ["ConfigMap", "Secret"]
     backend = next(g for g in routing.groups if g.condition == BACKEND_CONFIGURED)
@@ -129,7 +131,7 @@ def test_without_its_credential_a_passthrough_gets_its_key_objects_and_no_backen
 def test_objects_are_written_in_the_newest_version_the_gateway_serves() -> None:
     served = {kind.crd: ("v1alpha1", "v1beta1") for kind in (AI_GATEWAY_ROUTE, AI_SERVICE_BACKEND,
                                                             BACKEND_SECURITY_POLICY)}
-    facts = Facts(crds=offline_facts().crds, served=served)
+    facts = Facts(crds=offline_facts().crds, served=served, claims_known=True)
     versions = {o["kind"]: o["apiVersion"] for o in plan(passthrough(), CONFIG, facts).objects}
     for kind in ("AIGatewayRoute", "AIServiceBackend", "BackendSecurityPolicy"):
         assert versions[kind] == "aigateway.envoyproxy.io/v1beta1"
@@ -196,3 +198,51 @@ def test_every_declared_id_and_only_those_are_routed_exactly_to_the_provider(
     assert sum(h["type"] == "RegularExpression" for r in rules for m in r["matches"] for h in m["headers"]) == \
         int(catch_all)
     assert len(rules) <= 15  # AI Gateway v1.1's limit per route
+
+
+def test_ids_another_object_owns_are_left_out_of_the_route_and_named_in_the_condition() -> None:
+    owner = Claim("LLMModel", "team-a", "gpt", frozenset({"openai/gpt-5.2"}), "2026-01-01T00:00:00Z")
+    facts = Facts(crds=offline_facts().crds, claims_known=True, taken={"openai/gpt-5.2": owner})
+    routing = plan(passthrough(), CONFIG, facts)
+    route = by_kind(routing.objects)["AIGatewayRoute", "openrouter-external"]
+    assert "openai/gpt-5.2" not in [h["value"] for r in route["spec"]["rules"] for m in r["matches"]
+                                    for h in m["headers"]]
+    done = next(g for g in routing.groups if g.name == "external route").done
+    assert "openai/gpt-5.2 is owned by LLMModel team-a/gpt, which claimed it first (2026-01-01T00:00:00Z)" in done
+
+
+def test_a_passthrough_whose_every_id_and_catch_all_are_owned_elsewhere_gets_no_route_and_says_by_whom() -> None:
+    pm = passthrough(models={"declared": ["openai/gpt-5.2"], "catchAll": True})
+    older = Claim("PassthroughModel", "team-a", "first", frozenset({"openai/gpt-5.2"}), "2026-01-01T00:00:00Z",
+                  catch_all=True)
+    facts = Facts(crds=offline_facts().crds, claims_known=True, taken={"openai/gpt-5.2": older, CATCH_ALL: older})
+    routing = plan(pm, CONFIG, facts)
+    assert "AIGatewayRoute" not in [o["kind"] for o in routing.objects]
+    closed = next(g for g in routing.groups if g.name == "external ids")
+    assert closed.gate is not None
+    assert closed.gate.problem.reason == "ModelIdConflict"
+    assert "PassthroughModel team-a/first" in closed.gate.problem.message
+
+
+def test_an_llmmodel_and_a_passthrough_declaring_one_id_the_older_owns_it_and_an_exact_id_beats_a_catch_all() -> None:
+    def body(kind: str, name: str, created: str, spec: dict[str, Any]) -> dict[str, Any]:
+        return {"kind": kind, "metadata": {"name": name, "namespace": "ns", "uid": name, "generation": 1,
+                                           "creationTimestamp": created}, "spec": spec}
+
+    llm = model_claim("LLMModel", body("LLMModel", "gpt", "2026-01-02T00:00:00Z", {"model": {"name": "gpt-5"}}),
+                      previous=None, index={}, now="2026-01-03T00:00:00Z", after_known=False)
+    pt = passthrough_claim(body("PassthroughModel", "openai", "2026-01-01T00:00:00Z",
+                                {"models": {"declared": ["gpt-5"], "catchAll": True}}),
+                           previous=None, index={}, now="2026-01-03T00:00:00Z", after_known=False)
+    assert llm is not None
+    assert pt is not None
+    assert {t: str(c) for t, c in owners([llm, pt]).items()} == {
+        "gpt-5": "PassthroughModel ns/openai", CATCH_ALL: "PassthroughModel ns/openai"}
+    # The status the operator writes lets a restart decide the same way, even for an edited object.
+    recorded = {"metadata": {"name": "openai", "namespace": "ns", "generation": 7,
+                             "creationTimestamp": "2026-01-01T00:00:00Z"},
+                "spec": {"models": {"declared": ["gpt-5"], "catchAll": True}},
+                "status": PassthroughModelStatus(**claim_fields(pt)).wire()}
+    again = passthrough_claim(recorded, previous=None, index={}, now="2026-02-01T00:00:00Z", after_known=True)
+    assert again is not None
+    assert again.claimed_at == pt.claimed_at

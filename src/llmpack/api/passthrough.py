@@ -121,6 +121,10 @@ class PassthroughModelStatus(ApiModel):
     conditions: list[Condition] = Field(default_factory=list)
     models: str | None = Field(None, description="What is routed to the provider, for `kubectl get`.")
     endpoints: EndpointStatus | None = None
+    model_ids: list[str] | None = Field(None, description="The declared ids it claims on the shared hostnames.")
+    catch_all: bool | None = Field(None, description="Whether it claims the catch-all.")
+    model_ids_claimed_at: str | None = Field(
+        None, description="When it started claiming these ids: the older claim of an id owns it.")
 
 
 class PassthroughModel(BaseModel):

@@ -8,9 +8,12 @@ internal side of an operator without an OIDC issuer, is not waited for; at least
 
 from __future__ import annotations
 
+from typing import Any
+
 from llmpack.api import Condition, ConditionStatus
 from llmpack.api.passthrough import PassthroughModel, PassthroughModelStatus, PassthroughPhase, models_summary
 from llmpack.api.status import EndpointStatus
+from llmpack.assess.claims import Claim
 from llmpack.assess.report import Problem, Report
 from llmpack.assess.routing import Routes
 from llmpack.render.passthrough_plan import BACKEND_CONFIGURED
@@ -35,16 +38,25 @@ def phase(reports: tuple[Report, ...]) -> PassthroughPhase:
     return PassthroughPhase.READY
 
 
-def compute(pm: PassthroughModel, routes: Routes) -> PassthroughModelStatus:
+def claim_fields(claim: Claim | None) -> dict[str, Any]:
+    """status.modelIds, catchAll and modelIdsClaimedAt: what it claims, and since when (a restart decides the
+    same way from them)."""
+    if claim is None:
+        return {}
+    return {"model_ids": sorted(claim.ids), "catch_all": claim.catch_all, "model_ids_claimed_at": claim.claimed_at}
+
+
+def compute(pm: PassthroughModel, routes: Routes, claim: Claim | None = None) -> PassthroughModelStatus:
     """The status to report, before transition times are carried over (assess.status.settle)."""
     return PassthroughModelStatus(
         phase=phase(routes.reports), observed_generation=pm.metadata.generation,
         conditions=[_condition(r) for r in routes.reports], models=models_summary(pm.spec.models),
-        endpoints=EndpointStatus.model_validate(dict(routes.endpoints)) if routes.endpoints else None)
+        endpoints=EndpointStatus.model_validate(dict(routes.endpoints)) if routes.endpoints else None,
+        **claim_fields(claim))
 
 
-def refused(problem: Problem, generation: int | None) -> PassthroughModelStatus:
+def refused(problem: Problem, generation: int | None, claim: Claim | None = None) -> PassthroughModelStatus:
     """A PassthroughModel that cannot be planned at all (a spec our models refuse, a name taken)."""
     return PassthroughModelStatus(phase=PassthroughPhase.ERROR, observed_generation=generation, conditions=[
         Condition(type=BACKEND_CONFIGURED, status=ConditionStatus.FALSE, reason=problem.reason,
-                  message=problem.message)])
+                  message=problem.message)], **claim_fields(claim))

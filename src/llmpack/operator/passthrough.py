@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from llmpack.api import names
 from llmpack.api.passthrough import CREDENTIAL_KEY, PASSTHROUGH_KIND, PassthroughModel, PassthroughModelStatus
+from llmpack.assess.claims import Claim, lost
 from llmpack.assess.passthrough import compute, refused
 from llmpack.assess.report import Problem
 from llmpack.assess.status import settle
@@ -28,7 +29,7 @@ from llmpack.manifests import describe
 from llmpack.operator import kube
 from llmpack.operator.keys import ApiKeys
 from llmpack.operator.routes import Router
-from llmpack.operator.store import Body, Key, Store
+from llmpack.operator.store import Body, Key, Store, key_of
 from llmpack.render.passthrough_plan import plan, routed
 from llmpack.render.plan import Facts, policy_open
 
@@ -67,15 +68,18 @@ class Passthroughs:
         secret = pm.spec.provider.credential_secret_name
         credential = await kube.secret_problem(self.client, pm.namespace, secret, CREDENTIAL_KEY,
                                                what="the provider's API key", sample="<the provider's API key>")
-        facts = await self._facts(key, pm, credential)
+        claim = self.store.model_claim(key, PASSTHROUGH_KIND)
+        facts = await self._facts(key, pm, credential, claim)
         routes = await self.router.walk(key, plan(pm, self.config, facts))
-        await self._report(body, compute(pm, routes))
+        await self._report(body, compute(pm, routes, claim))
         return credential is not None  # nothing we may watch announces the Secret: look again
 
-    async def _facts(self, key: Key, pm: PassthroughModel, credential: str | None) -> Facts:
+    async def _facts(self, key: Key, pm: PassthroughModel, credential: str | None, claim: Claim | None) -> Facts:
         crds = frozenset(kind.crd for kind in THIRD_PARTY if kind.crd in self.store.crds)
         key_metadata = self.store.child(key, "ConfigMap", names.key_metadata(pm.name)) or {}
         facts = Facts(crds=crds, credential=credential,
+                      claims_known=self.store.synced and claim is not None,
+                      taken=lost(claim, self.store.claim_index) if claim is not None else {},
                       key_metadata_uid=(key_metadata.get("metadata") or {}).get("uid"),
                       served={crd: self.store.served.get(crd, ()) for crd in crds})
         if policy_open(routed(pm, self.config, facts), facts):
@@ -84,7 +88,8 @@ class Passthroughs:
         return replace(facts, key_secrets=self.keys.secrets(key[0]))
 
     async def refuse(self, body: Body, problem: Problem) -> None:
-        await self._report(body, refused(problem, body["metadata"].get("generation")))
+        claim = self.store.model_claim(key_of(body), PASSTHROUGH_KIND)
+        await self._report(body, refused(problem, body["metadata"].get("generation"), claim))
 
     async def _report(self, body: Body, status: PassthroughModelStatus) -> None:
         meta = body["metadata"]

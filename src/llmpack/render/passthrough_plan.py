@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from llmpack.api import names
 from llmpack.api.passthrough import CREDENTIAL_KEY, PassthroughModel
+from llmpack.assess.claims import CATCH_ALL
 from llmpack.assess.report import Problem
 from llmpack.config import Config
 from llmpack.kinds import AI_GATEWAY_ROUTE, AI_SERVICE_BACKEND, PROVIDER_KINDS
@@ -62,25 +63,36 @@ def _waits_for_backend(pm: PassthroughModel, facts: Facts) -> Gate | None:
         "BackendNotConfigured", f"no route while the provider's backend is not configured: {closed.problem.message}"))
 
 
-def serves(pm: PassthroughModel) -> str:
+def owned(pm: PassthroughModel, facts: Facts) -> tuple[tuple[str, ...], bool]:
+    """(the declared ids, whether the catch-all) this PassthroughModel owns: its routes match those only."""
     models = pm.spec.models
-    ids = ", ".join(models.declared)
-    return " and ".join([*([ids] if ids else []), *(["every other model id"] if models.catch_all else [])])
+    return (tuple(i for i in models.declared if i not in facts.taken),
+            models.catch_all and CATCH_ALL not in facts.taken)
+
+
+def serves(pm: PassthroughModel, facts: Facts) -> str:
+    declared, catch_all = owned(pm, facts)
+    parts = [*([", ".join(declared)] if declared else []), *(["every other model id"] if catch_all else [])]
+    what = " and ".join(parts)
+    elsewhere = "; ".join(f"{'the catch-all' if t is CATCH_ALL else t} is owned by {c}, which claimed it first "
+                          f"({c.claimed_at})" for t, c in sorted(facts.taken.items(), key=lambda item: item[1].rank))
+    return f"{what} (not here: {elsewhere})" if elsewhere else what
 
 
 def routed(pm: PassthroughModel, config: Config, facts: Facts) -> Routed:
-    owned = not keymanager_rbac.retains_keys(config)
+    owned_keys = not keymanager_rbac.retains_keys(config)
     models = pm.spec.models
+    declared, catch_all = owned(pm, facts)
     return Routed(
-        name=pm.name, serves=serves(pm),
+        name=pm.name, serves=serves(pm, facts), ids=(*models.declared, *((CATCH_ALL,) if models.catch_all else ())),
         enabled=lambda side: (pm.spec.endpoints.external if side == "external" else pm.spec.endpoints.internal).enabled,
         before=lambda side: _waits_for_backend(pm, facts), route_crds=(POLICY_CRD, ROUTE_CRD),
-        key_secret=lambda: auth.key_secret(pm, owned=owned),
-        key_metadata=lambda: auth.key_metadata(pm, owned=owned),
+        key_secret=lambda: auth.key_secret(pm, owned=owned_keys),
+        key_metadata=lambda: auth.key_metadata(pm, owned=owned_keys),
         key_access=lambda: tuple(keymanager_rbac.access_for(pm, config, facts.key_metadata_uid)),
         policy=lambda side, secrets, ids: auth.policy(pm, config, side, secrets, ids),
-        route=lambda side: passthrough.route(pm, config, side, declared=tuple(models.declared),
-                                             catch_all=models.catch_all, version=facts.version(AI_GATEWAY_ROUTE)))
+        route=lambda side: passthrough.route(pm, config, side, declared=declared, catch_all=catch_all,
+                                             version=facts.version(AI_GATEWAY_ROUTE)))
 
 
 def plan(pm: PassthroughModel, config: Config, facts: Facts) -> Plan:
