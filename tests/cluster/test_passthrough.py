@@ -124,6 +124,12 @@ def apply_passthrough(cluster: LocalCluster, name: str, namespace: str, spec: di
     cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(body))
 
 
+def release(cluster: LocalCluster, name: str, namespace: str) -> None:
+    """Delete a PassthroughModel at the end of a test: claims are cluster-wide, and a later test's catch-all or
+    declared ids must not find them owned."""
+    cluster.kubectl("delete", "passthroughmodel", name, "-n", namespace, "--wait=false")
+
+
 def no_secret_in(text: str) -> None:
     assert "sk-or-v1-never-shown" not in text
 
@@ -171,6 +177,7 @@ async def test_the_packs_example_applies_unchanged_reaches_ready_with_every_obje
     events = cluster.kubectl("get", "events", "-n", PACK_NAMESPACE, "-o", "yaml").stdout
     no_secret_in(events + gateway.operator.log.read_text() + yaml.safe_dump(ready))
     assert [line for line in gateway.operator.log.read_text().splitlines() if "forbidden" in line.lower()] == []
+    release(cluster, "openrouter", PACK_NAMESPACE)
 
 
 async def test_without_its_credential_nothing_is_routed_and_the_condition_names_the_secret_and_key(
@@ -256,6 +263,7 @@ async def test_beside_an_llmmodel_each_exact_id_goes_to_its_own_backend_and_the_
         assert auth is not None
         assert [r["name"] for r in auth["spec"]["apiKeyAuth"]["credentialRefs"]] == [
             "openrouter-api-keys", "qwen-api-keys"], policy
+    release(cluster, "openrouter", namespace)
 
 
 async def test_after_an_upgrade_to_ai_gateway_v1_1_its_objects_are_written_in_v1beta1(
@@ -287,6 +295,7 @@ async def test_after_an_upgrade_to_ai_gateway_v1_1_its_objects_are_written_in_v1
     except AssertionError as exc:
         raise AssertionError(f"{exc}: {missing}") from None
     assert (await status(client, "router", namespace))["phase"] == "Ready"
+    release(cluster, "router", namespace)
 
 
 async def test_the_api_server_refuses_a_hostname_with_a_scheme_a_spec_routing_nothing_and_both_sides_off(
@@ -306,3 +315,34 @@ async def test_the_api_server_refuses_a_hostname_with_a_scheme_a_spec_routing_no
         refused = cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(body), check=False)
         assert refused.returncode != 0
         assert words in refused.stderr
+
+
+async def test_an_llmmodel_and_a_passthrough_declaring_one_id_the_older_routes_it_until_it_is_deleted(
+        gateway: Gateway, gw_client: AsyncClient) -> None:
+    cluster, client = gateway.cluster, gw_client
+    served, provider = await fresh_namespace(client), await fresh_namespace(client)
+    qwen_id = f"Qwen/{served}"  # an id of this test's own: claims are cluster-wide
+    models.apply(cluster, "qwen", served, {"model": {"name": qwen_id}})
+    await eventually(lambda: found(cluster, "aigatewayroutes.aigateway.envoyproxy.io", "qwen-external", served),
+                     within=READY_WITHIN + 30, what="the LLMModel's route")
+    await credential(client, provider)
+    apply_passthrough(cluster, "provider", provider, {
+        "provider": {"hostname": "api.example.com", "credentialSecretName": "openrouter-api-key"},
+        "models": {"declared": [qwen_id, "other/model"]}, "access": {"public": True}})
+    ready = await eventually(lambda: phase_is(client, "provider", provider, "Ready"), within=45,
+                             what="the PassthroughModel Ready for the id it owns")
+    assert (ready["modelIds"], ready["catchAll"]) == (sorted([qwen_id, "other/model"]), False)
+    external = next(c for c in ready["conditions"] if c["type"] == "ExternalEndpointReady")
+    assert f"{qwen_id} is owned by LLMModel {served}/qwen, which claimed it first" in external["message"]
+    route = get(cluster, "aigatewayroutes.aigateway.envoyproxy.io", "provider-external", provider)
+    assert route is not None
+    assert _exact_ids(route) == {"other/model": "provider"}
+
+    # The owner goes: within seconds the PassthroughModel routes the id too.
+    cluster.kubectl("delete", "llmmodel", "qwen", "-n", served)
+
+    async def handed_over() -> bool:
+        route = get(cluster, "aigatewayroutes.aigateway.envoyproxy.io", "provider-external", provider) or {}
+        return bool(route) and _exact_ids(route) == {qwen_id: "provider", "other/model": "provider"}
+
+    await eventually(handed_over, within=30, what="the id handed over to the PassthroughModel")
