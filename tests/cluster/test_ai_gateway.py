@@ -11,66 +11,37 @@ proves the chart's RBAC for the PodMonitor, key objects before Ready, and why a 
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from lightkube import AsyncClient, KubeConfig
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import ConfigMap, Namespace, PersistentVolumeClaim, Secret
 from lightkube.resources.storage_v1 import StorageClass
 
-from llmpack.api.crd import crd
 from llmpack.operator.kube import AIGatewayRouteResources, PodMonitorResource
 from llmpack_dev.cluster import LocalCluster
 from llmpack_dev.crds import ai_gateway_crds, install, pod_monitor_crd, routing_crds
 from tests.cluster import models
-from tests.cluster.conftest import OPERATOR_ENV, ROOT
+from tests.cluster.chart_operator import Gateway, chart_operator
 from tests.cluster.controllers import policy_verdict, post_warning, route_verdict, write_status
-from tests.cluster.operator_process import OperatorProcess
-from tests.cluster.test_key_manager_rbac import NAMESPACE, OPERATOR_SA, RBAC_KINDS, render, token_kubeconfig
+from tests.cluster.test_key_manager_rbac import NAMESPACE, OPERATOR_SA
 from tests.cluster.test_operator_lifecycle import READY_WITHIN, ready_replicas
 from tests.cluster.waiting import eventually
 
 GROUP = "aigateway.envoyproxy.io"
 
 
-@dataclass
-class Gateway:
-    cluster: LocalCluster
-    operator: OperatorProcess
-
-
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     """A cluster with every routing CRD, AI Gateway v0.5.0 and the PodMonitor CRD, and the operator running as
     the chart's ServiceAccount with exactly the chart's RBAC."""
-    state = tmp_path_factory.mktemp("gateway-cluster")
-    cluster = LocalCluster(state, Path(os.environ.get("LLMPACK_TESTBIN", ROOT / ".testbin")),
-                           audit_reads=True)  # deprecated_requests counts the operator's reads too
-    operator: OperatorProcess | None = None
-    try:
-        cluster.up()
-        cluster.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(crd()))
-        install(cluster, [*routing_crds(), *ai_gateway_crds("v0.5.0"), pod_monitor_crd()])
-        cluster.kubectl("wait", "--for=condition=Established", "crd/llmmodels.llm.nebari.dev", "--timeout=30s")
-        cluster.kubectl("create", "namespace", NAMESPACE)
-        rbac = [o for o in render(cluster, "--set", f"auth.oidc.issuer={OPERATOR_ENV['LLMPACK_OIDC_ISSUER']}")
-                if o["kind"] in RBAC_KINDS]
-        cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(rbac))
-        operator = OperatorProcess(token_kubeconfig(cluster, OPERATOR_SA, state / "kubeconfig-chart"),
-                                   state / "operator.log", env=OPERATOR_ENV)
-        operator.start()
-        yield Gateway(cluster, operator)
-    finally:
-        if operator is not None:
-            operator.stop()
-        cluster.down(keep_state=bool(os.environ.get("LLMPACK_KEEP_CLUSTER")))
+    crds = [*routing_crds(), *ai_gateway_crds("v0.5.0"), pod_monitor_crd()]
+    # audit_reads: deprecated_requests counts the operator's reads too
+    with chart_operator(tmp_path_factory.mktemp("gateway-cluster"), crds, audit_reads=True) as gateway:
+        yield gateway
 
 
 @pytest.fixture

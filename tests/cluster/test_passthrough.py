@@ -10,11 +10,8 @@ each exact id goes to its own backend (on the objects: no request path exists he
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,11 +23,12 @@ from lightkube.resources.core_v1 import Namespace, Secret
 
 from llmpack.operator.kube import PassthroughModelResource
 from llmpack_dev.cluster import LocalCluster
-from llmpack_dev.crds import ai_gateway_crds, install, install_ours, passthrough_crds, routing_crds
+from llmpack_dev.crds import ai_gateway_crds, install, passthrough_crds, routing_crds
 from tests.cluster import models
-from tests.cluster.conftest import OPERATOR_ENV, ROOT
-from tests.cluster.operator_process import OperatorProcess, settle_audit, writes_by
-from tests.cluster.test_key_manager_rbac import NAMESPACE, OPERATOR_SA, RBAC_KINDS, render, token_kubeconfig
+from tests.cluster.chart_operator import Gateway, chart_operator
+from tests.cluster.conftest import ROOT
+from tests.cluster.operator_process import settle_audit, writes_by
+from tests.cluster.test_key_manager_rbac import NAMESPACE, OPERATOR_SA
 from tests.cluster.test_operator_lifecycle import READY_WITHIN, ready_replicas
 from tests.cluster.waiting import eventually
 
@@ -49,35 +47,13 @@ OBJECTS = [("backends.gateway.envoyproxy.io", "openrouter-backend"),
            ("secrets", "openrouter-api-keys"), ("configmaps", "openrouter-api-key-metadata")]
 
 
-@dataclass
-class Gateway:
-    cluster: LocalCluster
-    operator: OperatorProcess
-
-
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     """A control plane of its own (AI Gateway is upgraded in place here) with both of our CRDs and every
     third-party CRD a PassthroughModel needs; the operator runs with the chart's RBAC."""
-    state = tmp_path_factory.mktemp("passthrough-cluster")
-    cluster = LocalCluster(state, Path(os.environ.get("LLMPACK_TESTBIN", ROOT / ".testbin")))
-    operator: OperatorProcess | None = None
-    try:
-        cluster.up()
-        install_ours(cluster)
-        install(cluster, [*routing_crds(), *passthrough_crds("v0.5.0")])
-        cluster.kubectl("create", "namespace", NAMESPACE)
-        rbac = [o for o in render(cluster, "--set", f"auth.oidc.issuer={OPERATOR_ENV['LLMPACK_OIDC_ISSUER']}")
-                if o["kind"] in RBAC_KINDS]
-        cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(rbac))
-        operator = OperatorProcess(token_kubeconfig(cluster, OPERATOR_SA, state / "kubeconfig-chart"),
-                                   state / "operator.log", env=OPERATOR_ENV)
-        operator.start()
-        yield Gateway(cluster, operator)
-    finally:
-        if operator is not None:
-            operator.stop()
-        cluster.down(keep_state=bool(os.environ.get("LLMPACK_KEEP_CLUSTER")))
+    crds = [*routing_crds(), *passthrough_crds("v0.5.0")]
+    with chart_operator(tmp_path_factory.mktemp("passthrough-cluster"), crds) as gateway:
+        yield gateway
 
 
 @pytest.fixture

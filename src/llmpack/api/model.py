@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,14 +31,12 @@ class ObjectMeta(BaseModel):
     annotations: dict[str, str] = Field(default_factory=dict)
 
 
-class LLMModel(BaseModel):
+class Object(BaseModel):
+    """What every object of our API has beside its spec and status: its metadata, and how it is parsed."""
+
     model_config = ConfigDict(frozen=True, populate_by_name=True)
 
-    api_version: Literal["llm.nebari.dev/v1alpha1"] = Field("llm.nebari.dev/v1alpha1", alias="apiVersion")
-    kind: Literal["LLMModel"] = "LLMModel"
     metadata: ObjectMeta
-    spec: LLMModelSpec
-    status: LLMModelStatus | None = None
 
     @property
     def name(self) -> str:
@@ -49,6 +47,13 @@ class LLMModel(BaseModel):
         return self.metadata.namespace
 
     @classmethod
-    def from_body(cls, body: dict[str, Any]) -> LLMModel:
+    def from_body(cls, body: dict[str, Any]) -> Self:
         """Parse an object as read from the API server or a manifest (raises pydantic.ValidationError)."""
         return cls.model_validate(body)
+
+
+class LLMModel(Object):
+    api_version: Literal["llm.nebari.dev/v1alpha1"] = Field("llm.nebari.dev/v1alpha1", alias="apiVersion")
+    kind: Literal["LLMModel"] = "LLMModel"
+    spec: LLMModelSpec
+    status: LLMModelStatus | None = None

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from llmpack.api.base import ApiModel, nested
-from llmpack.api.model import ObjectMeta
+from llmpack.api.model import Object
 from llmpack.api.spec import DURATION_PATTERN, Access, SecretName
 from llmpack.api.status import Condition, EndpointStatus
 
@@ -127,27 +127,11 @@ class PassthroughModelStatus(ApiModel):
         None, description="When it started claiming these ids: the older claim of an id owns it.")
 
 
-class PassthroughModel(BaseModel):
-    model_config = ConfigDict(frozen=True, populate_by_name=True)
-
+class PassthroughModel(Object):
     api_version: Literal["llm.nebari.dev/v1alpha1"] = Field("llm.nebari.dev/v1alpha1", alias="apiVersion")
     kind: Literal["PassthroughModel"] = "PassthroughModel"
-    metadata: ObjectMeta
     spec: PassthroughModelSpec
     status: PassthroughModelStatus | None = None
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name
-
-    @property
-    def namespace(self) -> str | None:
-        return self.metadata.namespace
-
-    @classmethod
-    def from_body(cls, body: dict[str, Any]) -> PassthroughModel:
-        """Parse an object as read from the API server or a manifest (raises pydantic.ValidationError)."""
-        return cls.model_validate(body)
 
 
 def models_summary(models: PassthroughModels) -> str:
