@@ -1,27 +1,29 @@
 """An AdmissionReview body in, the webhook's HTTP answer out: the whole decision, pure and total.
 
-Whatever the bytes, the answer is one of two:
+The webhook only warns, with rules that need other objects (no CEL in the API server can read those): every
+other rule is the API server's own (admission/table.py). So a review that can be answered is always allowed:
 - 400 and one line of text when the body is not an AdmissionReview we can answer: not JSON, larger than
   MAX_BYTES, nested deeper than MAX_DEPTH, no `request` mapping, or no `request.uid`. (The API server then
-  refuses the request: the webhook's failurePolicy is Fail.)
-- 200 and a strict-JSON AdmissionReview that echoes `request.uid` as given and, when it denies, names the
-  field of every error: in the message and in `status.details.causes`; `object` when the object itself is
-  wrong (missing, or not a mapping).
+  admits the request without our warnings: the webhook's failurePolicy is Ignore.)
+- 200 and a strict-JSON AdmissionReview that echoes `request.uid` as given, allows, and carries the warnings
+  of the rules given (WebhookRule) for an object that is an LLMModel; none for anything else (the API
+  server's own validation, which runs first, has refused what is no LLMModel).
 
 JSON numbers that Python would read as NaN or infinity, or only slowly (more than MAX_NUMBER_LENGTH
-characters), are read as their text. A field holding one is then refused as the wrong type,
-naming the field; a uid holding one (`"uid": NaN`) is echoed as that text, a JSON string ("NaN"), so
-the answer is always valid JSON.
+characters), are read as their text: a uid holding one (`"uid": NaN`) is echoed as that text, a JSON string
+("NaN"), so the answer is always valid JSON.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from llmpack.admission.rules import review
+from llmpack.admission.rules import Finding, parse
+from llmpack.api import LLMModel
 
 MAX_BYTES = 8 * 1024 * 1024  # an update carries two objects of up to the API server's 3 MiB request limit
 MAX_DEPTH = 64  # levels of nesting, from the review down; the deepest Kubernetes objects (affinity) take ~20
@@ -88,26 +90,28 @@ def read_request(raw: bytes) -> dict[str, Any]:
     return request
 
 
-def verdict(request: dict[str, Any]) -> dict[str, Any]:
-    """The AdmissionReview response to a request: warnings for kubectl, every error named on denial."""
-    findings = review(request.get("object"), request.get("oldObject") or None)
+# A warning that reads more than the object (the operator's view of other objects): the new object and the old
+# one (None on create) in, a finding or None out. Its finding is a warning whatever its level: the webhook
+# never denies.
+WebhookRule = Callable[[LLMModel, LLMModel | None], Finding | None]
+
+
+def verdict(request: dict[str, Any], rules: Sequence[WebhookRule] = ()) -> dict[str, Any]:
+    """The AdmissionReview response to a request: allowed, with the rules' warnings for kubectl."""
     response: dict[str, Any] = {"uid": request["uid"], "allowed": True}
-    if warnings := [str(f) for f in findings if f.level == "warning"]:
-        response["warnings"] = warnings
-    if errors := [f for f in findings if f.level == "error"]:
-        response["allowed"] = False
-        response["status"] = {
-            "code": 422, "reason": "Invalid", "message": "; ".join(str(f) for f in errors),
-            "details": {"causes": [{"reason": "FieldValueInvalid", "field": f.field, "message": f.message}
-                                   for f in errors]},
-        }
+    new = parse(request.get("object")) if rules else None
+    if isinstance(new, LLMModel):
+        old = parse(request.get("oldObject")) if request.get("oldObject") is not None else None
+        before = old if isinstance(old, LLMModel) else None
+        if warnings := [str(f) for rule in rules if (f := rule(new, before)) is not None]:
+            response["warnings"] = warnings
     return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
 
 
-def answer(raw: bytes) -> Answer:
+def answer(raw: bytes, rules: Sequence[WebhookRule] = ()) -> Answer:
     """The HTTP answer to a body POSTed to the webhook."""
     try:
         request = read_request(raw)
     except BadReview as exc:
         return Answer(400, f"not an AdmissionReview: {exc}".encode(), "text/plain")
-    return Answer(200, json.dumps(verdict(request), allow_nan=False).encode(), "application/json")
+    return Answer(200, json.dumps(verdict(request, rules), allow_nan=False).encode(), "application/json")
