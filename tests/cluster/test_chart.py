@@ -17,7 +17,7 @@ from lightkube.core.exceptions import ApiError
 
 from llmpack.config import load_config
 from llmpack.operator.kube import SecurityPolicyResource
-from llmpack_dev.cluster import LocalCluster, wait_for_webhook
+from llmpack_dev.cluster import LocalCluster, install_admission, remove_policies, wait_for_webhook
 from llmpack_dev.crds import cert_manager_crds, gateway_api_crds, routing_crds
 from llmpack_dev.crds import install as install_crds
 from llmpack_dev.crds import uninstall as uninstall_crds
@@ -142,9 +142,11 @@ def test_image_tags_default_to_the_app_version_never_latest(cluster: LocalCluste
 
 @pytest.fixture
 def installed(cluster: LocalCluster, operator: OperatorProcess) -> Iterator[None]:
-    """The chart installed for real; the session operator (which owns the same webhook name) steps aside."""
+    """The chart installed for real; the session operator (which owns the same webhook name) and the session's
+    admission policies (the chart ships its own, of the same names) step aside."""
     operator.stop()
     cluster.kubectl("delete", "validatingwebhookconfiguration", "llmpack-validating-webhook", "--ignore-not-found")
+    remove_policies(cluster)
     try:
         result = helm(cluster, "install", RELEASE, str(CHART), "-n", NAMESPACE, "--create-namespace",
                       "--set", "auth.oidc.issuer=https://id.example.test/realms/llm",
@@ -154,6 +156,7 @@ def installed(cluster: LocalCluster, operator: OperatorProcess) -> Iterator[None
     finally:
         helm(cluster, "uninstall", RELEASE, "-n", NAMESPACE, "--kubeconfig", str(cluster.kubeconfig), "--wait",
              check=False)
+        install_admission(cluster)
         operator.start()
         wait_for_webhook(cluster)
 
@@ -236,13 +239,15 @@ async def _gone(request: Awaitable[object]) -> bool:
 def test_uninstall_leaves_nothing_but_the_crd(cluster: LocalCluster, operator: OperatorProcess) -> None:
     operator.stop()
     cluster.kubectl("delete", "validatingwebhookconfiguration", "llmpack-validating-webhook", "--ignore-not-found")
+    remove_policies(cluster)
     try:
         helm(cluster, "install", RELEASE, str(CHART), "-n", NAMESPACE, "--create-namespace",
              "--kubeconfig", str(cluster.kubeconfig))
         helm(cluster, "uninstall", RELEASE, "-n", NAMESPACE, "--kubeconfig", str(cluster.kubeconfig), "--wait")
 
         def left() -> str:
-            found = cluster.kubectl("get", "clusterrole,clusterrolebinding,validatingwebhookconfiguration",
+            found = cluster.kubectl("get", "clusterrole,clusterrolebinding,validatingwebhookconfiguration,"
+                                    "validatingadmissionpolicy,validatingadmissionpolicybinding",
                                     "-l", f"app.kubernetes.io/instance={RELEASE}", "-o", "name").stdout
             found += cluster.kubectl("get", "all,serviceaccount,rolebinding", "-n", NAMESPACE,
                                      "-l", f"app.kubernetes.io/instance={RELEASE}", "-o", "name").stdout
@@ -254,5 +259,6 @@ def test_uninstall_leaves_nothing_but_the_crd(cluster: LocalCluster, operator: O
         assert left() == ""
         assert cluster.kubectl("get", "crd", "llmmodels.llm.nebari.dev", check=False).returncode == 0
     finally:
+        install_admission(cluster)
         operator.start()
         wait_for_webhook(cluster)
