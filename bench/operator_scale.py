@@ -1,10 +1,15 @@
 """200 LLMModels applied at once: how long until every child exists and every status is written, how many
-API requests the operator makes for it, and the operator's peak memory.
+API requests the operator makes for it, its CPU time from the first create to all Ready, its peak memory,
+and every request it makes (reads included) in a settled window afterwards.
 
-Rerun: make testbin && .venv/bin/python bench/operator_scale.py [--models 200] [--routing]
+Rerun: make testbin && .venv/bin/python bench/operator_scale.py [--models 200] [--routing] [--profile FILE]
 (--routing installs the Gateway API, inference extension and SecurityPolicy CRDs first, so every Ready
-model also gets its pool, endpoint picker and policies; "routed" is when every pool is Applied.)
-Targets: converge in under 30 s, operator peak RSS under 150 MB.
+model also gets its pool, endpoint picker and policies; "routed" is when every pool is Applied.
+--profile records the operator with py-spy (`pip install py-spy`) into a speedscope file and prints its
+top frames.) To compare with an earlier commit: `git worktree add /tmp/before REV` and run this script
+again with PYTHONPATH=/tmp/before/src (the bench itself comes from this tree).
+Targets (issue 20): at 200 models CPU to all Ready <= 15 s, peak RSS <= 90 MB, converged <= 20 s, no request
+in a settled 60 s window; at 1000 models converged <= 90 s, peak RSS <= 200 MB.
 """
 
 from __future__ import annotations
@@ -12,8 +17,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import datetime
 import json
 import os
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -83,13 +91,49 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
-def requests_by(audit_log: Path, user: str) -> collections.Counter[str]:
-    verbs: collections.Counter[str] = collections.Counter()
+def requests_by(audit_log: Path, user: str) -> list[dict[str, str]]:
+    """The user's requests as (verb, uri, when the server received it), in the order they were logged."""
+    out = []
     for line in audit_log.read_text().splitlines():
         entry = json.loads(line)
         if entry.get("user", {}).get("username") == user:
-            verbs[entry["verb"]] += 1
-    return verbs
+            out.append({"verb": entry["verb"], "uri": entry["requestURI"], "at": entry["requestReceivedTimestamp"]})
+    return out
+
+
+def by_verb(requests: list[dict[str, str]]) -> dict[str, int]:
+    return dict(sorted(collections.Counter(r["verb"] for r in requests).items()))
+
+
+def utc_stamp() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def profile(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling the operator (100 Hz, subprocesses excluded) until it is interrupted."""
+    return subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid), "--rate",
+                             "100", "--format", "raw", "--output", str(out), "--nonblocking"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def top_frames(raw: Path, count: int = 15) -> list[str]:
+    """Self and total samples of the hottest functions in a py-spy raw (collapsed stacks) file."""
+    own: collections.Counter[str] = collections.Counter()
+    total: collections.Counter[str] = collections.Counter()
+    samples = 0
+    for line in raw.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        frames = [f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0].rsplit("/", 1)[-1] + ")"
+                  for f in stack.split(";") if f]
+        samples += int(n)
+        if frames:
+            own[frames[-1]] += int(n)
+        for frame in set(frames):
+            total[frame] += int(n)
+    lines = [f"{samples} samples; self% total% function"]
+    for frame, n in own.most_common(count):
+        lines.append(f"  {100 * n / samples:5.1f} {100 * total[frame] / samples:5.1f}  {frame}")
+    return lines
 
 
 def main() -> None:
@@ -98,7 +142,11 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=180)
     parser.add_argument("--routing", action="store_true", help="install the routing CRDs first")
     parser.add_argument("--keep-log", type=Path, help="copy the operator's log here")
+    parser.add_argument("--keep-audit", type=Path, help="copy the API server's audit log here")
     parser.add_argument("--workers", type=int, default=None, help="llmpack run --workers (default: its own)")
+    parser.add_argument("--idle", type=float, default=60, help="seconds of the settled window (0: skip)")
+    parser.add_argument("--settle", type=float, default=10, help="seconds after all Ready before the window")
+    parser.add_argument("--profile", type=Path, help="py-spy raw profile of the operator, create to all Ready")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="llmpack-bench-") as tmp:
         cluster = LocalCluster(Path(tmp) / "cluster", ROOT / ".testbin", audit_reads=True)
@@ -116,6 +164,9 @@ def main() -> None:
                 install(cluster, routing_crds())
             operator.start()
             time.sleep(3)  # the operator is up and watching before the burst
+            assert operator.proc is not None
+            cpu_before = cpu_seconds(operator.proc.pid)
+            spy = profile(operator.proc.pid, args.profile) if args.profile else None
             manifests = [{"apiVersion": "llm.nebari.dev/v1alpha1", "kind": "LLMModel",
                           "metadata": {"name": f"model-{i:03d}", "namespace": NAMESPACE},
                           "spec": {"model": {"name": f"org/model-{i:03d}", "storage": {"size": "30Gi"}},
@@ -124,6 +175,7 @@ def main() -> None:
             asyncio.run(create_all(cluster, manifests))
             applied = time.monotonic() - started
             converge_at = ready_at = routed_at = None
+            cpu_ready = float("nan")
             while time.monotonic() - started < args.timeout and (routed_at if args.routing else ready_at) is None:
                 complete, ready, routed = converged(cluster, args.models)
                 now = time.monotonic() - started
@@ -131,15 +183,29 @@ def main() -> None:
                     converge_at = now
                 if ready_at is None and ready == args.models:
                     ready_at = now
+                    cpu_ready = cpu_seconds(operator.proc.pid) - cpu_before
                 if routed == args.models:
                     routed_at = now
                 time.sleep(0.5)
-            rss = peak_rss_mb(operator.proc.pid) if operator.proc else float("nan")
-            cpu = cpu_seconds(operator.proc.pid) if operator.proc else float("nan")
+            cpu = cpu_seconds(operator.proc.pid) - cpu_before
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(30)
             time.sleep(2)
-            verbs = requests_by(cluster.audit_log, "llmpack-operator")
+            busy = requests_by(cluster.audit_log, "llmpack-operator")
+            idle: list[dict[str, str]] | None = None
+            if args.idle:
+                time.sleep(args.settle)
+                since = utc_stamp()
+                time.sleep(args.idle)
+                time.sleep(2)  # the audit log is written in batches of at most 1 s
+                idle = [r for r in requests_by(cluster.audit_log, "llmpack-operator") if r["at"] >= since]
+            rss = peak_rss_mb(operator.proc.pid)
+            alive = operator.alive()
         finally:
             operator.stop()
+            if args.keep_audit and cluster.audit_log.exists():
+                args.keep_audit.write_bytes(cluster.audit_log.read_bytes())
             cluster.down()
             if args.keep_log:
                 args.keep_log.write_bytes(operator.log.read_bytes())
@@ -148,8 +214,17 @@ def main() -> None:
     print(f"all Ready (kwok runs the pods):             {ready_at:.1f} s" if ready_at else "not all Ready")
     if args.routing:
         print(f"all routed (pool, picker, policies):        {routed_at:.1f} s" if routed_at else "not all routed")
-    print(f"operator API requests: {sum(verbs.values())} total, by verb {dict(sorted(verbs.items()))}")
-    print(f"operator peak RSS: {rss:.0f} MB, CPU {cpu:.1f} s over the run")
+    print(f"operator API requests to all {'routed' if args.routing else 'Ready'}: {len(busy)} total, "
+          f"by verb {by_verb(busy)}")
+    print(f"operator CPU from the first create to all Ready: {cpu_ready:.1f} s"
+          + (f", to all routed: {cpu:.1f} s" if args.routing else ""))
+    print(f"operator peak RSS: {rss:.0f} MB{'' if alive else ' (THE OPERATOR EXITED)'}")
+    if idle is not None:
+        print(f"requests in a settled {args.idle:.0f} s window ({args.settle:.0f} s after): {len(idle)} "
+              f"{by_verb(idle)}{' e.g. ' + str([r['verb'] + ' ' + r['uri'] for r in idle[:3]]) if idle else ''}")
+    print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
+    if args.profile:
+        print("\n".join(top_frames(args.profile)))
     print("rerun: make testbin && .venv/bin/python bench/operator_scale.py --models", args.models)
 
 

@@ -62,20 +62,26 @@ def cmd_policies(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import logging
     import os
     import tempfile
 
     from llmpack.admission.webhook import Endpoint
     from llmpack.config import load_config
+    from llmpack.operator import logs
     from llmpack.operator.runner import WebhookOptions, run
 
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = str(args.kubeconfig)
     config = load_config(args.values)
     namespaces = args.namespace or list(config.watch_namespaces)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(verbose=args.verbose, fmt=args.log_format)
+    if args.health:
+        from llmpack.operator.health import address
+
+        try:
+            address(args.health)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
     webhook = None
     if args.webhook_port:
         service = None
@@ -166,7 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kubeconfig", type=Path, help="kubeconfig file (default: $KUBECONFIG or in-cluster)")
     p.add_argument("--workers", type=int, default=8, help="models reconciled at once (default 8)")
     p.add_argument("--health", metavar="URL", help="serve liveness here, e.g. http://0.0.0.0:8080/healthz")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="debug logging: every API request, every retry (INFO: one line per phase change)")
+    p.add_argument("--log-format", choices=("text", "json"), default="text",
+                   help="json: one object per line (time, level, logger, message, model) for log pipelines")
     hook = p.add_argument_group(
         "admission webhook (off unless a port is given): warnings that need other objects, added to kubectl apply's; "
         "failurePolicy Ignore, so while the operator is down nothing is blocked and those warnings are missing. "

@@ -20,7 +20,6 @@ from llmpack.assess.diff import holds
 from llmpack.config import Config, load_config
 from llmpack.kinds import INFERENCE_POOL, SECURITY_POLICY
 from llmpack.operator import listeners
-from llmpack.operator.keys import KEYS_REFRESH
 from llmpack.operator.kube import GatewayResource, InferencePoolResource, LLMModelResource, SecurityPolicyResource
 from llmpack.render import Facts, plan
 from llmpack.render.listeners import gateway_patches
@@ -31,6 +30,8 @@ from tests.cluster.conftest import OPERATOR_ENV
 from tests.cluster.operator_process import OperatorProcess, settle_audit, writes_by
 from tests.cluster.test_operator_lifecycle import READY_WITHIN, ready_replicas
 from tests.cluster.waiting import eventually
+
+SETTLED_SECONDS = 20
 
 
 async def pool_condition(client: AsyncClient, namespace: str, reason: str) -> dict[str, object] | None:
@@ -135,9 +136,12 @@ async def test_policies_keys_and_network_policy_follow_the_model_and_go_with_it(
         assert {p.namespaceSelector.matchLabels["kubernetes.io/metadata.name"]  # type: ignore[union-attr,index]
                 for p in peers or [] if p.namespaceSelector} == {"gateways", "envoy-gateway-system", "monitoring"}
 
-        # A key manager writes a key: only qwen's allow rule names its client id, with no change to the model.
+        # A key manager writes a key (the Secret, then its metadata): only qwen's allow rule names its client
+        # id, with no change to the model.
         cluster.kubectl("patch", "secret", "qwen-api-keys", "-n", namespace, "--type=merge",
                         "-p", json.dumps({"data": {"team-a": base64.b64encode(b"sk-secret").decode()}}))
+        cluster.kubectl("annotate", "configmap", "qwen-api-key-metadata", "-n", namespace,
+                        "llm.nebari.dev/keys-changed=1")
 
         async def allowed(name: str) -> list[str] | None:
             spec = await policy(client, f"{name}-external-auth", namespace)
@@ -147,11 +151,11 @@ async def test_policies_keys_and_network_policy_follow_the_model_and_go_with_it(
         await eventually(lambda: _equal(allowed("qwen"), ["team-a"]), within=45,
                          what="the new client id in qwen's allow rule")
         assert await allowed("llama") == []
-        # Settled: re-reading the keys (every KEYS_REFRESH s) and every watch event write nothing.
+        # Settled: nothing is re-read on a timer, and no watch event writes anything.
         settle_audit(3)
         before = len([w for w in writes_by(cluster.audit_log) if f"/namespaces/{namespace}/" in w])
         assert before, "the audit log must show the operator's writes for this namespace"
-        await asyncio.sleep(KEYS_REFRESH + 5)
+        await asyncio.sleep(SETTLED_SECONDS)
         settle_audit()
         during = [w for w in writes_by(cluster.audit_log) if f"/namespaces/{namespace}/" in w][before:]
         assert during == [], "a settled model with routing must cause no writes"

@@ -118,3 +118,96 @@ def test_the_store_keeps_objects_without_their_managed_fields() -> None:
     assert kept["spec"] == body["spec"]
     assert kept["metadata"]["labels"] == {MODEL_LABEL: "qwen"}
     assert "managedFields" in body["metadata"]  # the caller's object is not changed
+
+
+def test_a_pod_is_kept_with_only_what_the_phase_ladder_reads_and_tells_the_same_story() -> None:
+    from llmpack.assess.status import Observed, compute
+    from llmpack.render.meta import identity
+    from llmpack.wellknown import IDENTITY_ANNOTATION
+    from tests.unit.factories import model
+
+    m = model()
+    full = {"kind": "Pod", "metadata": {"name": "qwen-1", "namespace": "ns", "labels": {MODEL_LABEL: "qwen"},
+                                        "annotations": {IDENTITY_ANNOTATION: identity(m)}, "managedFields": [{}]},
+            "spec": {"initContainers": [{"name": "model-downloader", "image": "d", "args": ["x"] * 50}],
+                     "containers": [{"name": "vllm", "image": "v", "env": [{"name": "E", "value": "v"}] * 50}],
+                     "volumes": [{"name": "model-storage"}]},
+            "status": {"phase": "Running", "podIP": "10.0.0.1", "conditions": [{"type": "Ready", "status": "True"}],
+                       "initContainerStatuses": [{"name": "model-downloader",
+                                                  "state": {"terminated": {"exitCode": 0}}}],
+                       "containerStatuses": [{"name": "vllm", "ready": True, "restartCount": 0}]}}
+    store = Store()
+    store.put_child("Pod", full)
+    kept = store.child(("ns", "qwen"), "Pod", "qwen-1")
+    assert kept is not None
+    assert kept["spec"] == {"initContainers": [{"name": "model-downloader"}]}
+    assert "managedFields" not in kept["metadata"]
+    assert "podIP" not in kept["status"]
+    assert compute(m, Observed(pods=[kept]), None) == compute(m, Observed(pods=[full]), None)
+
+
+def test_a_kind_whose_crd_went_is_forgotten_from_the_store() -> None:
+    store = Store()
+    for kind in ("InferencePool", "Service"):
+        store.put_child(kind, {"metadata": {"name": "qwen", "namespace": "ns", "labels": {MODEL_LABEL: "qwen"}}})
+    store.drop_kind("InferencePool")
+    assert store.child(("ns", "qwen"), "InferencePool", "qwen") is None
+    assert store.child(("ns", "qwen"), "Service", "qwen") is not None
+
+
+def test_json_logs_are_one_object_per_line_naming_the_model() -> None:
+    import json
+    import logging
+
+    from llmpack.operator.logs import JsonFormatter
+
+    record = logging.LogRecord("llmpack.reconcile", logging.INFO, __file__, 1, "%s: %s -> %s", ("ns/qwen", "a", "b"),
+                               None)
+    record.model = "ns/qwen"
+    line = JsonFormatter().format(record)
+    assert "\n" not in line
+    assert json.loads(line) | {"time": "t"} == {"time": "t", "level": "INFO", "logger": "llmpack.reconcile",
+                                                  "message": "ns/qwen: a -> b", "model": "ns/qwen"}
+
+
+async def test_the_health_endpoint_answers_ok_and_names_failing_watches() -> None:
+    import socket
+
+    from llmpack.operator import health
+
+    class Operator:
+        def __init__(self) -> None:
+            self.failing: list[str] = []
+
+        def health(self) -> list[str]:
+            return self.failing
+
+    async def get(port: int, path: str) -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        await writer.drain()
+        answer = await reader.read()
+        writer.close()
+        return answer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    operator = Operator()
+    server = await health.serve(f"http://127.0.0.1:{port}/healthz", operator)
+    try:
+        assert (await get(port, "/healthz")).startswith(b"HTTP/1.1 200 OK")
+        operator.failing = ["watch pods *: 4 failures in a row"]
+        assert (await get(port, "/healthz")).endswith(b"ok\nwatch pods *: 4 failures in a row\n")
+        assert (await get(port, "/metrics")).startswith(b"HTTP/1.1 404")
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def test_a_health_url_that_is_not_http_host_port_is_refused_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from llmpack.cli import main
+
+    assert main(["run", "--health", "0.0.0.0:8080"]) == 2
+    assert capsys.readouterr().err == ("llmpack run: --health must look like http://0.0.0.0:8080/healthz, not "
+                                       "0.0.0.0:8080\n")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from llmpack.api import LLMModel, Phase
+from llmpack.api import Download, LLMModel, Phase
 from llmpack.assess.report import Problem, Report
 from llmpack.assess.routing import Routes, refusal
 from llmpack.assess.status import Observed, compute, settle
@@ -61,6 +61,27 @@ def test_running_downloader_is_downloading_then_starting_then_ready() -> None:
     assert phase(m, observed) == Phase.READY
     assert conditions(m, observed) == {"Ready": ("True", "Ready"), "StorageReady": ("True", "Bound"),
                                        "ModelReady": ("True", "Present"), "Available": ("True", "Serving")}
+
+
+def test_after_the_download_job_the_model_is_starting_until_ready_and_never_pending_or_downloading_again() -> None:
+    m = model()
+    done = Download(percent=100, bytes_done=10, bytes_total=10)
+    story = [
+        Observed(pvc=BOUND, job="running"),
+        Observed(pvc=BOUND, job="succeeded", download=done),  # no serving pod yet
+        Observed(pvc=BOUND, job="succeeded", download=done, pods=[pod(m, init="waiting")]),  # being scheduled
+        Observed(pvc=BOUND, job="succeeded", download=done, pods=[pod(m, init="running")]),  # confirms the weights
+        Observed(pvc=BOUND, job="succeeded", download=done, pods=[pod(m, init="done")]),
+        Observed(pvc=BOUND, job="succeeded", download=done, pods=[pod(m, ready=True)]),
+    ]
+    assert [phase(m, o) for o in story] == [Phase.DOWNLOADING, *[Phase.STARTING] * 4, Phase.READY]
+    assert [conditions(m, o)["ModelReady"][0] for o in story] == ["False", *["True"] * 5]
+
+
+def test_a_pod_that_fetches_again_after_the_job_is_downloading() -> None:
+    m = model()
+    again = Observed(pvc=BOUND, job="succeeded", download=Download(percent=40), pods=[pod(m, init="running")])
+    assert phase(m, again) == Phase.DOWNLOADING  # the volume lost its weights: the world went backwards
 
 
 def test_only_a_download_job_claims_that_no_gpu_is_held() -> None:

@@ -194,16 +194,28 @@ def job_downloads(s: Seen) -> Rung | None:
 
 
 def pod_downloads(s: Seen) -> Rung | None:
-    """An init container (emptyDir, OCI, or the safety net after the Job): its pod holds its GPUs."""
+    """An init container (emptyDir, OCI): its pod holds its GPUs. After the download Job succeeded, the pod's
+    own downloader only confirms the weights in well under a second: that is starting, not downloading,
+    unless the download's progress says it is fetching again (the volume lost its weights)."""
     download = s.observed.download
-    if "running" in s.steps or (download is not None and (download.percent or 0) < 100):
+    if download is not None and (download.percent or 0) < 100:
+        return Rung(Phase.DOWNLOADING, "Downloading", "fetching the weights")
+    if "running" in s.steps and s.observed.job != "succeeded":
         return Rung(Phase.DOWNLOADING, "Downloading", "fetching the weights")
     return None
 
 
 def weights_load(s: Seen) -> Rung | None:
-    if "done" in s.steps:
+    if "done" in s.steps or ("running" in s.steps and s.observed.job == "succeeded"):
         return Rung(Phase.STARTING, "Starting", "the weights are present; vLLM is loading them")
+    return None
+
+
+def weights_wait_for_a_pod(s: Seen) -> Rung | None:
+    """The download Job succeeded: the model is starting from then on, while its first pod is created and
+    scheduled (a pod that cannot be placed is `no_node_fits`, before this)."""
+    if s.observed.job == "succeeded":
+        return Rung(Phase.STARTING, "Starting", "the weights are present; vLLM pods are being scheduled")
     return None
 
 
@@ -218,7 +230,8 @@ def scheduling(s: Seen) -> Rung | None:
 
 LADDER: tuple[Callable[[Seen], Rung | None], ...] = (
     spec_cannot_progress, every_replica_serves, some_replicas_serve, download_failed, vllm_crashed,
-    storage_not_ready, job_downloads, pod_downloads, weights_load, no_node_fits, scheduling,
+    storage_not_ready, job_downloads, pod_downloads, weights_load, no_node_fits, weights_wait_for_a_pod,
+    scheduling,
 )
 
 

@@ -1,14 +1,15 @@
 """Which API-key Secrets exist, and this model's client ids (the data keys of `<m>-api-keys`).
 
 The operator may `get` and `create` Secrets but not list or watch them (it must not see every Secret of
-the cluster). So it reads a model's key Secret by name at most every KEYS_REFRESH seconds (sooner when
-its key metadata changes, see `stale`), and the runner wakes models with keys that often. What it learns
-lives in Store.api_keys; a Secret appearing or going changes every sibling's policy, so siblings are woken.
+the cluster). So it reads a model's key Secret by name once, and again only when the model's key metadata
+ConfigMap changes (it is watched): a key manager writes the Secret first and the metadata after it, on every
+key change (see `stale`). A settled cluster therefore costs no read at all. A Secret edited by hand must be
+followed by a change to `<m>-api-key-metadata` (docs/routing.md). What it learns lives in Store.api_keys; a
+Secret appearing or going changes every sibling's policy, so siblings are woken.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 from lightkube import AsyncClient
@@ -19,13 +20,11 @@ from llmpack.api import names
 from llmpack.operator.errors import Failure, classify
 from llmpack.operator.store import Key, Store
 
-KEYS_REFRESH = 15.0
-
 
 class ApiKeys:
     def __init__(self, client: AsyncClient, store: Store, wake: Callable[[Key], None]) -> None:
         self.client, self.store, self._wake = client, store, wake
-        self._read_at: dict[Key, float] = {}
+        self._fresh: set[Key] = set()  # read since their key metadata last changed
 
     def secrets(self, namespace: str) -> frozenset[str]:
         """The namespace's key Secrets known to exist."""
@@ -34,7 +33,7 @@ class ApiKeys:
     async def client_ids(self, key: Key) -> tuple[tuple[str, ...] | None, str | None]:
         """(the model's client ids, None when its Secret does not exist; why it could not be read, or None)."""
         known = self.store.api_keys.get(key)
-        if known is not None and time.monotonic() - self._read_at.get(key, float("-inf")) < KEYS_REFRESH:
+        if known is not None and key in self._fresh:
             return known, None
         try:
             secret = await self.client.get(Secret, names.api_keys(key[1]), namespace=key[0])
@@ -54,7 +53,7 @@ class ApiKeys:
         self._learn(key, ())
 
     def _learn(self, key: Key, ids: tuple[str, ...]) -> None:
-        self._read_at[key] = time.monotonic()
+        self._fresh.add(key)
         new = key not in self.store.api_keys
         self.store.api_keys[key] = ids
         if new:  # a new Secret: every sibling's policy now accepts its keys
@@ -62,11 +61,11 @@ class ApiKeys:
 
     def stale(self, key: Key) -> None:
         """Read this model's keys again at its next reconcile."""
-        self._read_at.pop(key, None)
+        self._fresh.discard(key)
 
     def forget(self, key: Key) -> None:
         """The model is gone (its Secret goes with it): siblings stop naming that Secret."""
-        self._read_at.pop(key, None)
+        self._fresh.discard(key)
         if self.store.api_keys.pop(key, None) is not None:
             self._wake_siblings(key)
 

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import datetime
+import functools
 from typing import Any
 
 from lightkube import AsyncClient, codecs
 from lightkube.core.exceptions import ApiError
-from lightkube.generic_resource import create_namespaced_resource
+from lightkube.generic_resource import (
+    GenericGlobalResource,
+    GenericNamespacedResource,
+    create_api_info,
+    create_namespaced_resource,
+)
 from lightkube.models.core_v1 import EventSource, ObjectReference
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Event, Secret
@@ -35,11 +41,31 @@ def now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# Plurals of the kinds we apply, for requests that send and receive plain dicts.
+_PLURALS = {kind.kind: kind.plural for kind in (*kinds.CHILDREN, kinds.GATEWAY)} | {
+    "Secret": "secrets", "ValidatingWebhookConfiguration": "validatingwebhookconfigurations"}
+
+
+@functools.cache
+def _plain(api_version: str, kind: str, namespaced: bool) -> Any:
+    """A lightkube resource whose objects are plain dicts, not registered (so `codecs` keeps its typed models):
+    an apply then encodes our dict once and decodes the answer once, with no typed model in between."""
+    group, _, version = api_version.rpartition("/")
+    base = GenericNamespacedResource if namespaced else GenericGlobalResource
+    return type(kind, (base,), {"_api_info": create_api_info(group, version, kind, _PLURALS[kind])})
+
+
 async def apply(client: AsyncClient, obj: dict[str, Any]) -> dict[str, Any]:
     """Server-side apply with our fixed field manager; force, because these fields are ours. Returns the
     object as the server now holds it."""
-    applied = await client.apply(codecs.from_dict(obj), field_manager=FIELD_MANAGER, force=True)
-    return dict(applied.to_dict())  # type: ignore[no-untyped-call]
+    meta = obj["metadata"]
+    if obj["kind"] not in _PLURALS:
+        applied = await client.apply(codecs.from_dict(obj), field_manager=FIELD_MANAGER, force=True)
+        return dict(applied.to_dict())  # type: ignore[no-untyped-call]
+    resource = _plain(obj["apiVersion"], obj["kind"], "namespace" in meta)
+    answer = await client.patch(resource, meta["name"], obj, namespace=meta.get("namespace"),
+                                patch_type=PatchType.APPLY, field_manager=FIELD_MANAGER, force=True)
+    return dict(answer)
 
 
 async def create(client: AsyncClient, obj: dict[str, Any]) -> bool:

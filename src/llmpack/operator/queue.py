@@ -63,6 +63,10 @@ class WorkQueue:
             self.add(key)
         return delay
 
+    def failures(self, key: Key) -> int:
+        """Failed passes of the key in a row."""
+        return self._failures[key]
+
     def forget(self, key: Key) -> None:
         self._failures.pop(key, None)
         if (timer := self._timers.pop(key, None)) is not None:

@@ -36,6 +36,7 @@ from llmpack.render.plan import reads_keys
 from llmpack.wellknown import HF_TOKEN_KEY
 
 log = logging.getLogger("llmpack.reconcile")
+Stamp = tuple[str | None, int | None]  # (uid, generation)
 SECRET_OK_FOR = 60.0
 
 
@@ -50,6 +51,33 @@ class Reconciler:
         self._secrets_ok: dict[tuple[str, str], float] = {}
         # Namespaces the API server told us are being deleted, and when (UTC): their models go with them.
         self._terminating: dict[str, str] = {}
+        # Each model's spec parsed and rendered once per generation: most passes are woken by a child's status.
+        self._parsed: dict[Key, tuple[Stamp, LLMModel]] = {}
+        self._rendered: dict[Key, tuple[tuple[Stamp, bool, bool], list[dict[str, Any]]]] = {}
+
+    def forget(self, key: Key) -> None:
+        """The model is gone: drop what was remembered of it."""
+        self.keys.forget(key)
+        self._parsed.pop(key, None)
+        self._rendered.pop(key, None)
+
+    def _model(self, key: Key, body: dict[str, Any]) -> LLMModel:
+        """The spec as parsed for this generation (raises pydantic.ValidationError); its status is not read."""
+        meta = body["metadata"]
+        stamp = (meta.get("uid"), meta.get("generation"))
+        if (cached := self._parsed.get(key)) is not None and cached[0] == stamp and stamp[1] is not None:
+            return cached[1]
+        model = LLMModel.from_body({k: v for k, v in body.items() if k != "status"})
+        self._parsed[key] = (stamp, model)
+        return model
+
+    def _render(self, key: Key, model: LLMModel, hold: bool, weights_ready: bool) -> list[dict[str, Any]]:
+        stamp = ((model.metadata.uid, model.metadata.generation), hold, weights_ready)
+        if (cached := self._rendered.get(key)) is not None and cached[0] == stamp:
+            return cached[1]
+        desired = render(model, self.config, hold=hold, weights_ready=weights_ready)
+        self._rendered[key] = (stamp, desired)
+        return desired
 
     async def reconcile(self, key: Key) -> bool:
         """Returns True when the model should be retried with back-off (it could not progress)."""
@@ -80,7 +108,7 @@ class Reconciler:
         if body is None or body["metadata"].get("deletionTimestamp"):
             return False  # owner references let the garbage collector remove the children
         try:
-            model = LLMModel.from_body(body)
+            model = self._model(key, body)
         except ValidationError as exc:
             # The CRD admitted it but our models do not: report rather than guess.
             invalid = Problem("InvalidSpec", f"{describe(exc.errors()[0])}; fix the manifest and apply it again")
@@ -97,7 +125,7 @@ class Reconciler:
         pods = self.store.of_kind(key, "Pod")
         facts = await self._facts(key, model, pods)
         # Decide.
-        desired = render(model, self.config, hold=blocked is not None, weights_ready=job == "succeeded")
+        desired = self._render(key, model, blocked is not None, job == "succeeded")
         routing = plan(model, self.config, facts)
         # Act.
         problem = await apply_what_differs(self.client, self.store, key, desired) or blocked
@@ -159,8 +187,9 @@ class Reconciler:
         await kube.apply_status(self.client, meta["namespace"], meta["name"], status.wire())
         if previous is None or previous.phase != status.phase:
             ready = status.conditions[0]
-            log.info("%s/%s: %s -> %s (%s)", meta["namespace"], meta["name"],
-                     previous.phase if previous else "new", status.phase, ready.message)
+            where = f"{meta['namespace']}/{meta['name']}"
+            log.info("%s: %s -> %s (%s: %s)", where, previous.phase if previous else "new", status.phase,
+                     ready.reason, ready.message, extra={"model": where})
             warning = status.phase in (Phase.ERROR, Phase.DEGRADED)
             try:
                 await kube.record_event(self.client, body, "Warning" if warning else "Normal",

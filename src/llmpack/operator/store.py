@@ -1,12 +1,14 @@
 """What the operator has seen, kept from watch events: models and their children, by model.
 
 Reconciles read from here instead of the API server, so a reconcile that finds nothing to change
-makes no request at all.
+makes no request at all. Each object is kept cut to what a reconcile reads (`keep`): never
+metadata.managedFields, and of a Pod only what the phase ladder looks at.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,9 +16,10 @@ from llmpack.wellknown import MODEL_LABEL
 
 Key = tuple[str, str]  # (namespace, LLMModel name)
 ChildKey = tuple[str, str]  # (kind, name)
+Body = dict[str, Any]
 
 
-def slim(body: dict[str, Any]) -> dict[str, Any]:
+def slim(body: Body) -> Body:
     """The object without metadata.managedFields: server-side apply makes those the bulk of many objects,
     and nothing here reads them (peak RSS 187 -> 150 MB for 200 routed models, bench/operator_scale.py)."""
     meta = body.get("metadata") or {}
@@ -25,12 +28,39 @@ def slim(body: dict[str, Any]) -> dict[str, Any]:
     return {**body, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
 
 
-def key_of(body: dict[str, Any]) -> Key:
+_POD_META = ("name", "namespace", "uid", "labels", "annotations", "deletionTimestamp", "resourceVersion")
+_POD_STATUS = ("phase", "conditions", "initContainerStatuses", "containerStatuses")
+
+
+def pod(body: Body) -> Body:
+    """What assess/status.py reads of a pod: its identity, its download step's name, and its status. A pod
+    is never applied, so nothing compares its spec (the bulk of it)."""
+    meta, spec, status = body.get("metadata") or {}, body.get("spec") or {}, body.get("status") or {}
+    return {"metadata": {k: meta[k] for k in _POD_META if k in meta},
+            "spec": {"initContainers": [{"name": c.get("name")} for c in spec.get("initContainers") or ()]},
+            "status": {k: status[k] for k in _POD_STATUS if k in status}}
+
+
+def unread_status(body: Body) -> Body:
+    """Kinds whose status no reconcile reads (a Deployment's changes with every pod) keep none."""
+    return slim({k: v for k, v in body.items() if k != "status"})
+
+
+_KEEP: dict[str, Callable[[Body], Body]] = {"Pod": pod, "Deployment": unread_status, "Service": unread_status,
+                                            "NetworkPolicy": unread_status}
+
+
+def keep(kind: str) -> Callable[[Body], Body]:
+    """How an object of `kind` is cut before it is stored (watch events and apply responses alike)."""
+    return _KEEP.get(kind, slim)
+
+
+def key_of(body: Body) -> Key:
     meta = body["metadata"]
     return meta.get("namespace", ""), meta["name"]
 
 
-def owner_of(body: dict[str, Any]) -> Key | None:
+def owner_of(body: Body) -> Key | None:
     """The model a child belongs to, from its llm.nebari.dev/model label."""
     meta = body.get("metadata") or {}
     model = (meta.get("labels") or {}).get(MODEL_LABEL)
@@ -39,34 +69,49 @@ def owner_of(body: dict[str, Any]) -> Key | None:
 
 @dataclass
 class Store:
-    models: dict[Key, dict[str, Any]] = field(default_factory=dict)
-    children: dict[Key, dict[ChildKey, dict[str, Any]]] = field(default_factory=lambda: defaultdict(dict))
+    models: dict[Key, Body] = field(default_factory=dict)
+    children: dict[Key, dict[ChildKey, Body]] = field(default_factory=lambda: defaultdict(dict))
     crds: set[str] = field(default_factory=set)  # established CRDs by name, e.g. inferencepools.inference...
     # Models whose `<m>-api-keys` Secret exists, with its data keys (read by get: Secrets are not watched).
     api_keys: dict[Key, tuple[str, ...]] = field(default_factory=dict)
+    synced: bool = False  # every LLMModel has been listed once (the first complete list)
 
-    def put_model(self, body: dict[str, Any]) -> Key:
+    def put_model(self, body: Body) -> Key:
         key = key_of(body)
         self.models[key] = slim(body)
         return key
 
-    def drop_model(self, body: dict[str, Any]) -> Key:
+    def drop_model(self, body: Body) -> Key:
         key = key_of(body)
         self.models.pop(key, None)
         return key
 
-    def put_child(self, kind: str, body: dict[str, Any]) -> Key | None:
+    def put_child(self, kind: str, body: Body) -> Key | None:
         if (owner := owner_of(body)) is not None:
-            self.children[owner][(kind, body["metadata"]["name"])] = slim(body)
+            self.children[owner][(kind, body["metadata"]["name"])] = keep(kind)(body)
         return owner
 
-    def drop_child(self, kind: str, body: dict[str, Any]) -> Key | None:
+    def drop_child(self, kind: str, body: Body) -> Key | None:
         if (owner := owner_of(body)) is not None:
-            self.children[owner].pop((kind, body["metadata"]["name"]), None)
+            children = self.children.get(owner)
+            if children is not None:
+                children.pop((kind, body["metadata"]["name"]), None)
+                if not children:
+                    del self.children[owner]
         return owner
 
-    def child(self, key: Key, kind: str, name: str) -> dict[str, Any] | None:
-        return self.children.get(key, {}).get((kind, name))
+    def drop_kind(self, kind: str) -> None:
+        for owner in list(self.children):
+            children = self.children[owner]
+            for child in [c for c in children if c[0] == kind]:
+                del children[child]
+            if not children:
+                del self.children[owner]
 
-    def of_kind(self, key: Key, kind: str) -> list[dict[str, Any]]:
-        return [body for (k, _), body in self.children.get(key, {}).items() if k == kind]
+    def child(self, key: Key, kind: str, name: str) -> Body | None:
+        children = self.children.get(key)
+        return children.get((kind, name)) if children else None
+
+    def of_kind(self, key: Key, kind: str) -> list[Body]:
+        children = self.children.get(key)
+        return [body for (k, _), body in children.items() if k == kind] if children else []
