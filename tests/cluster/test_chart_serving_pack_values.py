@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from llmpack.config import SETTINGS, Config, load_config
-from llmpack_dev.cluster import LocalCluster, install_admission, remove_policies, wait_for_webhook
+from llmpack_dev.cluster import LocalCluster, install_admission, remove_policies
 from llmpack_dev.crds import cert_manager_crds, gateway_api_crds
 from llmpack_dev.crds import install as install_crds
 from llmpack_dev.crds import uninstall as uninstall_crds
@@ -179,7 +179,6 @@ def chart_stands_in(cluster: LocalCluster, operator: OperatorProcess) -> Iterato
         uninstall_crds(cluster, crds)
         install_admission(cluster)
         operator.start()
-        wait_for_webhook(cluster)
 
 
 def test_helm_install_with_the_packs_values_then_a_copy_with_a_domain(

@@ -19,7 +19,7 @@ from lightkube.resources.rbac_authorization_v1 import Role, RoleBinding
 
 from llmpack.config import load_config
 from llmpack.keymanager.settings import load_settings
-from llmpack_dev.cluster import LocalCluster, wait_for_webhook
+from llmpack_dev.cluster import LocalCluster
 from llmpack_dev.crds import install, routing_crds, uninstall
 from tests.cluster import models
 from tests.cluster.operator_process import OperatorProcess
@@ -192,4 +192,3 @@ async def test_the_key_manager_may_touch_only_model_key_objects_and_keys_outlive
         issuer.stop()
         uninstall(cluster, crds)
         operator.start()
-        wait_for_webhook(cluster)
