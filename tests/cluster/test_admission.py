@@ -23,7 +23,7 @@ from llmpack.admission.rules import Finding, review
 from llmpack.admission.table import RULES, Layer, rule
 from llmpack.operator.kube import apply as server_side_apply
 from llmpack.quantity import is_quantity
-from llmpack_dev.cluster import LocalCluster, free_port
+from llmpack_dev.cluster import LocalCluster, free_port, wait_for_webhook
 from tests.admission_examples import EXAMPLES, manifest
 from tests.cluster import models
 from tests.cluster.dry_run import ApiServer, Verdict, dotted
@@ -199,7 +199,11 @@ async def test_every_rule_of_the_table_is_answered_by_its_one_layer_in_its_words
 # -- the webhook: warnings only, never in the way ------------------------------------------------------------------
 
 async def test_the_webhook_only_warns_and_a_stopped_operator_blocks_nobody(
-        cluster: LocalCluster, namespace: str, api: ApiServer, stopped_operator: OperatorProcess) -> None:
+        cluster: LocalCluster, namespace: str, api: ApiServer, operator: OperatorProcess) -> None:
+    if not operator.alive():
+        operator.start()
+    wait_for_webhook(cluster)  # its configuration is applied, then the operator goes away
+    operator.stop()
     config = yaml.safe_load(cluster.kubectl("get", "validatingwebhookconfiguration", "llmpack-validating-webhook",
                                             "-o", "yaml").stdout)
     (hook,) = config["webhooks"]
@@ -226,8 +230,6 @@ async def test_an_operator_started_over_the_old_failing_webhook_configuration_ma
     assert "failed calling webhook" in refused.stderr  # the old configuration blocks everyone while it lasts
     stopped_operator.start()
     try:
-        from llmpack_dev.cluster import wait_for_webhook
-
         wait_for_webhook(cluster)
         config = yaml.safe_load(cluster.kubectl("get", "validatingwebhookconfiguration",
                                                 "llmpack-validating-webhook", "-o", "yaml").stdout)
@@ -330,6 +332,10 @@ BATCH = 50  # models per hypothesis example, sent at once
 
 def disagreement(body: dict[str, Any], answer: Verdict, old: dict[str, Any] | None = None) -> str | None:
     """What the Python side says differently from the API server about one model, or None."""
+    if answer.status >= 500:
+        return f"the API server failed: {answer.status} {answer.message}"
+    if not answer.admitted and not answer.fields:
+        return f"a denial that names no field: {answer.message}"
     findings = review(body, old)
     errors = [f for f in findings if f.level == "error"]
     if bool(errors) == answer.admitted:
