@@ -186,3 +186,11 @@ def test_llmpack_policies_prints_the_policies_with_the_settings_of_its_values(
     printed = list(yaml.safe_load_all(capsys.readouterr().out))
     assert printed == policies.objects(Settings("ReadWriteMany"))
     assert json.dumps(printed).count('\\"ReadWriteMany\\"') == 1
+
+
+def test_the_admission_page_lists_every_rule_of_the_table_in_its_layer() -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "admission.md").read_text()
+    short = {Layer.CRD: "CRD", Layer.POLICY_DENY: "policy, Deny", Layer.POLICY_WARN: "policy, Warn",
+             Layer.WEBHOOK: "webhook"}
+    listed = dict(re.findall(r"^\| `([a-z-]+)` \| ([^|]+?) \|", page, re.M))
+    assert listed == {r.name: short[r.layer] for r in RULES}
