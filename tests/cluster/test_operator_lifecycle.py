@@ -67,9 +67,12 @@ async def test_apply_scale_roll_and_delete(cluster: LocalCluster, client: AsyncC
     assert deployment.metadata is not None
     assert deployment.metadata.ownerReferences is not None
     assert deployment.metadata.ownerReferences[0].kind == "LLMModel"
-    reasons = {e.reason async for e in client.list(Event, namespace=namespace)
-               if e.involvedObject.name == "qwen" and e.involvedObject.kind == "LLMModel"}
-    assert {"Downloading", "Starting", "Ready"} <= reasons
+    async def every_transition_has_its_event() -> bool:  # the Event follows the status write it reports
+        reasons = {e.reason async for e in client.list(Event, namespace=namespace)
+                   if e.involvedObject.name == "qwen" and e.involvedObject.kind == "LLMModel"}
+        return {"Downloading", "Starting", "Ready"} <= reasons
+
+    await eventually(every_transition_has_its_event, within=10, what="an Event for each phase transition")
 
     models.patch(cluster, "qwen", namespace, {"serving": {"replicas": 3}})
     await eventually(lambda: ready_replicas(client, "qwen", namespace, 3), within=READY_WITHIN, what="3 replicas")
@@ -165,7 +168,10 @@ async def test_gpus_start_only_once_the_download_job_has_the_weights(
         return len(jobs) == 1 and deployment.spec is not None and deployment.spec.replicas == 0
 
     await eventually(job_and_held_deployment, what="a download Job and a Deployment held at 0 replicas")
-    assert await models.phase(client, "qwen", namespace) in ("Pending", "Downloading")
+    async def waits_for_the_weights() -> bool:  # the status follows the children it reports on
+        return await models.phase(client, "qwen", namespace) in ("Pending", "Downloading")
+
+    await eventually(waits_for_the_weights, within=10, what="phase Pending or Downloading while the Job runs")
     job = next(iter([j async for j in client.list(Job, namespace=namespace)]))
     container = job.spec.template.spec.containers[0]  # type: ignore[union-attr]
     assert "nvidia.com/gpu" not in str(container.resources)

@@ -26,7 +26,7 @@ def test_download_verifies_every_file_and_a_rerun_takes_the_fast_path(hub: HubSe
     assert again.returncode == 0, again.stderr
     last = json.loads(again.stderr.strip().splitlines()[-1])
     assert last["fast_path"] is True
-    assert last["seconds"] < 0.5
+    assert last["seconds"] < 2  # hashing nothing: well under a second; bench/download.py has the figure
     assert dict(hub.served) == served  # not one byte more
 
 
