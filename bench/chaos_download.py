@@ -11,13 +11,15 @@ kill comes. After every kill:
   next run fetches again (target: about one 1 MiB chunk plus what the killed sockets held).
 At the end: bytes served / (model size x episodes), and runs that failed other than by the kill (target 0).
 
-Rerun: .venv/bin/python bench/chaos_download.py [--kills 100 --double-kills 20 --seed 1]
-(about three minutes on two busy cores; tests/download/test_chaos.py runs 10 kills and 2 double-kills)
+Rerun: .venv/bin/python bench/chaos_download.py [--kills 100 --double-kills 20 --seed 1] [--llmpack-args ARGS]
+(about three minutes on two busy cores; tests/download/test_chaos.py runs 10 kills and 2 double-kills, in
+one stream per file and, with --llmpack-args "--part-size 1Mi --connections 4", in ranged parts)
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import random
 import shutil
@@ -33,7 +35,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.hub.server import HubServer, synthetic_repo  # noqa: E402
+from llmpack.downloader import partmap  # noqa: E402
+from llmpack.downloader.plan import RemoteFile  # noqa: E402
+from llmpack.downloader.safedir import SafeDir  # noqa: E402
+from tests.hub.server import HubServer, git_sha1, is_lfs, synthetic_repo  # noqa: E402
 
 SHARDS, SHARD_MIB, RATE_MIB = 3, 4, 4
 
@@ -89,15 +94,27 @@ class Report:
 
 
 def _held(target: Path, files: dict[str, bytes]) -> int:
-    """Bytes the directory keeps towards the model: files in place and partial files' lengths."""
+    """Bytes the directory keeps towards the model: files in place, and what partial files hold (their
+    length; for one fetched in parts, what its map says each part holds)."""
     total = 0
     for path, data in files.items():
         done, part = target / path, target / ".llmpack" / "partial" / f"{path}.part"
         if done.exists():
             total += len(data)
         elif part.exists():
-            total += min(part.stat().st_size, len(data))
+            total += _in_parts(target, path, data, part.stat().st_size)
     return total
+
+
+def _in_parts(target: Path, path: str, data: bytes, length: int) -> int:
+    sha1, sha256 = git_sha1(data), hashlib.sha256(data).hexdigest()
+    remote = RemoteFile(path, len(data), sha256=sha256) if is_lfs(path) else RemoteFile(path, len(data), git_sha1=sha1)
+    with SafeDir(target) as root:
+        found = partmap.load(root, remote, length)
+    if not found:
+        return min(length, len(data))
+    found.close()
+    return sum(found.done)
 
 
 def _judge(target: Path, files: dict[str, bytes], report: Report) -> bool:
@@ -115,7 +132,7 @@ def _judge(target: Path, files: dict[str, bytes], report: Report) -> bool:
     return complete
 
 
-def chaos(kills: int, double_kills: int, seed: int, work: Path) -> Report:
+def chaos(kills: int, double_kills: int, seed: int, work: Path, args: tuple[str, ...] = ()) -> Report:
     rng = random.Random(seed)
     hub = HubServer([synthetic_repo("org/model", shards=SHARDS, shard_size=SHARD_MIB << 20)]).start()
     hub.faults.rate = RATE_MIB << 20  # per connection: the shards arrive in parallel over about a second
@@ -127,7 +144,7 @@ def chaos(kills: int, double_kills: int, seed: int, work: Path) -> Report:
 
     def start(target: Path) -> Run:
         proc = subprocess.Popen([sys.executable, "-m", "llmpack.cli", "download", "org/model", "--local-dir",
-                                 str(target)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                 str(target), *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         return Run(proc)
 
     def settle(run: Run, killed: bool) -> None:
@@ -158,8 +175,10 @@ def chaos(kills: int, double_kills: int, seed: int, work: Path) -> Report:
             while not any(r.planned.wait(0.01) for r in runs) and all(r.proc.poll() is None for r in runs):
                 pass
             # Within what is left to do, a little past it: about one run in ten finishes and ends the episode.
+            # At least a quarter of the window: once every byte is held, hashing what earlier runs wrote,
+            # the renames and the record are left, and in parts (four connections) the window is short.
             left = 1 - before_held / report.model_bytes
-            deadline = time.monotonic() + rng.uniform(0, 1.1 * window * max(left, 0.05))
+            deadline = time.monotonic() + rng.uniform(0, 1.1 * window * max(left, 0.25))
             while time.monotonic() < deadline and all(r.proc.poll() is None for r in runs):
                 time.sleep(0.005)
             finished_first = any(r.proc.poll() == 0 for r in runs)
@@ -195,15 +214,18 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=100)
     parser.add_argument("--double-kills", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--llmpack-args", default="", help="options for every `llmpack download`, e.g. "
+                        "'--part-size 1Mi --connections 4' (each 4 MiB shard in ranged parts)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="llmpack-chaos-") as tmp:
-        report = chaos(args.kills, args.double_kills, args.seed, Path(tmp))
+        report = chaos(args.kills, args.double_kills, args.seed, Path(tmp), tuple(args.llmpack_args.split()))
     print(f"model: {SHARD_MIB * SHARDS} MiB in {SHARDS} shards + 2 small files, served at "
           f"{RATE_MIB} MiB/s per connection")
     for line in report.lines():
         print("  " + line)
+    extra = f" --llmpack-args '{args.llmpack_args}'" if args.llmpack_args else ""
     print(f"rerun: .venv/bin/python bench/chaos_download.py --kills {args.kills} --double-kills {args.double_kills} "
-          f"--seed {args.seed}")
+          f"--seed {args.seed}{extra}")
 
 
 if __name__ == "__main__":

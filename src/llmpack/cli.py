@@ -108,13 +108,32 @@ def cmd_download(args: argparse.Namespace) -> int:
 
     try:
         run(args.model, args.local_dir, args.revision, args.include or [], args.exclude or [], args.verify,
-            args.max_workers)
+            args.connections, args.part_size)
     except DownloadError as exc:
         # One line, whatever the message holds (a server's words may carry newlines): the error is the
         # only stderr line that is not a JSON object.
         print(f"llmpack download: {' '.join(str(exc).split())}", file=sys.stderr)
         return exc.exit_code
     return 0
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
+def _part_size(text: str) -> int:
+    """A part size in bytes, as a quantity (16Mi, 64M, 1048576): 0, or at least 1Mi."""
+    from llmpack.quantity import QuantityError, parse_quantity
+
+    try:
+        value = parse_quantity(text)
+    except QuantityError:
+        value = None
+    if value is None or value != int(value) or not (value == 0 or value >= 1 << 20):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a part size: 0 (no parts), or at least 1Mi (e.g. 16Mi)")
+    return int(value)
 
 
 def cmd_key_manager(args: argparse.Namespace) -> int:
@@ -131,6 +150,9 @@ def cmd_key_manager(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from llmpack.downloader import CONNECTIONS, PART_SIZE
+    from llmpack.quantity import format_bytes
+
     parser = argparse.ArgumentParser(
         prog="llmpack",
         description="Serve large language models on Kubernetes with vLLM: the weights are fetched onto "
@@ -154,7 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--routing", action="store_true",
                    help="also print the operator's routing plan for a model with a Ready replica in a cluster with "
                    "every gateway CRD: InferencePool, endpoint picker, API-key objects, SecurityPolicies, "
-                   "AIGatewayRoutes, policies before their routes (the internal side only with auth.oidc.issuer set)")
+                   "AIGatewayRoutes (v1alpha1, which every AI Gateway release serves), policies before their "
+                   "routes (the internal side only with auth.oidc.issuer set), and a PodMonitor with "
+                   "serving.monitoring.enabled")
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser(
@@ -215,7 +239,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--include", action="extend", nargs="+", metavar="PATTERN", help="only files matching")
     p.add_argument("--exclude", action="extend", nargs="+", metavar="PATTERN", help="skip files matching")
     p.add_argument("--verify", action="store_true", help="re-hash every file even if the directory is complete")
-    p.add_argument("--max-workers", type=int, default=8, help="files fetched at once (default 8)")
+    p.add_argument("--connections", "--max-workers", dest="connections", type=_count, default=CONNECTIONS,
+                   metavar="N", help=f"connections at once, over all files (default {CONNECTIONS}; --max-workers, "
+                   "hf download's name, is the same)")
+    p.add_argument("--part-size", type=_part_size, default=PART_SIZE, metavar="SIZE",
+                   help=f"a file larger than this is fetched in ranged parts of this size over several connections "
+                   f"at once, each part resumed on its own (default {format_bytes(PART_SIZE)}; 0: one stream per file)")
     p.set_defaults(func=cmd_download)
 
     p = sub.add_parser(

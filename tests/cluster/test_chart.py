@@ -223,6 +223,11 @@ async def test_installed_chart_runs_the_lifecycle_with_exactly_its_rbac(
     assert not can_i(cluster, "list", "secrets")
     assert not can_i(cluster, "watch", "secrets")
     assert can_i(cluster, "get", "secrets")  # only to say when a named token Secret is missing
+    # Why a PVC does not bind: its StorageClass by name, the Events about it by field selector; nothing watched.
+    assert can_i(cluster, "get", "storageclasses")
+    assert can_i(cluster, "list", "events")
+    for verb, resource in (("list", "storageclasses"), ("watch", "events"), ("get", "events")):
+        assert not can_i(cluster, verb, resource), f"the operator may {verb} {resource}"
     for verb, resource in [("delete", "deployments"), ("delete", "persistentvolumeclaims"), ("create", "pods"),
                            ("create", "nodes"), ("delete", "llmmodels"), ("create", "clusterroles"),
                            ("patch", "validatingwebhookconfigurations/other")]:

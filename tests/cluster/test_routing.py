@@ -27,6 +27,7 @@ from llmpack_dev.cluster import LocalCluster
 from llmpack_dev.crds import gateway_api_crds, inference_extension_crds, install, routing_crds, uninstall
 from tests.cluster import models
 from tests.cluster.conftest import OPERATOR_ENV
+from tests.cluster.controllers import policy_verdict, write_status
 from tests.cluster.operator_process import OperatorProcess, settle_audit, writes_by
 from tests.cluster.test_operator_lifecycle import READY_WITHIN, ready_replicas
 from tests.cluster.waiting import eventually
@@ -176,13 +177,8 @@ async def test_policies_keys_and_network_policy_follow_the_model_and_go_with_it(
             assert holds(json.loads(got), want), f"{want['kind']} {want['metadata']['name']} differs from render"
 
         # Applied is not enforced: when Envoy Gateway refuses a policy, the condition says so in its words.
-        refused = {"status": {"ancestors": [{
-            "ancestorRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "llm-gateway"},
-            "controllerName": "gateway.envoyproxy.io/gatewayclass-controller",
-            "conditions": [{"type": "Accepted", "status": "False", "reason": "Invalid", "message": "JWKS unreachable",
-                            "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": 1}]}]}}
-        cluster.kubectl("patch", "securitypolicy", "qwen-internal-auth", "-n", namespace, "--subresource=status",
-                        "--type=merge", "-p", json.dumps(refused))
+        write_status(cluster, "securitypolicy", "qwen-internal-auth", namespace,
+                     policy_verdict(False, "JWKS unreachable"))
         rejected = await eventually(
             lambda: endpoint_condition(client, "qwen", namespace, "internal", "NotAccepted"), within=30,
             what="InternalEndpointReady=NotAccepted")

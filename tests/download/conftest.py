@@ -16,6 +16,11 @@ import pytest
 from tests.hub.server import HubServer, synthetic_repo
 
 TOKEN = "hf_test_token"
+# A 4 MiB shard in four ranged parts over four connections; the default 16Mi parts would leave the test repo's
+# shards in one stream each.
+PARTS = ("--part-size", "1Mi", "--connections", "4")
+# Run a test both ways: each file in one stream, and files in ranged parts.
+EITHER_WAY = pytest.mark.parametrize("way", [(), PARTS], ids=["one-stream", "ranged-parts"])
 
 
 @pytest.fixture

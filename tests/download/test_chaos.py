@@ -17,3 +17,15 @@ def test_random_kills_and_double_kills_leave_no_corrupt_file_and_no_false_comple
     assert report.episodes >= 1
     # A kill loses what was in flight: at most a chunk per connection and what the sockets held.
     assert max(report.refetched) <= 4 << 20, report.lines()
+
+
+def test_random_kills_of_downloads_in_ranged_parts_leave_no_corrupt_file_and_no_false_completion_record(
+        tmp_path: Path) -> None:
+    report = chaos(kills=10, double_kills=2, seed=21, work=tmp_path, args=("--part-size", "1Mi", "--connections", "4"))
+    assert (report.kills, report.double_kills) == (10, 2)
+    assert report.corrupt_files == 0
+    assert report.false_records == 0
+    assert report.failed_runs == []
+    assert report.episodes >= 1
+    # Four connections, each losing at most a chunk and what its socket held.
+    assert max(report.refetched) <= 8 << 20, report.lines()

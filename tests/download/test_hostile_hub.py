@@ -4,11 +4,20 @@ Retry-After. Nothing is ever written outside --local-dir, nothing loops forever,
 from __future__ import annotations
 
 import time
+from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
 
-from tests.download.conftest import assert_complete, download, files_of, regular_files, the_error
+from tests.download.conftest import (
+    EITHER_WAY,
+    PARTS,
+    assert_complete,
+    download,
+    files_of,
+    regular_files,
+    the_error,
+)
 from tests.hub.server import HubServer, hostile_repo
 
 
@@ -89,10 +98,27 @@ def test_an_always_empty_body_fails_in_bounded_time_with_exit_7(hub: HubServer, 
     assert not (tmp_path / "c" / "config.json").exists()
 
 
-def test_a_connection_that_drops_every_256_kib_still_finishes_fetching_each_byte_once(hub: HubServer,
-                                                                                      tmp_path: Path) -> None:
+def test_an_always_empty_body_of_a_file_in_parts_fails_in_bounded_time_with_exit_7(hub: HubServer,
+                                                                                  tmp_path: Path) -> None:
+    hub.faults.empty_bodies = 10**9
+    shard = "model-00001-of-00003.safetensors"
+    started = time.monotonic()
+    result = download(hub, tmp_path, "org/model", "--local-dir", str(tmp_path / "c"), "--include", shard, *PARTS)
+    assert result.returncode == 7, result.stderr
+    assert time.monotonic() - started < 20
+    line = the_error(result)
+    assert shard in line
+    assert "empty body" in line
+    assert 7 <= file_requests(hub) <= 4 * 7  # each of the four parts' budgets at most, not ~1,300 a second
+    assert not (tmp_path / "c" / shard).exists()
+
+
+@EITHER_WAY
+def test_a_connection_that_drops_every_256_kib_still_finishes_fetching_each_byte_once(hub: HubServer, tmp_path: Path,
+                                                                                      way: tuple[str, ...]) -> None:
     hub.faults.drop_every = 256 << 10  # 16 drops per 4 MiB shard: far more than the retry budget of 6
-    result = download(hub, tmp_path, "org/model", "--local-dir", str(tmp_path / "c"), LLMPACK_RETRY_SECONDS="0.5")
+    result = download(hub, tmp_path, "org/model", "--local-dir", str(tmp_path / "c"), *way,
+                      LLMPACK_RETRY_SECONDS="0.5")
     assert result.returncode == 0, result.stderr
     assert_complete(tmp_path / "c", files_of(hub))
     assert sum(hub.served.values()) == sum(len(d) for d in files_of(hub).values())
@@ -120,15 +146,18 @@ def test_a_hub_api_that_keeps_failing_is_a_network_error_in_bounded_time(hub: Hu
     assert len(hub.faults.api_errors) == 50 - 7
 
 
-def test_file_gets_retry_429_and_5xx_and_do_not_wait_out_a_malformed_retry_after(hub: HubServer,
-                                                                               tmp_path: Path) -> None:
+@pytest.mark.parametrize(("include", "way"), [("*.json", ()), ("model-00001-of-00003.safetensors", PARTS)],
+                         ids=["one-stream", "ranged-parts"])
+def test_file_gets_retry_429_and_5xx_and_do_not_wait_out_a_malformed_retry_after(hub: HubServer, tmp_path: Path,
+                                                                               include: str,
+                                                                               way: tuple[str, ...]) -> None:
     hub.faults.file_errors = [(429, "-1"), (503, "abc"), (429, "86400000"), (500, "1.5e2"), (502, None)]
     started = time.monotonic()
-    result = download(hub, tmp_path, "org/model", "--local-dir", str(tmp_path / "c"), "--include", "*.json")
+    result = download(hub, tmp_path, "org/model", "--local-dir", str(tmp_path / "c"), "--include", include, *way)
     assert result.returncode == 0, result.stderr
     assert time.monotonic() - started < 10
     assert hub.faults.file_errors == []
-    assert_complete(tmp_path / "c", {p: d for p, d in files_of(hub).items() if p.endswith(".json")})
+    assert_complete(tmp_path / "c", {p: d for p, d in files_of(hub).items() if fnmatch(p, include)})
 
 
 @pytest.mark.parametrize("endpoint", ["nonsense", "ftp://hub.example", "http://[::1"])

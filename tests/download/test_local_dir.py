@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.download.conftest import (
+    EITHER_WAY,
     assert_complete,
     download,
     downloader,
@@ -51,8 +52,9 @@ def snapshot(directory: Path) -> dict[str, bytes]:
     ".llmpack/lock",
     ".llmpack/complete.json",                    # the record the fast path reads
 ])
+@EITHER_WAY
 def test_a_symbolic_link_planted_anywhere_in_the_directory_is_reported_and_never_followed(
-        hub: HubServer, tmp_path: Path, planted: str) -> None:
+        hub: HubServer, tmp_path: Path, planted: str, way: tuple[str, ...]) -> None:
     hub.repos["org/nested"] = nested_repo()
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -63,7 +65,7 @@ def test_a_symbolic_link_planted_anywhere_in_the_directory_is_reported_and_never
     link.parent.mkdir(parents=True, exist_ok=True)
     is_dir = planted in ("sub", ".llmpack", ".llmpack/partial", ".llmpack/partial/sub", ".llmpack/lock")
     link.symlink_to(outside if is_dir else outside / "victim")
-    result = download(hub, tmp_path, "org/nested", "--local-dir", str(target))
+    result = download(hub, tmp_path, "org/nested", "--local-dir", str(target), *way)
     assert result.returncode == 10, result.stderr
     line = the_error(result)
     assert f"{target / planted} is a symbolic link" in line
@@ -71,12 +73,14 @@ def test_a_symbolic_link_planted_anywhere_in_the_directory_is_reported_and_never
     assert link.is_symlink()
 
 
-def test_a_fifo_planted_as_a_partial_file_is_refused_without_hanging(hub: HubServer, tmp_path: Path) -> None:
+@EITHER_WAY
+def test_a_fifo_planted_as_a_partial_file_is_refused_without_hanging(hub: HubServer, tmp_path: Path,
+                                                                     way: tuple[str, ...]) -> None:
     target = tmp_path / "cache"
     shard = "model-00001-of-00003.safetensors"
     (target / ".llmpack" / "partial").mkdir(parents=True)
     os.mkfifo(target / ".llmpack" / "partial" / f"{shard}.part")
-    result = download(hub, tmp_path, "org/model", "--local-dir", str(target), "--include", shard)
+    result = download(hub, tmp_path, "org/model", "--local-dir", str(target), "--include", shard, *way)
     assert result.returncode == 10, result.stderr
     assert "is a special file" in the_error(result)
 
@@ -134,13 +138,14 @@ def fill(path: Path) -> None:
         os.close(fd)
 
 
+@EITHER_WAY
 def test_a_volume_that_fills_up_mid_download_is_exit_6_and_the_next_run_resumes(
-        hub: HubServer, tmp_path: Path, tmpfs: Callable[[str, str], Path]) -> None:
+        hub: HubServer, tmp_path: Path, tmpfs: Callable[[str, str], Path], way: tuple[str, ...]) -> None:
     volume = tmpfs("small", "size=16m")
     target = volume / "cache"
     hub.faults.rate = 4 << 20
     # Without the reservation (what a filesystem lacking fallocate gives us), something else fills the disk.
-    proc = downloader(hub, tmp_path, "org/model", "--local-dir", str(target), LLMPACK_PREALLOCATE="0")
+    proc = downloader(hub, tmp_path, "org/model", "--local-dir", str(target), *way, LLMPACK_PREALLOCATE="0")
     partial = target / ".llmpack" / "partial"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and sum(p.stat().st_size for p in partial.glob("*.part")) < 1 << 20:
@@ -164,19 +169,21 @@ def test_a_volume_that_fills_up_mid_download_is_exit_6_and_the_next_run_resumes(
     filler.unlink()
     hub.faults.rate = None
     hub.served.clear()
-    resumed = download(hub, tmp_path, "org/model", "--local-dir", str(target))
+    resumed = download(hub, tmp_path, "org/model", "--local-dir", str(target), *way)
     assert resumed.returncode == 0, resumed.stderr
     assert_complete(target, expected)
     assert sum(hub.served.values()) < sum(len(d) for d in expected.values())  # what was written was kept
 
 
+@EITHER_WAY
 def test_two_downloaders_into_one_small_volume_cannot_both_start(hub: HubServer, tmp_path: Path,
-                                                                 tmpfs: Callable[[str, str], Path]) -> None:
+                                                                 tmpfs: Callable[[str, str], Path],
+                                                                 way: tuple[str, ...]) -> None:
     hub.repos["org/a"] = synthetic_repo("org/a", shards=3, shard_size=4 << 20)
     hub.repos["org/b"] = synthetic_repo("org/b", shards=3, shard_size=4 << 20)
     volume = tmpfs("shared", "size=20m")  # room for one 12 MiB model, not two
     hub.faults.rate = 8 << 20
-    procs = {repo: downloader(hub, tmp_path, repo, "--local-dir", str(volume / repo.replace("/", "-")))
+    procs = {repo: downloader(hub, tmp_path, repo, "--local-dir", str(volume / repo.replace("/", "-")), *way)
              for repo in ("org/a", "org/b")}
     results = {repo: subprocess.CompletedProcess(p.args, p.wait(60), "", p.stderr.read() if p.stderr else "")
                for repo, p in procs.items()}

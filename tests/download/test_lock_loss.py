@@ -15,8 +15,10 @@ from tests.hub.server import HubServer, synthetic_repo
 
 SHARD = "model-00001-of-00001.safetensors"
 # What the paused process's sockets had taken in (its kernel buffers, autotuned to a few MiB on loopback)
-# is served and lost whatever the model's size: the model is large enough that 5% is more than that.
+# is served and lost whatever the model's size: the model is large enough that 5% is more than that for two
+# connections (the shard is fetched in 16 ranged parts; each connection more would lose as much again).
 SIZE = 256 << 20
+CONNECTIONS = "2"
 
 
 def until(condition: Callable[[], bool], within: float, what: str) -> None:
@@ -37,13 +39,15 @@ def test_a_paused_downloader_whose_lock_was_taken_over_stops_writing_and_its_suc
     def written() -> int:
         return part.stat().st_size if part.exists() else 0
 
-    first = downloader(hub, tmp_path, "org/big", "--local-dir", str(target), LLMPACK_LOCK_STALE_SECONDS="2")
+    first = downloader(hub, tmp_path, "org/big", "--local-dir", str(target), "--connections", CONNECTIONS,
+                       LLMPACK_LOCK_STALE_SECONDS="2")
     second: subprocess.Popen[str] | None = None
     try:
         until(lambda: written() >= SIZE // 4, 30, "the first downloader to write a quarter of the shard")
         os.kill(first.pid, signal.SIGSTOP)  # as a node freezes, or a VM is suspended
         paused_at = written()
-        second = downloader(hub, tmp_path, "org/big", "--local-dir", str(target), LLMPACK_LOCK_STALE_SECONDS="2")
+        second = downloader(hub, tmp_path, "org/big", "--local-dir", str(target), "--connections", CONNECTIONS,
+                            LLMPACK_LOCK_STALE_SECONDS="2")
         until(lambda: written() >= paused_at + SIZE // 8, 30, "the second downloader to take over and resume")
         os.kill(first.pid, signal.SIGCONT)
         code = first.wait(30)

@@ -1,7 +1,12 @@
 """A Hub-compatible HTTP server on 127.0.0.1 for tests: synthetic repos, revisions, a gated repo, Range
-requests, counted bytes per file, and injectable faults: slow or stalled bodies, connections dropped once or
-after every N bytes, corrupt bytes, empty 200/206 bodies, 429/5xx (with any Retry-After, sane or not) on file
-GETs and on API calls, and hostile repos whose listing names `../x`, absolute paths, NUL or backslash.
+requests (`bytes=a-b` and `bytes=a-` on any request), counted bytes per file, and injectable faults: a rate
+per connection (as a CDN edge limits each one), stalled bodies, connections dropped once or after every N
+bytes, corrupt bytes, a server that ignores Range, empty 200/206 bodies, 429/5xx (with any Retry-After, sane
+or not) on file GETs and on API calls, and hostile repos whose listing names `../x`, absolute paths, NUL or
+backslash.
+
+With faults.cdn, file GETs are redirected to /cdn/ on another origin (localhost, not 127.0.0.1), as the Hub
+sends them to its CDN. A request may name the whole URL (absolute form), as one through an HTTP proxy does.
 
 It answers what ../shared/reference/hf-hub-contract.md lists, so the real huggingface_hub client (and the
 `hf download` CLI) work against it; that is the proof it speaks the protocol.
@@ -12,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import socket
 import sys
 import threading
 import time
@@ -19,7 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 LFS_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt")
 PAGE = 50
@@ -80,9 +86,11 @@ Answers = list[tuple[int, str | None]]
 
 @dataclass
 class Faults:
-    rate: float | None = None                              # bytes per second for file bodies
+    rate: float | None = None                              # bytes per second per connection for file bodies
+    ignore_range: bool = False                             # answer every file GET 200 with the whole body
     drop_after: dict[str, int] = field(default_factory=dict)  # path -> offset to cut the connection at, once
-    corrupt: Counter[str] = field(default_factory=Counter)     # path -> how many more responses to corrupt
+    corrupt: Counter[str] = field(default_factory=Counter)     # path -> how many more responses that carry
+                                                               # the file's middle byte to corrupt (flip it)
     too_many: int = 0                                          # answer this many file GETs with 429 first
     stall: dict[str, tuple[int, float]] = field(default_factory=dict)  # path -> (offset, seconds), once
     drop_every: int | None = None                              # cut every file response after this many bytes
@@ -90,10 +98,14 @@ class Faults:
     file_errors: Answers = field(default_factory=list)         # answer the next file GETs with these first
     api_errors: Answers = field(default_factory=list)          # answer the next revision/tree calls with these
     next_page: str | None = None                               # a Link rel="next" on every listing page
+    cdn: bool = False                                          # send file GETs on to /cdn/ on another origin
+    expired: int = 0                                           # answer this many /cdn/ GETs 403, as a CDN
+                                                               # does once a signed URL has expired
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # many connections opened at once (ranged parts) must not wait out a SYN retry
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client killed mid-request (the chaos bench does it on purpose) is no error of the server's."""
@@ -107,7 +119,12 @@ class HubServer:
         self.faults = Faults()
         self.served: Counter[str] = Counter()   # "repo/path" -> body bytes written to sockets
         self.requests: Counter[str] = Counter()
+        self.ranges: list[tuple[str, str | None]] = []     # ("repo/path", its Range header) per file GET
+        self.at_once: Counter[str] = Counter()              # "repo/path" -> most bodies sent at the same time
+        self.cdn_tokens: list[str | None] = []              # the Authorization each /cdn/ GET carried
+        self._sending: Counter[str] = Counter()
         self._lock = threading.Lock()
+        self._entries: dict[int, tuple[bytes, str, str]] = {}  # id(bytes) -> (bytes, git sha1, sha256)
         self._server = _Server(("127.0.0.1", 0), _handler(self))
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -126,6 +143,21 @@ class HubServer:
     def count(self, key: str, n: int) -> None:
         with self._lock:
             self.served[key] += n
+
+    def sending(self, key: str) -> int:
+        """Bodies of "repo/path" being sent right now (a killed client's are done once this is 0)."""
+        with self._lock:
+            return self._sending[key]
+
+    def hashes(self, data: bytes) -> tuple[str, str]:
+        """A file's git blob sha1 and sha256, computed once (a listing and every GET need them)."""
+        with self._lock:
+            known = self._entries.get(id(data))
+        if known is None or known[0] is not data:
+            known = (data, git_sha1(data), hashlib.sha256(data).hexdigest())
+            with self._lock:
+                self._entries[id(data)] = known  # holds `data`, so its id is not reused meanwhile
+        return known[1], known[2]
 
 
 def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
@@ -178,9 +210,10 @@ def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
 
         def _entry(self, files: dict[str, bytes], path: str) -> dict[str, Any]:
             data = files[path]
-            entry: dict[str, Any] = {"type": "file", "path": path, "size": len(data), "oid": git_sha1(data)}
+            sha1, sha256 = hub.hashes(data)
+            entry: dict[str, Any] = {"type": "file", "path": path, "size": len(data), "oid": sha1}
             if is_lfs(path):
-                entry["lfs"] = {"oid": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}
+                entry["lfs"] = {"oid": sha256, "size": len(data), "pointerSize": 134}
             return entry
 
         # -- routes ----------------------------------------------------------------------------------------
@@ -217,6 +250,16 @@ def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
                 repo = self._repo(f"{parts[0]}/{parts[1]}")
                 if repo is not None:
                     self._resolve(repo, parts[3], unquote("/".join(parts[4:])))
+            elif len(parts) >= 5 and parts[0] == "cdn" and f"{parts[1]}/{parts[2]}" in hub.repos:
+                with hub._lock:  # the signed URL is the credential there: no token is needed, or wanted
+                    hub.cdn_tokens.append(self.headers.get("Authorization"))
+                    expired = hub.faults.expired > 0
+                    hub.faults.expired -= expired
+                if expired:
+                    self._error(403, "Expired", "Request has expired")
+                else:
+                    self._resolve(hub.repos[f"{parts[1]}/{parts[2]}"], parts[3], unquote("/".join(parts[4:])),
+                                  cdn=True)
             else:
                 self._error(404, "EntryNotFound", "not found")
 
@@ -253,10 +296,17 @@ def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             files = repo.commits[commit]
             self._json([self._entry(files, p) for p in paths if p in files])
 
-        def _resolve(self, repo: Repo, revision: str, path: str) -> None:
+        def _resolve(self, repo: Repo, revision: str, path: str, cdn: bool = False) -> None:
             if (commit := self._commit(repo, revision)) is None:
                 return
             files = repo.commits[commit]
+            if hub.faults.cdn and not cdn and path in files:  # "localhost": another origin than 127.0.0.1
+                port = hub._server.server_address[1]
+                self.send_response(302)
+                self.send_header("Location", f"http://localhost:{port}/cdn/{repo.repo_id}/{commit}/{quote(path)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             if path not in files:
                 self._error(404, "EntryNotFound", f"{path} does not exist on {revision}")
                 return
@@ -269,10 +319,15 @@ def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             data = files[path]
             entry = self._entry(files, path)
             etag = entry["lfs"]["oid"] if "lfs" in entry else entry["oid"]
-            start = 0
-            if (rng := self.headers.get("Range", "")).startswith("bytes="):
-                start = int(rng[6:].split("-")[0])
-            self.send_response(206 if start else 200)
+            if self.command == "GET":
+                with hub._lock:
+                    hub.ranges.append((f"{repo.repo_id}/{path}", self.headers.get("Range")))
+            span = None if hub.faults.ignore_range else _byte_range(self.headers.get("Range", ""), len(data))
+            if span is not None and span[0] >= len(data):
+                self._json({"error": "range not satisfiable"}, 416, {"Content-Range": f"bytes */{len(data)}"})
+                return
+            start, end = span or (0, len(data))
+            self.send_response(206 if span else 200)
             self.send_header("X-Repo-Commit", commit)
             self.send_header("ETag", f'"{etag}"')
             if "lfs" in entry:
@@ -281,34 +336,48 @@ def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             empty = self.command == "GET" and hub.faults.empty_bodies > 0
             if empty:
                 hub.faults.empty_bodies -= 1  # a 200/206 with no body, as a broken proxy sends
-            self.send_header("Content-Length", "0" if empty else str(len(data) - start))
+            self.send_header("Content-Length", "0" if empty else str(end - start))
             self.send_header("Accept-Ranges", "bytes")
-            if start:
-                self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+            if span:
+                self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
             self.end_headers()
             if self.command == "HEAD" or empty:
                 return
-            self._body(repo, path, data, start)
+            key = f"{repo.repo_id}/{path}"
+            with hub._lock:
+                hub._sending[key] += 1
+                hub.at_once[key] = max(hub.at_once[key], hub._sending[key])
+            try:
+                self._body(repo, path, data, start, end)
+            finally:
+                with hub._lock:
+                    hub._sending[key] -= 1
 
-        def _body(self, repo: Repo, path: str, data: bytes, start: int) -> None:
+        def _body(self, repo: Repo, path: str, data: bytes, start: int, end: int) -> None:
             key, faults = f"{repo.repo_id}/{path}", hub.faults
-            if faults.corrupt[path] > 0:
+            middle = len(data) // 2
+            view = memoryview(data)
+            if faults.corrupt[path] > 0 and start <= middle < end:
                 faults.corrupt[path] -= 1
-                middle = len(data) // 2
-                data = data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:]
+                view = memoryview(data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:])
             cut = faults.drop_after.pop(path, None)
             if faults.drop_every is not None:
-                cut = min(cut if cut is not None and cut > start else len(data), start + faults.drop_every)
+                cut = min(cut if cut is not None and cut > start else end, start + faults.drop_every)
             stall_at, stall_for = faults.stall.pop(path, (None, 0.0))
-            position, piece = start, 64 << 10
-            while position < len(data):
-                end = min(position + piece, len(data), cut if cut is not None and cut > position else len(data))
+            # When paced, a piece per 5 ms of the rate, at least 64 KiB: an even rate, and a killed client leaves
+            # little counted but unread; a test server that wakes up less leaves the CPU to the client.
+            piece = min(max(int(faults.rate / 200), 64 << 10), 1 << 20) if faults.rate else 1 << 20
+            if faults.rate:  # as a CDN edge paces: little queued unsent, so what is counted is what was sent
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, 128 << 10)
+            position, began = start, time.monotonic()
+            while position < end:
+                stop = min(position + piece, end, cut if cut is not None and cut > position else end)
                 try:
-                    self.wfile.write(data[position:end])
+                    self.wfile.write(view[position:stop])
                 except (BrokenPipeError, ConnectionResetError):
                     return
-                hub.count(key, end - position)
-                position = end
+                hub.count(key, stop - position)
+                position = stop
                 if stall_at is not None and position >= stall_at:
                     time.sleep(stall_for)  # no bytes at all: the client must notice and reconnect
                     stall_at = None
@@ -317,7 +386,23 @@ def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
                     self.close_connection = True
                     self.connection.shutdown(2)  # drop mid-file, as a proxy or a flaky link would
                     return
-                if faults.rate:
-                    time.sleep(piece / faults.rate)
+                if faults.rate:  # this connection's bytes so far, at the rate: no faster on average
+                    time.sleep(max(began + (position - start) / faults.rate - time.monotonic(), 0.0))
 
     return Handler
+
+
+def _byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """The [start, end) a `Range: bytes=a-b` or `bytes=a-` header asks for (start >= size: unsatisfiable);
+    None when there is none we serve (absent, several ranges, a suffix, malformed: the whole body, as HTTP
+    allows)."""
+    if not header.startswith("bytes=") or "," in header:
+        return None
+    first, _, last = header[6:].strip().partition("-")
+    if not first.isdigit() or not (last == "" or last.isdigit()):
+        return None
+    start = int(first)
+    end = min(int(last) + 1, size) if last else size
+    if start >= size:
+        return start, size
+    return (start, end) if end > start else None

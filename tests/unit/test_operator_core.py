@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
-from llmpack.assess.diff import holds
+from llmpack.assess.diff import holds, written_in_another_version
 from llmpack.assess.guards import pvc_problem
 from llmpack.operator.queue import WorkQueue
 from llmpack.operator.store import Store
@@ -118,6 +119,33 @@ def test_the_store_keeps_objects_without_their_managed_fields() -> None:
     assert kept["spec"] == body["spec"]
     assert kept["metadata"]["labels"] == {MODEL_LABEL: "qwen"}
     assert "managedFields" in body["metadata"]  # the caller's object is not changed
+
+
+def test_a_route_we_wrote_in_an_older_version_is_written_again_in_the_newer_one_and_then_left_alone() -> None:
+    group = "aigateway.envoyproxy.io"
+    spec = {"parentRefs": [{"name": "llm-external"}]}
+
+    def route(version: str, *writers: tuple[str, str]) -> dict[str, Any]:
+        return {"apiVersion": f"{group}/{version}", "kind": "AIGatewayRoute", "spec": spec,
+                "metadata": {"name": "qwen-external", "namespace": "ns", "labels": {MODEL_LABEL: "qwen"},
+                             "managedFields": [{"manager": m, "apiVersion": f"{group}/{v}", "operation": "Apply",
+                                                "fieldsV1": {"f:spec": {}}} for m, v in writers]}}
+
+    store = Store()
+    # The gateway now serves v1beta1 and its watch delivers our route in it; we last wrote it in v1alpha1.
+    store.put_child("AIGatewayRoute", route("v1beta1", ("llmpack", "v1alpha1"), ("ai-gateway-controller", "v1beta1")))
+    kept = store.child(("ns", "qwen"), "AIGatewayRoute", "qwen-external")
+    assert kept is not None
+    assert kept["metadata"]["managedFields"] == [{"manager": "llmpack", "apiVersion": f"{group}/v1alpha1"}]
+    desired = {"apiVersion": f"{group}/v1beta1", "kind": "AIGatewayRoute", "metadata": {"name": "qwen-external"},
+               "spec": spec}
+    assert holds(kept, desired)  # the same fields in both versions ...
+    assert written_in_another_version(kept, desired)  # ... yet it is written again, in v1beta1
+    store.put_child("AIGatewayRoute", route("v1beta1", ("llmpack", "v1beta1")))  # what that apply answers
+    assert not written_in_another_version(store.child(("ns", "qwen"), "AIGatewayRoute", "qwen-external") or {},
+                                          desired)
+    # Kinds written in one version keep no managedFields, and are never written again for this.
+    assert not written_in_another_version({"metadata": {}}, desired)
 
 
 def test_a_pod_is_kept_with_only_what_the_phase_ladder_reads_and_tells_the_same_story() -> None:

@@ -16,7 +16,7 @@ from llmpack.config import Config
 from llmpack.manifests import load_models
 from llmpack.operator.routes import walk
 from llmpack.render import Facts, Plan, offline_facts, plan
-from llmpack.render.plan import POLICY_CRD, POOL_CRD, ROUTE_CRD, Group, reads_keys
+from llmpack.render.plan import MONITOR_CRD, POLICY_CRD, POOL_CRD, ROUTE_CRD, Group, reads_keys
 from tests.unit.factories import model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,14 +66,15 @@ def test_every_example_reports_each_gate_and_applies_policies_before_routes(exam
     routes, carried, removed = walked(plan(example, OIDC, facts))
     assert reasons(routes) == {"InferencePoolReady": pool, "ExternalEndpointReady": external,
                                "InternalEndpointReady": internal}
-    assert removed == []
+    # What a switched-off option leaves behind is removed (the router deletes only what is there).
+    assert removed == ([] if example.spec.serving.monitoring.enabled else [f"PodMonitor/{example.name}"])
     for side in ("external", "internal"):
         if f"{side} route" in carried:  # a route is carried out only after its policy went through
             assert carried.index(f"{side} policy") < carried.index(f"{side} route")
         ok = reasons(routes)[f"{side.capitalize()}EndpointReady"] == "Applied"
         assert (side in routes.endpoints) == ok
         assert ok == (f"{side} route" in carried)
-    assert ("external keys" in carried) == (state in ("no AI Gateway", "keys known", "no key Secret yet"))
+    assert ("external keys" in carried) == (state != "keys unreadable")  # from the first reconcile on
     assert reads_keys(example, OIDC, facts) == (state in ("no AI Gateway", "keys unreadable", "keys known",
                                                      "no key Secret yet"))
 
@@ -81,9 +82,9 @@ def test_every_example_reports_each_gate_and_applies_policies_before_routes(exam
 def test_a_gate_names_what_it_waits_for_and_every_missing_crd_of_its_side() -> None:
     p = plan(model(), OIDC, Facts(crds=frozenset({POOL_CRD}), ready=1))
     gates = {g.name: g.gate for g in p.groups if g.gate}
-    assert set(gates) == {"external keys", "external policy", "external route", "internal policy", "internal route"}
+    assert set(gates) == {"external policy", "external route", "internal policy", "internal route"}
     assert {gate.name for gate in gates.values()} == {"CRDs present"}
-    message = gates["external keys"].problem.message  # type: ignore[union-attr]
+    message = gates["external policy"].problem.message  # type: ignore[union-attr]
     assert POLICY_CRD in message
     assert ROUTE_CRD in message
     assert POOL_CRD not in message
@@ -102,16 +103,17 @@ def test_a_refused_policy_keeps_its_route_closed_and_says_why() -> None:
 def test_a_disabled_side_removes_its_route_before_its_policy_and_nothing_else() -> None:
     m = model({"endpoints": {"external": {"enabled": False}}})
     routes, carried, removed = walked(plan(m, OIDC, offline_facts()))
-    assert removed == ["AIGatewayRoute/qwen-external", "SecurityPolicy/qwen-external-auth"]
+    assert removed == ["AIGatewayRoute/qwen-external", "SecurityPolicy/qwen-external-auth", "PodMonitor/qwen"]
     assert reasons(routes)["ExternalEndpointReady"] == "EndpointDisabled"
-    assert not any(name.startswith("external") for name in carried)
+    # The key objects stay, as the Serving Pack keeps them: keys issued meanwhile work once the side is on.
+    assert [name for name in carried if name.startswith("external")] == ["external keys"]
     assert reasons(routes)["InternalEndpointReady"] == "Applied"
     assert not reads_keys(m, OIDC, offline_facts())
 
 
 def test_without_an_oidc_issuer_the_internal_side_is_removed_and_not_configured() -> None:
     routes, _, removed = walked(plan(model(), Config(), offline_facts()))
-    assert removed == ["AIGatewayRoute/qwen-internal", "SecurityPolicy/qwen-internal-auth"]
+    assert removed == ["AIGatewayRoute/qwen-internal", "SecurityPolicy/qwen-internal-auth", "PodMonitor/qwen"]
     assert reasons(routes)["InternalEndpointReady"] == "NotConfigured"
     assert routes.endpoints == {}  # no base domain: routes are applied, no URL is claimed
     assert reasons(routes)["ExternalEndpointReady"] == "Applied"
@@ -151,4 +153,62 @@ def test_with_a_key_manager_key_objects_outlive_the_model_and_its_role_follows_t
     later = keys(replace(offline_facts(), key_metadata_uid="cm-uid"))  # the ConfigMap exists: its uid owns the Role
     assert [o["kind"] for o in later.applies] == ["ConfigMap", "Role", "RoleBinding"]
     assert later.applies[1]["metadata"]["ownerReferences"][0]["uid"] == "cm-uid"
-    assert [o["kind"] for o in keys(Facts(crds=EVERY_CRD, key_metadata_uid="cm-uid")).objects] == []  # no replica
+    no_replica = keys(Facts(key_metadata_uid="cm-uid"))  # nor any CRD: keys can be issued before the model serves
+    assert [o["kind"] for o in no_replica.objects] == ["Secret", "ConfigMap", "Role", "RoleBinding"]
+
+
+def test_key_objects_exist_from_the_first_reconcile_whatever_the_replicas_crds_or_side() -> None:
+    for spec in ({}, {"endpoints": {"external": {"enabled": False}}}):
+        p = plan(model(spec), OIDC, Facts())  # nothing Ready, no CRD installed
+        [keys] = [g for g in p.groups if g.name == "external keys"]
+        assert keys.gate is None
+        assert [(o["kind"], o["metadata"]["name"]) for o in keys.objects] == [
+            ("Secret", "qwen-api-keys"), ("ConfigMap", "qwen-api-key-metadata")]
+    # Known to exist (created earlier, or found by a create that conflicted): never created again.
+    known = plan(model(), OIDC, Facts(key_secrets=frozenset({"qwen-api-keys"})))
+    [keys] = [g for g in known.groups if g.name == "external keys"]
+    assert keys.creates == ()
+    assert not reads_keys(model(), OIDC, Facts())  # the keys are read only for a policy that names them
+
+
+def test_monitoring_adds_an_owned_pod_monitor_once_its_crd_exists_and_says_so_until_then() -> None:
+    m = model({"serving": {"monitoring": {"enabled": True}}}, uid="u-1")
+    missing, _, _ = walked(plan(m, OIDC, Facts()))
+    [report] = [r for r in missing.reports if r.type == "MonitoringReady"]
+    assert (report.ok, report.reason) == (False, "CRDMissing")
+    assert "podmonitors.monitoring.coreos.com" in report.message
+    assert "Prometheus Operator" in report.message
+    installed = plan(m, OIDC, Facts(crds=frozenset({MONITOR_CRD})))
+    routes, carried, removed = walked(installed)
+    assert reasons(routes)["MonitoringReady"] == "Applied"
+    assert "monitoring" in carried
+    assert removed == []
+    [monitor] = [o for o in installed.objects if o["kind"] == "PodMonitor"]
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["name"] == "qwen"
+    assert monitor["metadata"]["ownerReferences"][0]["uid"] == "u-1"
+    # Only vLLM's pods (the picker and the download pod share the instance label), on vLLM's port 8000.
+    assert monitor["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/instance": "qwen",
+                                                         "app.kubernetes.io/name": "llmmodel"}
+    assert monitor["spec"]["podMetricsEndpoints"] == [{"port": "http", "path": "/metrics", "interval": "30s"}]
+
+
+def test_without_monitoring_there_is_no_pod_monitor_and_no_condition_about_it() -> None:
+    p = plan(model(), OIDC, Facts(crds=frozenset({MONITOR_CRD})))
+    routes, _, removed = walked(p)
+    assert "MonitoringReady" not in reasons(routes)
+    assert "MonitoringReady" not in p.conditions
+    assert removed == ["PodMonitor/qwen"]
+    assert not [o for o in p.objects if o["kind"] == "PodMonitor"]
+
+
+@pytest.mark.parametrize(("served", "version"), [
+    ((), "v1alpha1"),  # not known: the version every AI Gateway release serves
+    (("v1alpha1",), "v1alpha1"),  # v0.5, which the Serving Pack installs
+    (("v1alpha1", "v1beta1"), "v1beta1"),  # v1.1: v1alpha1 is deprecated
+    (("v1beta1",), "v1beta1"),
+])
+def test_routes_are_written_in_the_newest_version_the_gateway_serves(served: tuple[str, ...], version: str) -> None:
+    facts = replace(offline_facts(), served={ROUTE_CRD: served} if served else {})
+    routes = [o for o in plan(model(), OIDC, facts).objects if o["kind"] == "AIGatewayRoute"]
+    assert [o["apiVersion"] for o in routes] == [f"aigateway.envoyproxy.io/{version}"] * 2

@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from llmpack.api import Download, LLMModel, Phase
 from llmpack.assess.report import Problem, Report
 from llmpack.assess.routing import Routes, refusal
 from llmpack.assess.status import Observed, compute, settle
+from llmpack.assess.storage import Unbound
+from llmpack.render.download_job import job_name
 from llmpack.render.meta import identity
 from llmpack.wellknown import IDENTITY_ANNOTATION
 from tests.unit.factories import model
@@ -39,6 +43,21 @@ def pod(m: LLMModel, *, init: str | None = "done", ready: bool = False, restarts
     }
 
 
+def job_pod(m: LLMModel, phase_: str, *, node: str | None = "cpu-node-1", waiting: str | None = None,
+            unschedulable: str | None = None) -> dict[str, Any]:
+    """The download Job's pod, as the Job controller labels it and the scheduler and kubelet report it."""
+    status: dict[str, Any] = {"phase": phase_}
+    if waiting:
+        status["containerStatuses"] = [{"name": "model-download",
+                                        "state": {"waiting": {"reason": waiting, "message": f"{waiting} detail"}}}]
+    if unschedulable:
+        status["conditions"] = [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                                 "message": unschedulable}]
+    return {"metadata": {"name": "qwen-dl-x", "creationTimestamp": "2026-01-01T00:00:00Z",
+                         "labels": {"batch.kubernetes.io/job-name": job_name(m)}},
+            "spec": {"nodeName": node} if node else {}, "status": status}
+
+
 def phase(m: LLMModel, observed: Observed) -> Phase | None:
     return compute(m, observed, None).phase
 
@@ -67,7 +86,7 @@ def test_after_the_download_job_the_model_is_starting_until_ready_and_never_pend
     m = model()
     done = Download(percent=100, bytes_done=10, bytes_total=10)
     story = [
-        Observed(pvc=BOUND, job="running"),
+        Observed(pvc=BOUND, job="running", pods=[job_pod(m, "Running")]),
         Observed(pvc=BOUND, job="succeeded", download=done),  # no serving pod yet
         Observed(pvc=BOUND, job="succeeded", download=done, pods=[pod(m, init="waiting")]),  # being scheduled
         Observed(pvc=BOUND, job="succeeded", download=done, pods=[pod(m, init="running")]),  # confirms the weights
@@ -86,7 +105,7 @@ def test_a_pod_that_fetches_again_after_the_job_is_downloading() -> None:
 
 def test_only_a_download_job_claims_that_no_gpu_is_held() -> None:
     m = model()
-    by_job = compute(m, Observed(pvc=BOUND, job="running"), None)
+    by_job = compute(m, Observed(pvc=BOUND, job="running", pods=[job_pod(m, "Running")]), None)
     assert by_job.phase == Phase.DOWNLOADING
     assert "no GPU is held" in by_job.conditions[0].message
     small = model({"model": {"storage": {"type": "emptyDir"}}})
@@ -241,3 +260,109 @@ def test_a_hostile_progress_annotation_is_ignored_not_raised() -> None:
         assert download_progress({"metadata": {"annotations": {PROGRESS_ANNOTATION: annotation}}}) == (None, None)
     huge = json.dumps({"phase": "complete", "bytes_total": 10**400})  # readable, however absurd: no overflow
     assert download_progress({"metadata": {"annotations": {PROGRESS_ANNOTATION: huge}}})[1] is not None
+
+
+def pvc(storage_class: str = "standard", **annotations: str) -> dict[str, Any]:
+    return {"metadata": {"name": "qwen-model-storage", "annotations": annotations},
+            "spec": {"storageClassName": storage_class}, "status": {"phase": "Pending"}}
+
+
+def event(reason: str, message: str, when: str, component: str = "persistentvolume-controller") -> dict[str, Any]:
+    return {"type": "Warning", "reason": reason, "message": message, "lastTimestamp": when,
+            "source": {"component": component}}
+
+
+def claims_a_download(status: Any) -> list[str]:
+    return [f"{c.type}={c.reason}: {c.message}" for c in status.conditions
+            if c.reason == "Downloading" or "fetching" in c.message or "being fetched" in c.message]
+
+
+def test_a_missing_storage_class_is_named_and_no_condition_claims_a_download() -> None:
+    m = model({"model": {"storage": {"storageClassName": "fast-ssd"}}})
+    status = compute(m, Observed(pvc=pvc("fast-ssd"), job="running", unbound=Unbound(class_missing=True),
+                                 pods=[job_pod(m, "Pending", node=None)]), None)
+    assert status.phase == Phase.PENDING
+    by_type = {c.type: c for c in status.conditions}
+    storage = by_type["StorageReady"]
+    assert (storage.status.value, storage.reason) == ("False", "StorageClassNotFound")
+    assert "StorageClass fast-ssd does not exist" in storage.message
+    assert "kubectl get storageclass" in storage.message
+    assert "fast-ssd" in by_type["Ready"].message
+    assert (by_type["ModelReady"].status.value, by_type["ModelReady"].reason) == ("False", "WaitingForStorage")
+    assert "qwen-model-storage" in by_type["ModelReady"].message
+    assert claims_a_download(status) == []
+
+
+def test_a_class_that_binds_on_first_use_waits_for_the_download_pod_and_says_why_that_pod_cannot_run() -> None:
+    m = model()
+    wffc = Unbound(storage_class={"provisioner": "ebs.csi.aws.com", "volumeBindingMode": "WaitForFirstConsumer"})
+    waiting = compute(m, Observed(pvc=pvc("gp3"), job="running", unbound=wffc), None)
+    storage = {c.type: c for c in waiting.conditions}["StorageReady"]
+    assert storage.reason == "WaitingForFirstConsumer"
+    assert "binds once its first pod is scheduled" in storage.message
+    why = "0/3 nodes are available: 3 node(s) didn't find available persistent volumes to bind."
+    stuck = compute(m, Observed(pvc=pvc("gp3"), job="running", unbound=wffc,
+                                pods=[job_pod(m, "Pending", node=None, unschedulable=why)]), None)
+    by_type = {c.type: c for c in stuck.conditions}
+    assert stuck.phase == Phase.PENDING
+    assert by_type["StorageReady"].reason == "WaitingForFirstConsumer"
+    assert f"the download Job's pod cannot be scheduled: {why}" in by_type["StorageReady"].message
+    assert by_type["ModelReady"].reason == "WaitingForStorage"
+    assert claims_a_download(stuck) == []
+    # Once the scheduler picked a node for it, the class no longer waits for a pod: the provisioner does.
+    picked = compute(m, Observed(pvc=pvc("gp3", **{"volume.kubernetes.io/selected-node": "n1"}), unbound=wffc), None)
+    assert "from ebs.csi.aws.com" in {c.type: c for c in picked.conditions}["StorageReady"].message
+
+
+def test_a_provisioning_failure_is_quoted_from_the_newest_warning_about_the_pvc() -> None:
+    m = model()
+    warnings = (event("ProvisioningFailed", "old failure", "2026-01-01T00:00:00Z", "ebs.csi.aws.com"),
+                event("ProvisioningFailed", "rpc error: code = ResourceExhausted desc = volume quota exceeded",
+                      "2026-01-01T00:05:00Z", "ebs.csi.aws.com"))
+    status = compute(m, Observed(pvc=pvc("gp3"), unbound=Unbound(storage_class={"provisioner": "ebs.csi.aws.com"},
+                                                                 warnings=warnings)), None)
+    storage = {c.type: c for c in status.conditions}["StorageReady"]
+    assert (storage.status.value, storage.reason) == ("False", "ProvisioningFailed")
+    assert storage.message == ("PVC qwen-model-storage is not bound; ebs.csi.aws.com reports: rpc error: code = "
+                               "ResourceExhausted desc = volume quota exceeded")
+    assert status.phase == Phase.PENDING
+
+
+def test_an_unbound_pvc_without_a_known_cause_names_the_provisioner_it_waits_for() -> None:
+    m = model()
+    named = pvc(**{"volume.kubernetes.io/storage-provisioner": "example.com/nfs"})
+    storage = {c.type: c for c in compute(m, Observed(pvc=named, unbound=Unbound()), None).conditions}["StorageReady"]
+    assert (storage.reason, storage.message.split(";")[0]) == (
+        "Pending", "PVC qwen-model-storage waits for a volume from example.com/nfs (StorageClass standard)")
+
+
+@pytest.mark.parametrize(("pod_", "warnings", "reason", "words"), [
+    ({"node": None, "unschedulable": "0/3 nodes are available: 3 node(s) had volume node affinity conflict."}, (),
+     "DownloadUnschedulable", "cannot be scheduled: 0/3 nodes are available: 3 node(s) had volume node affinity"),
+    ({"waiting": "ImagePullBackOff"}, (), "DownloadCannotStart",
+     "cannot start: ImagePullBackOff: ImagePullBackOff detail"),
+    ({"waiting": "ContainerCreating"}, (event("FailedMount", "MountVolume.SetUp failed: timed out", "t", "kubelet"),),
+     "DownloadCannotStart", "cannot start: FailedMount: MountVolume.SetUp failed: timed out (reported by kubelet)"),
+])
+def test_a_download_pod_that_cannot_run_is_pending_and_says_why_in_its_own_words(
+        pod_: dict[str, Any], warnings: tuple[dict[str, Any], ...], reason: str, words: str) -> None:
+    m = model()
+    status = compute(m, Observed(pvc=BOUND, job="running", pods=[job_pod(m, "Pending", **pod_)],
+                                 job_pod_warnings=warnings), None)
+    by_type = {c.type: c for c in status.conditions}
+    assert status.phase == Phase.PENDING
+    assert (by_type["ModelReady"].status.value, by_type["ModelReady"].reason) == ("False", reason)
+    assert words in by_type["ModelReady"].message
+    assert by_type["Ready"].reason == reason
+    assert words in by_type["Ready"].message
+    assert by_type["StorageReady"].reason == "Bound"
+
+
+def test_a_download_job_is_downloading_only_while_its_pod_runs() -> None:
+    m = model()
+    for pods, want in (([], "WaitingForDownload"), ([job_pod(m, "Pending", waiting="ContainerCreating")],
+                                                   "WaitingForDownload"),
+                       ([job_pod(m, "Running")], "Downloading")):
+        status = compute(m, Observed(pvc=BOUND, job="running", pods=pods), None)
+        assert {c.type: c.reason for c in status.conditions}["ModelReady"] == want
+        assert status.phase == (Phase.DOWNLOADING if want == "Downloading" else Phase.PENDING)

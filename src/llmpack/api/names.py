@@ -64,6 +64,10 @@ def epp_config(model: str) -> str:
     return f"{epp(model)}-config"
 
 
+def pod_monitor(model: str) -> str:
+    return model
+
+
 def route(model: str, side: str) -> str:
     """The AIGatewayRoute of one side (external, internal), and the HTTPRoute AI Gateway generates from it."""
     return f"{model}-{side}"

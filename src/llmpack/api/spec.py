@@ -147,7 +147,8 @@ class Resources(ApiModel):
 
 
 class Monitoring(ApiModel):
-    enabled: bool = Field(False, description="Annotate pods so Prometheus scrapes vLLM's /metrics.")
+    enabled: bool = Field(False, description="A PodMonitor `<name>` for vLLM's /metrics (once the Prometheus "
+                          "Operator's CRD is installed), and prometheus.io/scrape annotations on the pods.")
 
 
 class Serving(ApiModel):

@@ -33,3 +33,11 @@ def holds(observed: Any, desired: Any) -> bool:
         return (isinstance(observed, list) and len(observed) == len(desired)
                 and all(holds(o, d) for o, d in zip(observed, desired, strict=True)))
     return _same_scalar(desired, observed)
+
+
+def written_in_another_version(observed: dict[str, Any], desired: dict[str, Any]) -> bool:
+    """We last wrote the object in another version than `desired`'s (the gateway was upgraded): write it again,
+    so it is stored in the new version and the old one can be retired. Only kinds whose stored copy keeps
+    the versions we wrote them in (operator/store.py `written_in`) are ever written again for this."""
+    fields = (observed.get("metadata") or {}).get("managedFields")
+    return fields is not None and desired.get("apiVersion") not in {f.get("apiVersion") for f in fields}

@@ -1,10 +1,11 @@
 """The truth about an LLMModel, computed from what the cluster holds. Pure: no I/O, time passed in.
 
-phase: Pending (storage not bound, nothing scheduled) -> Downloading (a downloader/loader init container
-runs) -> Starting (weights present, vLLM not ready) -> Ready (ready >= desired); Degraded when some but
-not all replicas serve or vLLM crashed after starting; Error when the spec cannot be applied or
-cannot make progress, e.g. a missing Secret or a failed download (the Ready condition says why and what
-to do). A rollout to new weights is not a failure: it shows Downloading/Starting again.
+phase: Pending (storage not bound, the download's pod not running yet, nothing scheduled) -> Downloading
+(the download Job's pod or a downloader/loader init container runs) -> Starting (weights present, vLLM not
+ready) -> Ready (ready >= desired); Degraded when some but not all replicas serve or vLLM crashed after
+starting; Error when the spec cannot be applied or cannot make progress, e.g. a missing Secret or a failed
+download (the Ready condition says why and what to do). A rollout to new weights is not a failure: it
+shows Downloading/Starting again.
 
 The phase is the first rung of LADDER that holds: small named checks over one gathered input (`Seen`),
 evaluated once, in the order a reader would ask them.
@@ -18,8 +19,11 @@ from typing import Any
 
 from llmpack.api import Condition, ConditionStatus, LLMModel, LLMModelStatus, Phase, Replicas
 from llmpack.api.status import Download, EndpointStatus
-from llmpack.assess.report import Problem
+from llmpack.assess.download import DownloadPod, download_pod, job_pod, unschedulable
+from llmpack.assess.report import Problem, Report
 from llmpack.assess.routing import Routes
+from llmpack.assess.storage import Unbound, storage_report, uses_pvc
+from llmpack.render.download_job import job_name
 from llmpack.render.meta import identity
 from llmpack.render.storage import DOWNLOADER, LOADER
 from llmpack.wellknown import IDENTITY_ANNOTATION
@@ -38,6 +42,8 @@ class Observed:
     model_size: str | None = None
     job: str | None = None  # the download Job for the current weights: "running", "succeeded" or "failed"
     routes: Routes | None = None  # InferencePoolReady, ExternalEndpointReady, InternalEndpointReady
+    unbound: Unbound | None = None  # what the API server says of the PVC while it is not bound
+    job_pod_warnings: tuple[dict[str, Any], ...] = ()  # Warning Events of the download Job's pod while it waits
 
 
 def _init_state(pod: dict[str, Any]) -> str:
@@ -66,12 +72,7 @@ def _crashed(pod: dict[str, Any]) -> bool:
 
 
 def _unschedulable(pods: list[dict[str, Any]]) -> str | None:
-    """The scheduler's own words when a pod cannot be placed (e.g. "Insufficient nvidia.com/gpu")."""
-    for pod in pods:
-        for c in (pod.get("status") or {}).get("conditions") or []:
-            if c.get("type") == "PodScheduled" and c.get("reason") == "Unschedulable":
-                return str(c.get("message") or "no node fits the pod")
-    return None
+    return next((why for pod in pods if (why := unschedulable(pod)) is not None), None)
 
 
 def _is_ready(pod: dict[str, Any]) -> bool:
@@ -106,31 +107,31 @@ def _condition(type_: str, ok: bool | None, reason: str, message: str) -> Condit
     return Condition(type=type_, status=status, reason=reason, message=message)
 
 
-def _storage_condition(model: LLMModel, pvc: dict[str, Any] | None) -> Condition:
-    m = model.spec.model
-    if m.is_oci or m.storage.type.value == "emptyDir":
-        return _condition("StorageReady", True, "EmptyDir", "an emptyDir volume is created with each pod")
-    if pvc is None:
-        return _condition("StorageReady", False, "Creating", "the PVC is being created")
-    phase = (pvc.get("status") or {}).get("phase")
-    name = pvc["metadata"]["name"]
-    if phase == "Bound":
-        return _condition("StorageReady", True, "Bound", f"PVC {name} is bound")
-    if phase == "Lost":
-        return _condition("StorageReady", False, "Lost", f"PVC {name} lost its volume: the cache must be rebuilt")
-    return _condition("StorageReady", False, "Pending", f"PVC {name} waits for a volume (check its StorageClass "
-                      f"and `kubectl describe pvc {name}`)")
+def _report(report: Report) -> Condition:
+    return _condition(report.type, report.ok, report.reason, report.message)
 
 
-def _model_ready(model: LLMModel, observed: Observed, steps: list[str], ready: int) -> Condition:
+# ModelReady's reason while the download Job's pod is in each state.
+DOWNLOAD_REASONS = {"absent": "WaitingForDownload", "starting": "WaitingForDownload",
+                    "unschedulable": "DownloadUnschedulable", "stuck": "DownloadCannotStart", "running": "Downloading"}
+
+
+def _model_ready(model: LLMModel, observed: Observed, steps: list[str], ready: int, storage: Condition,
+                 fetcher: DownloadPod | None) -> Condition:
     preload = model.spec.model.preload
     if (preload and "done" in steps) or ready or observed.job == "succeeded":
         return _condition("ModelReady", True, "Present", "the weights are in place at /model-cache")
     if not preload:
         return _condition("ModelReady", True, "NotManaged",
                           "preload is false: llmpack does not download or verify the weights")
-    if "running" in steps or observed.job == "running":
+    if uses_pvc(model) and storage.status != ConditionStatus.TRUE:
+        pvc = f"PVC {observed.pvc['metadata']['name']}" if observed.pvc else "the PVC"
+        return _condition("ModelReady", False, "WaitingForStorage",
+                          f"nothing is fetched until {pvc} is bound (see StorageReady)")
+    if "running" in steps:
         return _condition("ModelReady", False, "Downloading", "the weights are being fetched")
+    if fetcher is not None:
+        return _condition("ModelReady", False, DOWNLOAD_REASONS[fetcher.state], fetcher.why)
     if "failed" in steps:
         return _condition("ModelReady", False, "DownloadFailed",
                           "the download failed: see `kubectl logs <pod> -c model-downloader`")
@@ -146,6 +147,7 @@ class Seen:
     ready: int
     desired: int
     steps: list[str]  # each pod's download/copy step: running, done, failed, waiting
+    fetcher: DownloadPod | None  # the download Job's pod, while that Job runs
     storage: Condition
     model_ready: Condition
 
@@ -186,10 +188,23 @@ def storage_not_ready(s: Seen) -> Rung | None:
     return None
 
 
+def download_cannot_start(s: Seen) -> Rung | None:
+    """The download Job's pod cannot be placed or cannot start: nothing downloads until someone acts."""
+    if s.fetcher is not None and s.fetcher.state in ("unschedulable", "stuck"):
+        return Rung(Phase.PENDING, s.model_ready.reason, s.fetcher.why)
+    return None
+
+
 def job_downloads(s: Seen) -> Rung | None:
-    if s.observed.job == "running":
+    if s.fetcher is not None and s.fetcher.state == "running":
         return Rung(Phase.DOWNLOADING, "Downloading", "the download Job is fetching the weights; no GPU is held "
                     "meanwhile")
+    return None
+
+
+def download_starting(s: Seen) -> Rung | None:
+    if s.fetcher is not None:
+        return Rung(Phase.PENDING, "WaitingForDownload", s.fetcher.why)
     return None
 
 
@@ -230,8 +245,8 @@ def scheduling(s: Seen) -> Rung | None:
 
 LADDER: tuple[Callable[[Seen], Rung | None], ...] = (
     spec_cannot_progress, every_replica_serves, some_replicas_serve, download_failed, vllm_crashed,
-    storage_not_ready, job_downloads, pod_downloads, weights_load, no_node_fits, weights_wait_for_a_pod,
-    scheduling,
+    storage_not_ready, download_cannot_start, job_downloads, download_starting, pod_downloads, weights_load,
+    no_node_fits, weights_wait_for_a_pod, scheduling,
 )
 
 
@@ -239,9 +254,15 @@ def seen(model: LLMModel, observed: Observed) -> Seen:
     pods = _current_pods(model, observed.pods)
     ready = sum(1 for p in pods if _is_ready(p))
     steps = [_init_state(p) for p in pods]
+    fetcher = None
+    if observed.job == "running":
+        fetcher = download_pod(job_pod(observed.pods, job_name(model)), observed.job_pod_warnings)
+    # The download's pod is the PVC's first consumer: a class that binds on first use waits for it.
+    first_pod = fetcher.why if fetcher is not None and fetcher.state in ("unschedulable", "stuck") else None
+    storage = _report(storage_report(model, observed.pvc, observed.unbound, first_pod))
     return Seen(observed=observed, pods=pods, ready=ready, desired=model.spec.serving.replicas, steps=steps,
-                storage=_storage_condition(model, observed.pvc),
-                model_ready=_model_ready(model, observed, steps, ready))
+                fetcher=fetcher, storage=storage,
+                model_ready=_model_ready(model, observed, steps, ready, storage, fetcher))
 
 
 def rung(s: Seen) -> Rung:

@@ -21,13 +21,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
-from llmpack.downloader import space
+from llmpack.downloader import CONNECTIONS, PART_SIZE, space
+from llmpack.downloader.connection import Pool
 from llmpack.downloader.errors import NetworkError, NoSpaceError, UsageError, from_os_error, is_full
 from llmpack.downloader.hub import Hub, is_commit, request_headers
 from llmpack.downloader.lock import DirectoryLock, Holdable, Owner
@@ -44,7 +42,8 @@ from llmpack.downloader.plan import (
 )
 from llmpack.downloader.progress import Progress
 from llmpack.downloader.safedir import SafeDir
-from llmpack.downloader.transfer import Cancelled, Job, Source, fetch
+from llmpack.downloader.schedule import fetch_all
+from llmpack.downloader.transfer import Cancelled, Job, Source
 from llmpack.quantity import format_bytes
 
 
@@ -63,7 +62,8 @@ class Request:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     verify: bool = False
-    workers: int = 8
+    connections: int = CONNECTIONS  # at once, over all files
+    part_size: int = PART_SIZE      # files larger than this are fetched in parts of it; 0: one stream each
     progress_every: float = field(default_factory=lambda: _env_float("LLMPACK_PROGRESS_SECONDS", 5))
     stale_after: float = field(default_factory=lambda: _env_float("LLMPACK_LOCK_STALE_SECONDS", 30))
     # Read as huggingface_hub reads it; its constants module raises on some malformed values at import.
@@ -115,7 +115,7 @@ def _preflight(request: Request, root: SafeDir, todo: Sequence[RemoteFile], plan
                            f"now); {advice}") from None
 
 
-def _fetch_all(request: Request, root: SafeDir, client: httpx.Client, headers: dict[str, str], plan: Plan,
+def _fetch_all(request: Request, root: SafeDir, pool: Pool, headers: dict[str, str], plan: Plan,
                lock: Holdable) -> None:
     todo, done_bytes = [], 0
     for remote in plan.files:
@@ -140,24 +140,11 @@ def _fetch_all(request: Request, root: SafeDir, client: httpx.Client, headers: d
         if stop.wait(seconds):
             raise Cancelled
 
-    job = Job(client, Source(request.endpoint, request.repo_id, plan.commit, headers), root,
-              progress.add, guard, pause, reserve=request.preallocate)
-
-    def one(remote: RemoteFile) -> None:
-        fetch(job, remote)
-        progress.file_done()
-
+    job = Job(pool, Source(request.endpoint, request.repo_id, plan.commit, headers), root,
+              progress.add, guard, pause, reserve=request.preallocate, part_size=request.part_size)
     progress.start()
     try:
-        with ThreadPoolExecutor(max_workers=request.workers, thread_name_prefix="fetch") as pool:
-            futures = [pool.submit(one, r) for r in sorted(todo, key=lambda r: -r.size)]
-            wait(futures, return_when=FIRST_EXCEPTION)
-            stop.set()
-            for future in futures:
-                future.cancel()
-            errors = [e for f in futures if not f.cancelled() and (e := f.exception()) is not None]
-        if first := next((e for e in errors if not isinstance(e, Cancelled)), None):
-            raise first
+        fetch_all(job, todo, request.connections, progress.file_done, stop.set)
         lock.check()
         write_record(root, plan)
     except NoSpaceError as exc:
@@ -189,9 +176,9 @@ def _lock(request: Request, root: SafeDir) -> Holdable:
                      renew_every=_env_float("LLMPACK_LEASE_RENEW_SECONDS", 5))
 
 
-def _download(request: Request, root: SafeDir, client: httpx.Client, started: float) -> None:
+def _download(request: Request, root: SafeDir, pool: Pool, started: float) -> None:
     headers = request_headers()
-    hub = Hub(client, request.endpoint, headers, request.repo_id)
+    hub = Hub(pool, request.endpoint, headers, request.repo_id)
 
     @functools.cache
     def commit_of() -> str:
@@ -223,7 +210,7 @@ def _download(request: Request, root: SafeDir, client: httpx.Client, started: fl
              "holder": lock.holder})
         lock.check()
         forget_record(root)
-        _fetch_all(request, root, client, headers, plan, lock)
+        _fetch_all(request, root, pool, headers, plan, lock)
 
 
 def download(request: Request) -> None:
@@ -234,16 +221,16 @@ def download(request: Request) -> None:
                          "check spec.model.name")
     if (problem := endpoint_problem(request.endpoint)) is not None:
         raise UsageError(f"HF_ENDPOINT {request.endpoint!r} {problem}, e.g. https://huggingface.co")
-    timeout = httpx.Timeout(_env_float("HF_HUB_DOWNLOAD_TIMEOUT", 10), connect=10.0)
     try:
         request.local_dir.mkdir(parents=True, exist_ok=True)  # the path the user chose: links there are theirs
-        with SafeDir(request.local_dir) as root, httpx.Client(timeout=timeout, follow_redirects=True) as client:
-            _download(request, root, client, started)
+        with SafeDir(request.local_dir) as root, Pool(timeout=_env_float("HF_HUB_DOWNLOAD_TIMEOUT", 10)) as pool:
+            _download(request, root, pool, started)
     except OSError as exc:  # what SafeDir and the transfer did not put in context already
         where = exc.filename if isinstance(exc.filename, str) and os.path.isabs(exc.filename) else request.local_dir
         raise from_os_error(exc, where) from None
 
 
 def run(repo_id: str, local_dir: Path, revision: str | None, include: Sequence[str], exclude: Sequence[str],
-        verify: bool, workers: int) -> None:
-    download(Request(repo_id, local_dir, revision or "main", tuple(include), tuple(exclude), verify, workers))
+        verify: bool, connections: int, part_size: int) -> None:
+    download(Request(repo_id, local_dir, revision or "main", tuple(include), tuple(exclude), verify, connections,
+                     part_size))

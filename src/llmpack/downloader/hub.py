@@ -9,13 +9,15 @@ X-Error-Code). Everything in an answer is checked before it is used: a repo is i
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from dataclasses import dataclass
+from email.message import Message
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import httpx
-
+from llmpack.downloader.connection import ConnectError, Pool, TransportError
 from llmpack.downloader.errors import (
     DownloadError,
     GatedError,
@@ -31,30 +33,64 @@ from llmpack.downloader.retry import RETRY_STATUS, Attempts, retry_after
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 MAX_PAGES = 10_000
+MAX_ANSWER = 64 << 20  # an API answer larger than this is not one the Hub sends
+_LINK = re.compile(r"<([^>]*)>([^,<]*)")
 
 
 def is_commit(revision: str) -> bool:
     return bool(COMMIT.match(revision))
 
 
-def request_headers() -> dict[str, str]:
-    """The token (HF_TOKEN, or the saved login, as huggingface_hub finds it) and a user agent. Not
-    build_hf_headers: unless telemetry is off, it first fetches a registry of AI agents from the Hub, which
-    costs every start (the fast path too) a request and about half a second, and more when the Hub is down."""
-    from huggingface_hub import __version__ as hub_version
+def _clean(token: str | None) -> str | None:
+    return (token or "").replace("\r", "").replace("\n", "").strip() or None
+
+
+def _token_path() -> str:
+    home = os.path.expandvars(os.path.expanduser(os.environ.get(
+        "HF_HOME", os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache")),
+                                "huggingface"))))
+    return os.path.expandvars(os.path.expanduser(os.environ.get("HF_TOKEN_PATH", os.path.join(home, "token"))))
+
+
+def token() -> str | None:
+    """The token huggingface_hub's get_token finds. Importing huggingface_hub costs every start 70-130 ms (the
+    warm path's whole budget), so the two common cases are read here as it reads them: HF_TOKEN (else
+    HUGGING_FACE_HUB_TOKEN) when no OIDC exchange is asked for, and none at all when there is no token file
+    either. A saved login (whose OAuth token may need refreshing) or OIDC is left to huggingface_hub."""
+    if not os.environ.get("HF_OIDC_RESOURCE"):
+        if found := _clean(os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")):
+            return found
+        if not os.path.exists(_token_path()):
+            return None
     from huggingface_hub import get_token
 
+    return get_token()
+
+
+def request_headers() -> dict[str, str]:
+    """The token and a user agent. Not build_hf_headers: unless telemetry is off, it first fetches a
+    registry of AI agents from the Hub, which costs every start (the fast path too) a request and about half
+    a second, and more when the Hub is down."""
     from llmpack import __version__
 
-    headers = {"user-agent": f"llmpack/{__version__}; hf_hub/{hub_version}"}
-    if token := get_token():
-        headers["authorization"] = f"Bearer {token}"
+    headers = {"user-agent": f"llmpack/{__version__}"}
+    if found := token():
+        headers["authorization"] = f"Bearer {found}"
     return headers
 
 
-def hub_error(response: httpx.Response, repo_id: str, revision: str) -> DownloadError:
+@dataclass(frozen=True)
+class Answer:
+    """An API answer, read whole."""
+
+    status: int
+    headers: Message  # case-insensitive, as HTTP headers are
+    body: bytes
+
+
+def hub_error(response: Answer, repo_id: str, revision: str) -> DownloadError:
     """What a 4xx from the Hub's API means, as huggingface_hub's hf_raise_for_status reads it."""
-    code, status = response.headers.get("X-Error-Code", ""), response.status_code
+    code, status = response.headers.get("X-Error-Code", ""), response.status
     if code == "GatedRepo":
         return GatedError(f"{repo_id} is gated and this token has no access: accept its terms on the Hub, then "
                           "give the token with HF_TOKEN (spec.model.authSecretName, key HF_TOKEN)")
@@ -71,7 +107,7 @@ def hub_error(response: httpx.Response, repo_id: str, revision: str) -> Download
 
 @dataclass
 class Hub:
-    client: httpx.Client
+    pool: Pool
     endpoint: str
     headers: dict[str, str]
     repo_id: str
@@ -79,28 +115,29 @@ class Hub:
     def _api(self, *path: str) -> str:
         return "/".join([self.endpoint.rstrip("/"), "api", "models", self.repo_id, *path])
 
-    def _get(self, url: str, revision: str, what: str) -> httpx.Response:
+    def _get(self, url: str, revision: str, what: str) -> Answer:
         """One API GET, retried on 429/5xx and on answers cut short, never on a refused connection."""
         attempts = Attempts(what)
         while True:
             try:
-                response = self.client.get(url, headers=self.headers)
-            except httpx.ConnectError as exc:
+                with self.pool.get(url, self.headers) as raw:
+                    response = Answer(raw.status, raw.headers, raw.read(MAX_ANSWER))
+            except ConnectError as exc:
                 raise NetworkError(f"cannot reach the Hub for {self.repo_id} at {self.endpoint} ({exc}): check "
                                    "HF_ENDPOINT and the network") from None
-            except httpx.TransportError as exc:
-                attempts.failed(f"{type(exc).__name__} ({exc})")
+            except TransportError as exc:
+                attempts.failed(str(exc))
                 continue
-            if response.status_code in RETRY_STATUS:
-                attempts.failed(f"the Hub answered {response.status_code}", retry_after(response.headers))
+            if response.status in RETRY_STATUS:
+                attempts.failed(f"the Hub answered {response.status}", retry_after(response.headers))
                 continue
-            if response.status_code != 200:
+            if response.status != 200:
                 raise hub_error(response, self.repo_id, revision)
             return response
 
-    def _json(self, response: httpx.Response, what: str) -> Any:
+    def _json(self, response: Answer, what: str) -> Any:
         try:
-            return response.json()
+            return json.loads(response.body)
         except ValueError:
             raise UnsafeListingError(f"{what}: the Hub's answer is not JSON; check HF_ENDPOINT") from None
 
@@ -137,9 +174,19 @@ class Hub:
         return files
 
 
-def _next_page(response: httpx.Response, endpoint: str, what: str) -> str | None:
+def next_link(header: str) -> str | None:
+    """The URL a Link header names rel="next" (RFC 8288), if any."""
+    for match in _LINK.finditer(header):
+        for param in match.group(2).split(";"):
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "rel" and "next" in value.strip().strip('"').lower().split():
+                return match.group(1).strip()
+    return None
+
+
+def _next_page(response: Answer, endpoint: str, what: str) -> str | None:
     """The next page's URL; only on the Hub's own origin, which our token is meant for."""
-    url = response.links.get("next", {}).get("url")
+    url = next_link(response.headers.get("Link", ""))
     if url is None:
         return None
     here, there = urlsplit(endpoint), urlsplit(url)

@@ -64,7 +64,7 @@ class Hasher:
         if algorithm == "git-sha1":
             self._hash.update(f"blob {size}\0".encode())
 
-    def update(self, data: bytes) -> None:
+    def update(self, data: bytes | bytearray | memoryview) -> None:
         self._hash.update(data)
 
     def hexdigest(self) -> str:
@@ -74,13 +74,14 @@ class Hasher:
 def hash_fd(fd: int, algorithm: str, size: int, limit: int | None = None) -> tuple[Hasher, int]:
     """Hash the first `limit` bytes (all when None) of an open file; the running hasher and bytes read."""
     hasher, done = Hasher(algorithm, size), 0
+    view = memoryview(bytearray(1 << 20))  # one buffer, read into again and again
     while True:
-        want = 1 << 20 if limit is None else min(1 << 20, limit - done)
-        chunk = os.pread(fd, want, done) if want > 0 else b""
-        if not chunk:
+        want = len(view) if limit is None else min(len(view), limit - done)
+        n = os.preadv(fd, [view[:want]], done) if want > 0 else 0
+        if not n:
             return hasher, done
-        hasher.update(chunk)
-        done += len(chunk)
+        hasher.update(view[:n])
+        done += n
 
 
 def file_is_valid(root: SafeDir, remote: RemoteFile) -> bool:

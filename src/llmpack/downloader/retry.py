@@ -10,6 +10,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from email.message import Message
 
 from llmpack.downloader.errors import NetworkError
 
@@ -21,7 +22,7 @@ RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _SECONDS = re.compile(r"^\d{1,10}(?:\.\d{1,6})?$")
 
 
-def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+def retry_after(headers: Mapping[str, str] | Message, now: float | None = None) -> float | None:
     """Seconds a Retry-After header asks for (delay-seconds or an HTTP date), clamped to MAX_RETRY_AFTER;
     None when it is absent or not to be trusted."""
     value = (headers.get("Retry-After") or "").strip()

@@ -10,7 +10,6 @@ keeps only the check; glibc's posix_fallocate is not used because there it write
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import functools
 import os
@@ -19,6 +18,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from llmpack.downloader.errors import is_full
+from llmpack.downloader.partmap import map_path
 from llmpack.downloader.plan import RemoteFile, partial_path
 from llmpack.downloader.safedir import SafeDir
 
@@ -29,6 +29,8 @@ _UNSUPPORTED = (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL)
 
 @functools.cache
 def _fallocate() -> Callable[[int, int, int, int], int] | None:
+    import ctypes  # here: its import costs the fast path ~10 ms
+
     try:
         call = ctypes.CDLL(None, use_errno=True).fallocate
     except (OSError, AttributeError):
@@ -45,15 +47,18 @@ def fallocate(fd: int, mode: int, offset: int, length: int) -> bool:
         return False
     if call(fd, mode, offset, length) == 0:
         return True
+    import ctypes  # imported already by _fallocate
+
     err = ctypes.get_errno()
     if err in _UNSUPPORTED:
         return False
     raise OSError(err, os.strerror(err))
 
 
-def held(st: os.stat_result, size: int) -> int:
-    """Bytes of a partial file already on the volume: written or reserved, at most the file's size."""
-    return min(max(st.st_size, st.st_blocks * 512), size)
+def held(st: os.stat_result, size: int, *, sparse: bool = False) -> int:
+    """Bytes of a partial file already on the volume: written or reserved, at most the file's size. One
+    fetched in parts (`sparse`) may be long but hold holes: only its blocks count."""
+    return min(st.st_blocks * 512 if sparse else max(st.st_size, st.st_blocks * 512), size)
 
 
 def still_needed(root: SafeDir, files: Iterable[RemoteFile]) -> int:
@@ -62,7 +67,8 @@ def still_needed(root: SafeDir, files: Iterable[RemoteFile]) -> int:
     total = 0
     for remote in files:
         st = root.lstat(partial_path(remote))
-        total += remote.size - (held(st, remote.size) if st is not None else 0)
+        sparse = st is not None and root.lstat(map_path(remote)) is not None
+        total += remote.size - (held(st, remote.size, sparse=sparse) if st is not None else 0)
     return total
 
 

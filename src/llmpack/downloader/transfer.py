@@ -1,11 +1,18 @@
-"""Fetch one file: stream into a partial file beside the target, resume it with Range after a crash or a
-dropped connection, hash while writing, and move it into place only when the hash is right.
+"""Fetch one file: stream it into a partial file beside the target (a large one in ranged parts, each over its
+own connection), resume each part with Range after a crash or a dropped connection, hash the bytes in order as
+they land, and move the file into place only when the hash is right.
 
-Every write is preceded by `Job.guard`, which raises once the lock was taken over or another file failed,
-so a downloader that lost its lock stops at the next chunk. An attempt that brings bytes past the furthest
-point reached refills the retry budget; one that brings none spends it (an empty 200 forever fails in
-bounded time, a link that drops after every MiB still finishes). Bytes are written at explicit offsets
-(pwrite), so ranges fetched over several connections can later share this code.
+Bytes go from the socket straight into a buffer each connection reuses, are written at their offset (pwrite)
+and hashed from that same buffer; a part's progress is recorded in the file's map (partmap.py) after its
+bytes are written. Every write is preceded by `Job.guard`, which raises once the lock was taken over or
+another file failed, so a downloader that lost its lock stops at the next chunk. An attempt that brings
+bytes past the furthest point its part reached refills the part's retry budget; one that brings none spends
+it (an empty 200 forever fails in bounded time, a link that drops after every MiB still finishes).
+
+A server that ignores Range answers a part with the whole file: that connection then takes the file from
+its first byte to its last in one stream, and the file's other parts are dropped. The Hub publishes one hash
+per file, none per part, so a mismatch cannot be pinned on a part: the whole file is fetched once more, and a
+second mismatch is an error naming the file and both hashes.
 """
 
 from __future__ import annotations
@@ -13,25 +20,33 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-import httpx
-
-from llmpack.downloader.errors import GatedError, NotFoundError, VerificationError, from_os_error
-from llmpack.downloader.plan import Hasher, RemoteFile, hash_fd, partial_path
+from llmpack.downloader import PART_SIZE, partmap
+from llmpack.downloader.connection import Origin, Pool, Response, TransportError
+from llmpack.downloader.errors import GatedError, NotFoundError, VerificationError
+from llmpack.downloader.partmap import PartMap, map_path
+from llmpack.downloader.plan import RemoteFile, partial_path
 from llmpack.downloader.retry import RETRY_STATUS, Attempts, default_backoff, retry_after
 from llmpack.downloader.safedir import SafeDir
 from llmpack.downloader.space import FALLOC_FL_KEEP_SIZE, fallocate
+from llmpack.downloader.verify import InOrderHash
 
-CHUNK = 256 << 10
+CHUNK = 256 << 10  # per read and write; also the most a kill loses per connection (with what its socket held)
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-\d+/(?:\d+|\*)$")
+_EXPIRED = frozenset({401, 403, 404, 410})  # what a CDN says to a signed URL that has expired
 
 
 class Cancelled(Exception):
     """Another file of the download failed: this one stops too (never reaches the user)."""
+
+
+class Abandoned(Exception):
+    """This part's file is now fetched in one stream (its server ignored Range): the part is dropped."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +66,7 @@ class Source:
 class Job:
     """What the transfers of one download share."""
 
-    client: httpx.Client
+    pool: Pool
     source: Source
     root: SafeDir
     on_bytes: Callable[[int], None]
@@ -59,57 +74,217 @@ class Job:
     pause: Callable[[float], None] = time.sleep   # waits between attempts; raises Cancelled to stop early
     backoff: float = field(default_factory=default_backoff)
     reserve: bool = True                          # keep the partial file's full size allocated
+    part_size: int = PART_SIZE                    # larger files are fetched in parts of this size; 0: never
+
+
+@dataclass(eq=False)
+class Part:
+    """Bytes [start, end) of a file, `done` of them written. Index -1: the whole file in one stream, taken
+    over from the parts when the server ignored Range."""
+
+    file: Partial
+    index: int
+    start: int
+    end: int
+    done: int
+
+    @property
+    def offset(self) -> int:
+        return self.start + self.done
+
+    @property
+    def full(self) -> bool:
+        return self.offset >= self.end
+
+    @property
+    def closed_range(self) -> bool:
+        """Asked for with an end (bytes=a-b): a part of a file fetched in parts."""
+        return self.file.map is not None and self.index >= 0
+
+    def what(self) -> str:
+        if not self.closed_range:
+            return self.file.remote.path
+        assert self.file.map is not None
+        return f"{self.file.remote.path} (part {self.index + 1} of {self.file.map.parts})"
 
 
 class Partial:
-    """A file's partial copy: an open descriptor, the leading bytes it holds and their running hash."""
+    """A file's partial copy: its descriptor, its parts and what each holds, and the in-order hash."""
 
     def __init__(self, job: Job, remote: RemoteFile) -> None:
         self.job, self.remote = job, remote
-        self.fd = job.root.open(partial_path(remote), os.O_RDWR | os.O_CREAT)
         self.algorithm = remote.expected[0] if remote.expected else "sha256"
-        if os.fstat(self.fd).st_size > remote.size:  # not from this file: start over
-            job.guard()
-            os.ftruncate(self.fd, 0)
+        self.attempt = 1
+        self.location: str | None = None  # where the Hub redirected this file's GETs (its CDN), once known
+        self.foreign = False              # ... on another origin: no token goes there
+        self.map: PartMap | None = None
+        self._whole: Part | None = None
+        self._counted = 0                 # bytes reported to on_bytes
+        self._finishing = False
+        self.on_answer: Callable[[], None] | None = None  # called once, when the first GET is answered
+        self._lock = threading.Lock()
+        # One writer at a time: the filesystem serialises writes to a file anyway (its inode lock), and
+        # waiting here sleeps where waiting there spins a CPU (measured: a fifth of the CPU with 8 writers).
+        # Held also to close the file, so a dropped part's late write never reaches a closed (or reused) fd.
+        self._writing = threading.Lock()
+        self.fd: int | None = job.root.open(partial_path(remote), os.O_RDWR | os.O_CREAT)
+        try:
+            self.parts = self._open(os.fstat(self.fd).st_size)
+        except BaseException:
+            self.close()
+            raise
+        self.hash = InOrderHash(self.fd, self.algorithm, remote.size, [(p.start, p.offset) for p in self.parts])
+        self._count(sum(p.done for p in self.parts))
+
+    def _open(self, written: int) -> list[Part]:
+        job, remote = self.job, self.remote
+        assert self.fd is not None
+        if written > remote.size:  # not from this file: start over
+            written = self._truncate()
         if job.reserve:
             with contextlib.suppress(OSError):  # the reservation before the first byte already said no if no room
                 fallocate(self.fd, FALLOC_FL_KEEP_SIZE, 0, remote.size)
-        self.hasher, self.have = hash_fd(self.fd, self.algorithm, remote.size)
-        self._buffer = bytearray()
-        job.on_bytes(self.have)
+        found = partmap.load(job.root, remote, written)
+        if found is False:  # a map we cannot trust: the partial file's bytes are of unknown extent
+            written = self._truncate()
+            found = None
+        if found is None and job.part_size and remote.size > job.part_size:
+            job.guard()
+            part_size = max(job.part_size, -(-remote.size // partmap.MAX_PARTS))  # a map of at most 8 MiB
+            found = partmap.create(job.root, remote, part_size, written)
+        self.map = found
+        if found is None:
+            return [Part(self, 0, 0, remote.size, written)]
+        return [Part(self, i, *found.span(i), found.done[i]) for i in range(found.parts)]
 
-    def restart(self) -> None:
-        """The server ignored our Range: take its bytes from the start again (they overwrite the same ones)."""
-        self.job.on_bytes(-self.have)
-        self.hasher, self.have = Hasher(self.algorithm, self.remote.size), 0
-
-    def feed(self, data: bytes) -> bool:
-        """Take bytes as they arrive, writing them a chunk at a time; False once the file is full (a longer
-        body's rest is ignored: the first `size` bytes are what the hash check judges)."""
-        room = self.remote.size - self.have - len(self._buffer)
-        self._buffer += data[:room]
-        while len(self._buffer) >= CHUNK:
-            self._write(CHUNK)
-        return len(data) < room
-
-    def flush(self) -> None:
-        """Write what arrived (also after a dropped connection: those bytes count)."""
-        if self._buffer:
-            self._write(len(self._buffer))
-
-    def _write(self, n: int) -> None:
+    def _truncate(self) -> int:
+        assert self.fd is not None
         self.job.guard()
-        data = bytes(self._buffer[:n])
-        view = memoryview(data)
-        while view:
-            view = view[os.pwrite(self.fd, view, self.have + n - len(view)):]
-        self.hasher.update(data)
-        self.have += n
-        del self._buffer[:n]
+        os.ftruncate(self.fd, 0)
+        return 0
+
+    def _count(self, n: int) -> None:
+        self._counted += n
         self.job.on_bytes(n)
 
+    # -- while parts arrive ------------------------------------------------------------------------------
+    def to_fetch(self) -> list[Part]:
+        return [p for p in self.parts if not p.full]
+
+    def dropped(self, part: Part) -> bool:
+        return self._whole is not None and part is not self._whole
+
+    def write(self, part: Part, data: memoryview) -> None:
+        """Write bytes that arrived for `part` at its offset, record them, hash them (in order)."""
+        self.job.guard()
+        start = position = part.offset
+        view = data
+        with self._writing:
+            if self.fd is None or self.dropped(part):
+                raise Abandoned
+            while view:
+                written = os.pwrite(self.fd, view, position)
+                view, position = view[written:], position + written
+        with self._lock:
+            if self.dropped(part):
+                raise Abandoned
+            part.done += len(data)
+            if part.closed_range:
+                assert self.map is not None
+                self.map.advance(part.index, part.done)
+            hashing = self.hash
+            self._count(len(data))
+        hashing.wrote(start, data)
+
+    def restart(self, part: Part) -> None:
+        """The server ignored our Range on a resumed stream: take its bytes from the start again (they
+        overwrite the same ones)."""
+        with self._lock:
+            self._count(-self._counted)
+            part.done = 0
+            self._rehash()
+
+    def take_whole(self) -> Part | None:
+        """The server ignored the Range of a part: fetch the file in one stream from its first byte (None:
+        another connection already does)."""
+        with self._lock:
+            if self._whole is not None:
+                return None
+            self._whole = Part(self, -1, 0, self.remote.size, 0)
+            self._count(-self._counted)
+            self._rehash()
+            return self._whole
+
+    def _rehash(self) -> None:
+        """Hash from the first byte again; the old hash is dropped (a part's late write may still reach it)."""
+        assert self.fd is not None
+        self.hash.discard()
+        self.hash = InOrderHash(self.fd, self.algorithm, self.remote.size)
+
+    def complete(self, part: Part) -> bool:
+        """`part` is full: True when that makes the file complete, for exactly one caller (who finishes it)."""
+        with self._lock:
+            done = self._whole.full if self._whole is not None else all(p.full for p in self.parts)
+            if self._finishing or not done or self.dropped(part):
+                return False
+            self._finishing = True
+            return True
+
+    # -- once every byte is there ------------------------------------------------------------------------
+    def finish(self) -> bool:
+        """Put the verified file in place (True), or arm every part to be fetched again after a first
+        mismatch (False); a second mismatch raises."""
+        got = self.hash.hexdigest()
+        self.job.guard()
+        assert self.fd is not None
+        expected = self.remote.expected
+        if expected is None or got == expected[1]:
+            os.fsync(self.fd)
+            self.close()
+            if self.map is not None:  # before the rename: a map is never left claiming a missing partial file
+                self.job.root.unlink(map_path(self.remote))
+            self.job.root.replace(partial_path(self.remote), self.remote.path)
+            return True
+        if self.attempt == 2:
+            raise VerificationError(f"{self.remote.path}: downloaded twice and both times the {expected[0]} was "
+                                    f"{got}, not {expected[1]}: the source serves corrupt bytes")
+        self.attempt = 2
+        self._truncate()
+        if self.job.reserve:
+            with contextlib.suppress(OSError):
+                fallocate(self.fd, FALLOC_FL_KEEP_SIZE, 0, self.remote.size)
+        if self.map is not None:
+            self.map.clear()
+        for part in self.parts:
+            part.done = 0
+        self._whole, self._finishing = None, False
+        self._count(-self._counted)
+        self._rehash()
+        return False
+
     def close(self) -> None:
-        os.close(self.fd)
+        with self._writing:
+            if self.fd is not None:
+                os.close(self.fd)
+                self.fd = None
+        if self.map is not None and self.map.fd >= 0:
+            self.map.close()
+            self.map.fd = -1
+
+    # -- where to ask ------------------------------------------------------------------------------------
+    def answered(self) -> None:
+        """The first GET of this file has an answer (or failed): its other parts may go now, and to where
+        the Hub redirected it, so the Hub is asked once per file, not once per part."""
+        with self._lock:
+            call, self.on_answer = self.on_answer, None
+        if call is not None and self._whole is None:  # whole: the server ignored Range; the parts are dropped
+            call()
+
+    def remember(self, asked: str, answered: Response) -> None:
+        """Keep where the Hub redirected the file (its CDN), so its other parts ask there directly."""
+        if answered.url != asked and self.location is None:
+            self.location = answered.url
+            self.foreign = Origin.of(answered.url) != Origin.of(asked)
 
 
 def _range_start(header: str | None) -> int | None:
@@ -117,78 +292,96 @@ def _range_start(header: str | None) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _attempt(job: Job, part: Partial) -> tuple[str, float | None]:
-    """One GET from where the partial file ends; why it ended short (and the server's Retry-After), or
-    ("", None) when the file is whole."""
-    remote = part.remote
+def _request(job: Job, part: Part) -> tuple[str, dict[str, str], bool]:
+    """Where to ask for the part's next bytes and with which headers; True when that is the file's CDN."""
+    file = part.file
     # identity: a Range counts the bytes we store, not those of some compressed form of them
-    headers = {**job.source.headers, "Accept-Encoding": "identity",
-               **({"Range": f"bytes={part.have}-"} if part.have else {})}
-    with job.client.stream("GET", job.source.url(remote.path), headers=headers) as response:
-        status = response.status_code
-        if status in RETRY_STATUS:
-            return f"the Hub answered {status}", retry_after(response.headers)
-        if status in (401, 403):
-            raise GatedError(f"{remote.path}: the Hub refused the token ({status}): set spec.model.authSecretName "
-                             "to a Secret whose HF_TOKEN can read this repo")
-        if status == 404:
-            raise NotFoundError(f"{remote.path} is listed but cannot be fetched (404)")
-        if status not in (200, 206):
-            return f"the Hub answered {status}", None
-        if status == 206 and _range_start(response.headers.get("Content-Range")) != part.have:
-            return f"the Hub answered a range other than bytes={part.have}-", None
-        if status == 200 and part.have:
-            part.restart()
-        before = part.have
+    headers = {**job.source.headers, "Accept-Encoding": "identity"}
+    if part.closed_range:
+        headers["Range"] = f"bytes={part.offset}-{part.end - 1}"
+    elif part.offset:
+        headers["Range"] = f"bytes={part.offset}-"
+    if file.location is None:
+        return job.source.url(file.remote.path), headers, False
+    if file.foreign:
+        headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+    return file.location, headers, True
+
+
+def _attempt(job: Job, part: Part, buffer: memoryview) -> tuple[str, float | None, Part]:
+    """One GET of the part's missing bytes: why it ended short (and the server's Retry-After), or "" when
+    the part is full; and the part the bytes went to (the whole file, once the server ignored Range)."""
+    remote = part.file.remote
+    while True:
+        url, headers, cdn = _request(job, part)
+        with job.pool.get(url, headers) as response:
+            status = response.status
+            if cdn and status in _EXPIRED:  # a signed URL past its time: ask the Hub again
+                part.file.location = None
+                continue
+            if status in RETRY_STATUS:
+                return f"the Hub answered {status}", retry_after(response.headers), part
+            redirected = response.url != url  # to the CDN: its refusals are its own, not the token's
+            if status in (401, 403) and not redirected:
+                raise GatedError(f"{remote.path}: the Hub refused the token ({status}): set "
+                                 "spec.model.authSecretName to a Secret whose HF_TOKEN can read this repo")
+            if status == 404 and not redirected:
+                raise NotFoundError(f"{remote.path} is listed but cannot be fetched (404)")
+            if status not in (200, 206):
+                return f"the {'CDN' if redirected else 'Hub'} answered {status}", None, part
+            encoding = (response.header("Content-Encoding") or "identity").strip().lower()
+            if encoding != "identity":
+                return f"the Hub answered in {encoding} encoding though identity was asked", None, part
+            if status == 206 and _range_start(response.header("Content-Range")) != part.offset:
+                return f"the Hub answered a range other than bytes={part.offset}-", None, part
+            part.file.remember(url, response)
+            if status == 200 and "Range" in headers:  # the server ignored our Range
+                if part.closed_range:
+                    whole = part.file.take_whole()
+                    if whole is None:
+                        raise Abandoned
+                    part = whole
+                else:
+                    part.file.restart(part)
+            part.file.answered()
+            return _body(part, response, buffer, status), None, part
+
+
+def _body(part: Part, response: Response, buffer: memoryview, status: int) -> str:
+    """Read the answer's body into the part; why it ended short, or ""."""
+    before = part.done
+    while not part.full:
+        n = response.readinto(buffer[:min(len(buffer), part.end - part.offset)])
+        if not n:
+            break
+        part.file.write(part, buffer[:n])
+    if part.full:
+        return ""  # a longer body's rest is ignored: the first `size` bytes are what the hash check judges
+    got = part.done - before
+    return f"the Hub answered {status} with an empty body" if not got else f"the body ended after {got} bytes"
+
+
+def fill(job: Job, part: Part, buffer: memoryview) -> Part:
+    """Bring the part to full size, reconnecting with Range as long as attempts make progress; the part that
+    was filled (the whole file, if its server ignored Range). Raises Abandoned when the part was dropped."""
+    if part.file.dropped(part):
+        raise Abandoned
+    attempts = Attempts(part.what(), backoff=job.backoff, pause=job.pause)
+    furthest = part.done
+    while not part.full:
         try:
-            for data in response.iter_bytes():
-                if not part.feed(data):
-                    break
+            why, wait, now = _attempt(job, part, buffer)
+        except TransportError as exc:  # refused, dropped, stalled, reset
+            why, wait, now = str(exc), None, part
         finally:
-            part.flush()
-        if part.have < remote.size:
-            got = part.have - before
-            return (f"the Hub answered {status} with an empty body" if not got
-                    else f"the body ended after {got} bytes"), None
-    return "", None
-
-
-def _fill(job: Job, part: Partial) -> None:
-    """Bring the partial file to full size, reconnecting with Range as long as attempts make progress."""
-    attempts = Attempts(part.remote.path, backoff=job.backoff, pause=job.pause)
-    furthest = part.have
-    while part.have < part.remote.size:
-        try:
-            why, wait = _attempt(job, part)
-        except httpx.RequestError as exc:  # refused, dropped, stalled, reset
-            why, wait = f"{type(exc).__name__} ({exc})", None
-        if part.have > furthest:
-            furthest = part.have
+            part.file.answered()  # (a no-op after the first time)
+        if now is not part:  # the whole file in one stream from now on
+            part, furthest = now, now.done
+            attempts = Attempts(part.what(), backoff=job.backoff, pause=job.pause)
+        if part.done > furthest:
+            furthest = part.done
             attempts.progressed()  # and reconnect at once
-        elif part.have < part.remote.size:
+        elif not part.full:
             attempts.failed(why, wait)
+    return part
 
-
-def fetch(job: Job, remote: RemoteFile) -> None:
-    """Put one verified file in place. A file that fails verification is fetched again once; a second
-    failure names the file and both hashes."""
-    try:
-        for attempt in (1, 2):
-            part = Partial(job, remote)
-            try:
-                _fill(job, part)
-                os.fsync(part.fd)
-            finally:
-                part.close()
-            got = part.hasher.hexdigest()
-            job.guard()
-            if remote.expected is None or got == remote.expected[1]:
-                job.root.replace(partial_path(remote), remote.path)
-                return
-            job.root.unlink(partial_path(remote))
-            job.on_bytes(-remote.size)
-            if attempt == 2:
-                raise VerificationError(f"{remote.path}: downloaded twice and both times the {remote.expected[0]} "
-                                        f"was {got}, not {remote.expected[1]}: the source serves corrupt bytes")
-    except OSError as exc:
-        raise from_os_error(exc, job.root.where(remote.path)) from None

@@ -8,7 +8,7 @@ from typing import Any
 from lightkube import AsyncClient
 from lightkube.core.exceptions import ApiError
 
-from llmpack.assess.diff import holds
+from llmpack.assess.diff import holds, written_in_another_version
 from llmpack.assess.guards import pvc_problem
 from llmpack.assess.report import Problem
 from llmpack.operator import kube
@@ -27,7 +27,7 @@ async def apply_what_differs(client: AsyncClient, store: Store, key: Key,
         if kind == "PersistentVolumeClaim" and (refused := pvc_problem(obj, observed)):
             problem = problem or refused
             continue
-        if observed is not None and holds(observed, obj):
+        if observed is not None and holds(observed, obj) and not written_in_another_version(observed, obj):
             continue
         try:
             # Remember what the server answered: until its watch delivers the object (a kind whose CRD was

@@ -40,7 +40,8 @@ class ApiKeys:
         except ApiError as exc:
             failure = classify(exc)
             if failure is Failure.MISSING:
-                return None, None  # the plan creates it
+                self._drop(key)  # gone (deleted by hand?): siblings stop naming it, the plan creates it again
+                return None, None
             if failure is Failure.REFUSED:
                 return known, exc.status.message or "refused"
             raise
@@ -51,6 +52,13 @@ class ApiKeys:
     def created(self, key: Key) -> None:
         """The plan created the model's key Secret, empty."""
         self._learn(key, ())
+
+    def exists(self, key: Key) -> None:
+        """The model's key Secret was found to exist (creating it conflicted): read its ids when next needed."""
+        if key not in self.store.api_keys:
+            self.store.api_keys[key] = ()
+            self._fresh.discard(key)
+            self._wake_siblings(key)
 
     def _learn(self, key: Key, ids: tuple[str, ...]) -> None:
         self._fresh.add(key)
@@ -65,6 +73,9 @@ class ApiKeys:
 
     def forget(self, key: Key) -> None:
         """The model is gone (its Secret goes with it): siblings stop naming that Secret."""
+        self._drop(key)
+
+    def _drop(self, key: Key) -> None:
         self._fresh.discard(key)
         if self.store.api_keys.pop(key, None) is not None:
             self._wake_siblings(key)

@@ -25,15 +25,17 @@ from llmpack.config import FIELD_MANAGER
 from llmpack.operator.errors import Failure, classify
 
 
-def _resource(kind: kinds.Kind) -> Any:
-    return create_namespaced_resource(kind.group, kind.version, kind.kind, kind.plural)
+def _resource(kind: kinds.Kind, version: str | None = None) -> Any:
+    return create_namespaced_resource(kind.group, version or kind.version, kind.kind, kind.plural)
 
 
 LLMModelResource = create_namespaced_resource(GROUP, VERSION, KIND, PLURAL)
 # Registered so that codecs.from_dict knows the third-party kinds we apply.
 InferencePoolResource = _resource(kinds.INFERENCE_POOL)
 AIGatewayRouteResource = _resource(kinds.AI_GATEWAY_ROUTE)
+AIGatewayRouteResources = {v: _resource(kinds.AI_GATEWAY_ROUTE, v) for v in kinds.AI_GATEWAY_ROUTE.versions}
 SecurityPolicyResource = _resource(kinds.SECURITY_POLICY)
+PodMonitorResource = _resource(kinds.POD_MONITOR)
 GatewayResource = _resource(kinds.GATEWAY)
 
 

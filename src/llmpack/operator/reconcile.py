@@ -19,14 +19,17 @@ from lightkube.core.exceptions import ApiError
 from pydantic import ValidationError
 
 from llmpack.api import Condition, ConditionStatus, LLMModel, LLMModelStatus, Phase, names
+from llmpack.assess.download import job_pod, waits_on_node
 from llmpack.assess.progress import download_progress
 from llmpack.assess.report import Problem
 from llmpack.assess.status import Observed, compute, job_state, ready_replicas, settle
+from llmpack.assess.storage import pending
 from llmpack.config import Config
 from llmpack.kinds import THIRD_PARTY
 from llmpack.manifests import describe
 from llmpack.operator import kube
 from llmpack.operator.apply import apply_what_differs
+from llmpack.operator.causes import Causes
 from llmpack.operator.errors import Failure, classify
 from llmpack.operator.keys import ApiKeys
 from llmpack.operator.routes import Router
@@ -46,6 +49,7 @@ class Reconciler:
         self.client, self.store, self.config = client, store, config
         self.keys = ApiKeys(client, store, wake)
         self.router = Router(client, store, self.keys)
+        self.causes = Causes(client)
         # Secrets we found usable, and when: pod events wake a model often, and a Secret that was fine a
         # minute ago need not be fetched again for each of them. Problems are never remembered.
         self._secrets_ok: dict[tuple[str, str], float] = {}
@@ -130,19 +134,25 @@ class Reconciler:
         # Act.
         problem = await apply_what_differs(self.client, self.store, key, desired) or blocked
         routes = await self.router.walk(key, routing)
-        # Report.
+        # Report, with why storage or the download's pod waits when they do (asked only then).
         download, size = download_progress(self.store.child(key, "Lease", names.download_lease(model.name)))
+        pvc = next(iter(self.store.of_kind(key, "PersistentVolumeClaim")), None)
+        fetcher = job_pod(pods, job_name) if job == "running" else None
         observed = Observed(
-            pvc=next(iter(self.store.of_kind(key, "PersistentVolumeClaim")), None),
+            pvc=pvc,
             pods=pods,
             problem=problem,
             download=download,
             model_size=size,
             job=job,
             routes=routes,
+            unbound=await self.causes.unbound(pvc) if pvc is not None and pending(pvc) else None,
+            job_pod_warnings=await self.causes.pod_warnings(fetcher) if fetcher and waits_on_node(fetcher) else (),
         )
         await self._report(body, model, observed)
-        return problem is not None
+        # Nothing we watch says when a waiting PVC or pod gets an Event, or a StorageClass appears: look again.
+        waiting = pending(pvc) or (fetcher is not None and (fetcher.get("status") or {}).get("phase") == "Pending")
+        return problem is not None or waiting
 
     async def _facts(self, key: Key, model: LLMModel, pods: list[dict[str, Any]]) -> Facts:
         """What the routing plan needs to know about the cluster; the key Secret is read only when its group
@@ -150,7 +160,8 @@ class Reconciler:
         crds = frozenset(kind.crd for kind in THIRD_PARTY if kind.crd in self.store.crds)
         key_metadata = self.store.child(key, "ConfigMap", names.key_metadata(model.name)) or {}
         facts = Facts(crds=crds, ready=ready_replicas(model, pods),
-                      key_metadata_uid=(key_metadata.get("metadata") or {}).get("uid"))
+                      key_metadata_uid=(key_metadata.get("metadata") or {}).get("uid"),
+                      served={crd: self.store.served.get(crd, ()) for crd in crds})
         if reads_keys(model, self.config, facts):
             client_ids, unreadable = await self.keys.client_ids(key)
             facts = replace(facts, client_ids=client_ids, keys_unreadable=unreadable)

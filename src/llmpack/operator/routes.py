@@ -47,9 +47,9 @@ class Router:
     async def _carry_out(self, key: Key, group: Group) -> Problem | None:
         try:
             for obj in group.creates:
-                await kube.create(self.client, obj)
-                if obj["kind"] == "Secret":
-                    self.keys.created(key)
+                made = await kube.create(self.client, obj)
+                if obj["kind"] == "Secret":  # learn that it exists; what it holds only when created empty here
+                    (self.keys.created if made else self.keys.exists)(key)
             refused = await apply_what_differs(self.client, self.store, key, group.applies)
         except ApiError as exc:
             # e.g. a RoleBinding that names a Role the server refused to create comes back 404

@@ -2,11 +2,13 @@
 event feeds one work queue whose workers run the same idempotent reconcile (level-triggered, coalesced, with
 back-off).
 
-The third-party kinds (InferencePool, SecurityPolicy, AIGatewayRoute) are watched from the moment their CRD
-is Established until it is deleted: then the Store forgets their objects and every model is reconciled
-again. No watch failure ends the process. With a webhook port, the admission webhook is served next to it
-(admission_server.py), for the warnings that read the operator's view of other objects; every other
-admission rule is the API server's own (admission/table.py).
+The third-party kinds (InferencePool, SecurityPolicy, AIGatewayRoute, PodMonitor) are watched from the moment
+their CRD is Established until it is deleted: then the Store forgets their objects and every model is
+reconciled again. Each is watched in the version we write, the newest its CRD serves (a kind written in
+several versions, AIGatewayRoute, moves to a newer one when the CRD starts serving it). No watch failure
+ends the process. With a webhook port, the admission webhook is served next to it (admission_server.py), for
+the warnings that read the operator's view of other objects; every other admission rule is the API server's
+own (admission/table.py).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,12 +26,12 @@ from lightkube import AsyncClient, KubeConfig
 
 from llmpack.api import GROUP, PLURAL, VERSION, names
 from llmpack.config import FIELD_MANAGER, Config
-from llmpack.kinds import CHILDREN, THIRD_PARTY, Kind
+from llmpack.kinds import CHILDREN, THIRD_PARTY, Kind, newest_served
 from llmpack.operator import health, kube, listeners
 from llmpack.operator.queue import WorkQueue
 from llmpack.operator.reconcile import Reconciler
 from llmpack.operator.store import Key, Store
-from llmpack.operator.watch import Source, Watches, connection
+from llmpack.operator.watch import Source, Stream, Watches, connection
 from llmpack.wellknown import MANAGED_BY, MANAGED_BY_LABEL
 
 if TYPE_CHECKING:
@@ -66,6 +68,7 @@ class Operator:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     admission: admission_server.AdmissionServer | None = None
     watches: Watches | None = None
+    _versions: dict[str, str] = field(default_factory=dict)  # third-party CRD -> the version its kind is watched in
 
     async def start(self) -> None:
         client = AsyncClient(KubeConfig.from_env(), field_manager=FIELD_MANAGER)
@@ -97,11 +100,11 @@ class Operator:
     def _namespaces(self) -> list[str | None]:
         return list(self.namespaces) or [None]
 
-    def _watch_children(self, kind: Kind) -> None:
+    def _watch_children(self, kind: Kind) -> list[Stream]:
         assert self.watches is not None
         sink = partial(self.on_child, kind.kind)
-        for ns in self._namespaces():
-            self.watches.start(f"{kind.plural} {ns or '*'}", Source(kind, ns, labels=MANAGED), sink)
+        return [self.watches.start(f"{kind.plural} {ns or '*'}", Source(kind, ns, labels=MANAGED), sink)
+                for ns in self._namespaces()]
 
     def _unwatch_children(self, kind: Kind) -> None:
         """The kind's CRD is gone, and its objects with it: forget them (each wakes its model)."""
@@ -172,24 +175,49 @@ class Operator:
         self.queue.add(self.store.put_model(body))
 
     def on_crd(self, type_: str, body: dict[str, Any]) -> None:
-        """A CRD appearing or going changes what can be applied, and what is watched: wake every model."""
+        """A CRD appearing, going or serving other versions changes what can be applied (and in which version)
+        and what is watched: wake every model."""
         name = body["metadata"]["name"]
         conditions = (body.get("status") or {}).get("conditions") or []
         established = any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
         present = type_ != "DELETED" and established
-        if present == (name in self.store.crds):
+        served = tuple(v["name"] for v in (body.get("spec") or {}).get("versions") or [] if v.get("served"))
+        if present == (name in self.store.crds) and (not present or served == self.store.served.get(name)):
             return
         kind = next(k for k in THIRD_PARTY if k.crd == name)
         if present:
             self.store.crds.add(name)
-            self._watch_children(kind)
-            log.info("CRD %s is established: watching %s", name, kind.plural)
+            self.store.served[name] = served
+            self._watch_served(kind, newest_served(kind, served))
         else:
             self.store.crds.discard(name)
+            self.store.served.pop(name, None)
+            self._versions.pop(name, None)
             self._unwatch_children(kind)
             log.info("CRD %s is gone: %s are no longer watched", name, kind.plural)
         for key in list(self.store.models):
             self.queue.add(key)
+
+    def _watch_served(self, kind: Kind, version: str) -> None:
+        """Watch the kind in `version`, the one we write (what a watch delivers must compare with what we
+        apply, apiVersion included). A CRD that now serves a newer version, or stopped serving ours, restarts
+        the watch in it: the new list hands over the same objects in that version, and reports as deleted any
+        the old watch knew that it lacks."""
+        before = self._versions.get(kind.crd)
+        if before == version:
+            return
+        assert self.watches is not None
+        self._versions[kind.crd] = version
+        known: dict[str, Any] = {}
+        if before is not None:
+            for ns in self._namespaces():
+                if (stream := self.watches.stop(f"{kind.plural} {ns or '*'}")) is not None:
+                    known[ns or ""] = stream.known
+        streams = self._watch_children(replace(kind, version=version))
+        for ns, stream in zip(self._namespaces(), streams, strict=True):
+            stream.known = dict(known.get(ns or "", {}))
+        log.info("CRD %s is established: watching %s in %s%s", kind.crd, kind.plural, version,
+                 f" (was {before})" if before else "")
 
     def on_child(self, kind: str, type_: str, body: dict[str, Any]) -> None:
         key: Key | None

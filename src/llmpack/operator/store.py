@@ -1,8 +1,9 @@
 """What the operator has seen, kept from watch events: models and their children, by model.
 
 Reconciles read from here instead of the API server, so a reconcile that finds nothing to change
-makes no request at all. Each object is kept cut to what a reconcile reads (`keep`): never
-metadata.managedFields, and of a Pod only what the phase ladder looks at.
+makes no request at all. Each object is kept cut to what a reconcile reads (`keep`): of
+metadata.managedFields only, for a kind we write in several versions, the versions we wrote it in; of a Pod
+only what the phase ladder looks at.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from llmpack.config import FIELD_MANAGER
+from llmpack.kinds import CHILDREN
 from llmpack.wellknown import MODEL_LABEL
 
 Key = tuple[str, str]  # (namespace, LLMModel name)
@@ -46,8 +49,20 @@ def unread_status(body: Body) -> Body:
     return slim({k: v for k, v in body.items() if k != "status"})
 
 
-_KEEP: dict[str, Callable[[Body], Body]] = {"Pod": pod, "Deployment": unread_status, "Service": unread_status,
-                                            "NetworkPolicy": unread_status}
+def written_in(body: Body) -> Body:
+    """For a kind we write in several versions: which of them we wrote it in, and no more of managedFields
+    (apply.py writes an object again when the version we write now is not among them)."""
+    fields = (body.get("metadata") or {}).get("managedFields") or ()
+    ours = sorted({str(f["apiVersion"]) for f in fields if f.get("manager") == FIELD_MANAGER and f.get("apiVersion")})
+    kept = slim(body)
+    return {**kept, "metadata": {**kept.get("metadata", {}),
+                                 "managedFields": [{"manager": FIELD_MANAGER, "apiVersion": v} for v in ours]}}
+
+
+_KEEP: dict[str, Callable[[Body], Body]] = {
+    "Pod": pod, "Deployment": unread_status, "Service": unread_status, "NetworkPolicy": unread_status,
+    **{kind.kind: written_in for kind in CHILDREN if kind.versions},
+}
 
 
 def keep(kind: str) -> Callable[[Body], Body]:
@@ -72,6 +87,7 @@ class Store:
     models: dict[Key, Body] = field(default_factory=dict)
     children: dict[Key, dict[ChildKey, Body]] = field(default_factory=lambda: defaultdict(dict))
     crds: set[str] = field(default_factory=set)  # established CRDs by name, e.g. inferencepools.inference...
+    served: dict[str, tuple[str, ...]] = field(default_factory=dict)  # established CRD -> the versions it serves
     # Models whose `<m>-api-keys` Secret exists, with its data keys (read by get: Secrets are not watched).
     api_keys: dict[Key, tuple[str, ...]] = field(default_factory=dict)
     synced: bool = False  # every LLMModel has been listed once (the first complete list)

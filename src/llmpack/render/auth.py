@@ -71,10 +71,11 @@ def gateway(config: Config, side: Side) -> tuple[str, str]:
     return config.internal_gateway_namespace, config.internal_gateway_name
 
 
-def route(model: LLMModel, config: Config, side: Side) -> dict[str, Any]:
+def route(model: LLMModel, config: Config, side: Side, version: str = AI_GATEWAY_ROUTE.version) -> dict[str, Any]:
+    """`version`: the AIGatewayRoute version to write (the plan picks the newest the cluster serves)."""
     namespace, name = gateway(config, side)
     return {
-        "apiVersion": AI_GATEWAY_ROUTE.api_version,
+        "apiVersion": AI_GATEWAY_ROUTE.api_version_at(version),
         "kind": AI_GATEWAY_ROUTE.kind,
         "metadata": metadata(model, names.route(model.name, side)),
         "spec": {

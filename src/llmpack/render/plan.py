@@ -1,5 +1,5 @@
-"""The routing plan of one model: what routing adds to it, in which order, behind which gates, and which
-status condition each part reports to. Pure: `plan(model, config, facts)` is all the operator walks
+"""The routing plan of one model: what routing (and monitoring) adds to it, in which order, behind which
+gates, and which status condition each part reports to. Pure: `plan(model, config, facts)` is all the operator walks
 (operator/routes.py) and all `llmpack render --routing` prints, so the two cannot drift.
 
 A plan is an ordered tuple of groups. A group is a few objects that go together (the pool and its picker;
@@ -8,7 +8,9 @@ waits for (a Ready replica, a CRD, an enabled side), with the reason and message
 meanwhile. Order is a promise: within a condition, a group is applied only after every group before it
 went through, so a policy always precedes its route and a route is never open without its policy.
 
-Facts are what the plan needs to know about the cluster, gathered once per reconcile by the operator.
+Facts are what the plan needs to know about the cluster, gathered once per reconcile by the operator,
+including the versions each CRD serves: a kind we write in several versions (AIGatewayRoute) is rendered
+in the newest one the cluster serves.
 What is routed is a `Routed`: the side groups (keys, policy, route) take their names, objects and first
 gates from it, so another routed kind reuses them with its own objects, and a new precondition (who owns a
 model id, say) is one more fact and one more gate.
@@ -16,20 +18,32 @@ model id, say) is one more fact and one more gate.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from llmpack.api import LLMModel, names
 from llmpack.assess.report import Problem
 from llmpack.config import Config
-from llmpack.kinds import AI_GATEWAY_ROUTE, INFERENCE_POOL, SECURITY_POLICY, THIRD_PARTY, installs
-from llmpack.render import auth, keymanager_rbac, routing
+from llmpack.kinds import (
+    AI_GATEWAY_ROUTE,
+    INFERENCE_POOL,
+    POD_MONITOR,
+    SECURITY_POLICY,
+    THIRD_PARTY,
+    Kind,
+    installs,
+    newest_served,
+)
+from llmpack.render import auth, keymanager_rbac, monitoring, routing
 from llmpack.render.auth import SIDES, Side
+from llmpack.render.serving import PORT
 
 POOL_READY = "InferencePoolReady"
 ENDPOINT_READY: dict[Side, str] = {"external": "ExternalEndpointReady", "internal": "InternalEndpointReady"}
+MONITORING_READY = "MonitoringReady"
 POOL_CRD, POLICY_CRD, ROUTE_CRD = INFERENCE_POOL.crd, SECURITY_POLICY.crd, AI_GATEWAY_ROUTE.crd
+MONITOR_CRD = POD_MONITOR.crd
 _STILL_SERVES = "the model still serves inside the cluster"
 
 
@@ -43,6 +57,11 @@ class Facts:
     client_ids: tuple[str, ...] | None = None  # this model's; None: its key Secret does not exist (yet)
     keys_unreadable: str | None = None  # why this model's key Secret could not be read
     key_metadata_uid: str | None = None  # of this model's key metadata ConfigMap, once it exists
+    served: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # CRD name -> the versions it serves
+
+    def version(self, kind: Kind) -> str:
+        """The version of `kind` to write: the newest we speak that the cluster serves."""
+        return newest_served(kind, self.served.get(kind.crd, ()))
 
 
 def offline_facts() -> Facts:
@@ -73,6 +92,7 @@ class Group:
     needs: tuple[str, ...] = ()  # CRDs
     gate: Gate | None = None  # closed: the group holds no objects, its condition reports the gate
     removes: tuple[Ref, ...] = ()  # deleted when present, gate or not (a disabled side's route and policy)
+    quiet: bool = False  # reports no condition of its own (what a switched-off option leaves behind is removed)
     judged: bool = False  # the gateway says in their status whether it accepted what `applies` holds
     done: str = ""  # the condition's message once every group of it is in place
     endpoint: tuple[str, str] | None = None  # (status.endpoints field, URL) while the condition holds
@@ -93,7 +113,8 @@ class Plan:
 
     @property
     def conditions(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(group.condition for group in self.groups))
+        """The conditions the plan reports, in order: those with a group that is not quiet."""
+        return tuple(dict.fromkeys(group.condition for group in self.groups if not group.quiet))
 
 
 # -- gates: each returns the closed Gate, or None when open ------------------------------------------------
@@ -187,38 +208,44 @@ def routed(model: LLMModel, config: Config, facts: Facts) -> Routed:
         key_metadata=lambda: auth.key_metadata(model, owned=owned),
         key_access=lambda: tuple(keymanager_rbac.access_for(model, config, facts.key_metadata_uid)),
         policy=lambda side, secrets, ids: auth.policy(model, config, side, secrets, ids),
-        route=lambda side: auth.route(model, config, side))
+        route=lambda side: auth.route(model, config, side, facts.version(AI_GATEWAY_ROUTE)))
 
 
-def _key_gate(subject: Routed, facts: Facts) -> Gate | None:
-    """Everything the external key group waits for but its own Secret."""
+def _policy_gate(subject: Routed, facts: Facts) -> Gate | None:
+    """What the external policy, which names the client ids, waits for."""
     return _first(side_enabled(subject, "external"), subject.before("external"),
                   crds_present(facts, (POLICY_CRD,), subject.route_crds, _STILL_SERVES))
 
 
 def reads_keys(model: LLMModel, config: Config, facts: Facts) -> bool:
-    """Whether the operator reads this model's key Secret before planning: its key group would be open."""
-    return _key_gate(routed(model, config, facts), facts) is None
+    """Whether the operator reads this model's key Secret before planning: its external policy would be open."""
+    return _policy_gate(routed(model, config, facts), facts) is None
+
+
+def key_group(subject: Routed, facts: Facts) -> Group:
+    """The key objects, from the first reconcile on and whatever the side, its replicas and CRDs (as the Serving
+    Pack creates them): keys can be issued before the model is Ready. The Secret is created only while it is
+    not known to exist, and never written after."""
+    own_secret = names.api_keys(subject.name)
+    gate = keys_readable(facts, own_secret)
+    missing = facts.client_ids is None and own_secret not in facts.key_secrets
+    return Group(ENDPOINT_READY["external"], "external keys", gate=gate,
+                 creates=_if_open(gate, lambda: (subject.key_secret(),) if missing else ()),
+                 applies=_if_open(gate, lambda: (subject.key_metadata(), *subject.key_access())))
 
 
 def side_groups(subject: Routed, config: Config, facts: Facts, side: Side) -> tuple[Group, ...]:
-    """A side's key objects (external only), its SecurityPolicy, then its AIGatewayRoute; or, for a side that
-    is off, one closed group that removes what it had."""
+    """A side's key objects (external only, whether the side is on or not), its SecurityPolicy, then its
+    AIGatewayRoute; or, for a side that is off, one closed group that removes what it had."""
     condition = ENDPOINT_READY[side]
     route_name, policy_name = names.route(subject.name, side), names.policy(subject.name, side)
+    groups: list[Group] = [key_group(subject, facts)] if side == "external" else []
     if off := _first(side_enabled(subject, side), oidc_configured(config, side)):
         # The route goes first: a route is never left open without its policy.
-        return (Group(condition, f"{side} off", gate=off,
-                      removes=(Ref(AI_GATEWAY_ROUTE.kind, route_name), Ref(SECURITY_POLICY.kind, policy_name))),)
+        return (*groups, Group(condition, f"{side} off", gate=off, removes=(
+            Ref(AI_GATEWAY_ROUTE.kind, route_name), Ref(SECURITY_POLICY.kind, policy_name))))
     before = subject.before(side)
     own_secret = names.api_keys(subject.name)
-    groups: list[Group] = []
-    if side == "external":
-        gate = _first(_key_gate(subject, facts), keys_readable(facts, own_secret))
-        groups.append(Group(condition, "external keys", gate=gate, needs=(POLICY_CRD,),
-                            creates=_if_open(gate, lambda: (subject.key_secret(),) if facts.client_ids is None
-                                             else ()),
-                            applies=_if_open(gate, lambda: (subject.key_metadata(), *subject.key_access()))))
     # Every key Secret of the namespace authenticates (this model's own exists, or its group creates it).
     gate = _first(before, crds_present(facts, (POLICY_CRD,), subject.route_crds, _STILL_SERVES))
     secrets = sorted(facts.key_secrets | {own_secret})
@@ -235,8 +262,22 @@ def side_groups(subject: Routed, config: Config, facts: Facts, side: Side) -> tu
     return tuple(groups)
 
 
+def monitoring_group(model: LLMModel, facts: Facts) -> Group:
+    """A PodMonitor while `serving.monitoring.enabled` (once its CRD exists); none, and no condition, while not."""
+    name = names.pod_monitor(model.name)
+    if not model.spec.serving.monitoring.enabled:
+        return Group(MONITORING_READY, "monitoring off", quiet=True, removes=(Ref(POD_MONITOR.kind, name),))
+    gate = crds_present(facts, (MONITOR_CRD,), (MONITOR_CRD,), "the pods still carry prometheus.io/scrape "
+                        "annotations for a Prometheus that discovers by annotation")
+    return Group(MONITORING_READY, "monitoring", applies=_if_open(gate, lambda: (monitoring.pod_monitor(model),)),
+                 needs=(MONITOR_CRD,), gate=gate, done=f"PodMonitor {name} scrapes {monitoring.METRICS_PATH} on "
+                 f"port http ({PORT}) of every vLLM pod every {monitoring.INTERVAL}")
+
+
 def plan(model: LLMModel, config: Config, facts: Facts) -> Plan:
-    """The pool first, then each side: what routing adds to a model, decided once from spec, config and facts."""
+    """The pool first, then each side, then monitoring: what a model gets beyond its own objects as the cluster
+    allows, decided once from spec, config and facts."""
     subject = routed(model, config, facts)
     return Plan((pool_group(model, config, facts),
-                 *(group for side in SIDES for group in side_groups(subject, config, facts, side))))
+                 *(group for side in SIDES for group in side_groups(subject, config, facts, side)),
+                 monitoring_group(model, facts)))
