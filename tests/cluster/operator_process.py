@@ -49,6 +49,11 @@ class OperatorProcess:
         self.kill()
         self.start()
 
+    @property
+    def metrics_url(self) -> str:
+        """Where it serves Prometheus metrics (--metrics)."""
+        return self.extra_args[self.extra_args.index("--metrics") + 1]
+
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
