@@ -28,6 +28,7 @@ from tests.admission_examples import EXAMPLES, manifest
 from tests.cluster import models
 from tests.cluster.dry_run import ApiServer, Verdict, dotted
 from tests.cluster.operator_process import OperatorProcess
+from tests.cluster.waiting import eventually
 from tests.unit.strategies import admission_bodies
 
 DENIED = {
@@ -168,7 +169,7 @@ def python_finding(namespace: str, name: str, old: dict[str, Any] | None) -> Fin
     return found
 
 
-@pytest.mark.parametrize("name", [r.name for r in RULES])
+@pytest.mark.parametrize("name", [r.name for r in RULES if r.layer is not Layer.WEBHOOK])
 async def test_every_rule_of_the_table_is_answered_by_its_one_layer_in_its_words(
         api: ApiServer, namespace: str, stopped_operator: OperatorProcess, name: str) -> None:
     r, case = rule(name), EXAMPLES[name]
@@ -191,7 +192,7 @@ async def test_every_rule_of_the_table_is_answered_by_its_one_layer_in_its_words
         assert f"ValidatingAdmissionPolicy 'llmmodel-denials' with binding 'llmmodel-denials' denied request: " \
                f"{r.static_message()}" in answer.message, answer.message
     else:
-        assert r.layer is Layer.POLICY_WARN, "a webhook rule needs its other objects in its example: walk it here"
+        assert r.layer is Layer.POLICY_WARN
         assert answer.admitted, answer
         assert answer.warnings == (policy_warning("llmmodel-warnings", words),)
 
@@ -216,6 +217,34 @@ async def test_the_webhook_only_warns_and_a_stopped_operator_blocks_nobody(
     assert answer.admitted
     assert len(answer.warnings) == 1  # the policy's, which needs no operator
     assert time.perf_counter() - started < 1.0  # nothing listens at the webhook's address: refused, ignored at once
+
+
+async def test_the_webhook_rule_is_answered_by_the_webhook_alone_and_a_stopped_operator_only_drops_its_warning(
+        cluster: LocalCluster, namespace: str, api: ApiServer, operator: OperatorProcess) -> None:
+    r = rule("model-id-owned-elsewhere")
+    assert r.layer is Layer.WEBHOOK
+    if not operator.alive():
+        operator.start()
+    wait_for_webhook(cluster)
+    model_id = f"org/claimed-{uuid.uuid4().hex[:8]}"
+    assert (await api.create(models.manifest("owner", namespace, {"model": {"name": model_id}}),
+                             dry_run=False)).admitted
+    newcomer = models.manifest("newcomer", namespace, {"model": {"name": model_id}})
+
+    async def warned() -> Verdict | None:
+        answer = await api.create(newcomer)
+        return answer if answer.warnings else None
+
+    answer = await eventually(warned, within=60, what="the webhook's warning (once the operator knows the owner)")
+    assert answer.admitted
+    (warned,) = answer.warnings
+    assert "ValidatingAdmissionPolicy" not in warned  # the webhook's, no policy's
+    assert warned.startswith(f"{r.field}: model id {model_id} is already claimed by LLMModel {namespace}/owner")
+    operator.stop()
+    started = time.perf_counter()
+    answer = await api.create(newcomer)
+    assert (answer.admitted, answer.warnings) == (True, ())
+    assert time.perf_counter() - started < 1.0  # failurePolicy Ignore: refused at the port, ignored at once
 
 
 async def test_an_operator_started_over_the_old_failing_webhook_configuration_makes_it_ignore_failures(

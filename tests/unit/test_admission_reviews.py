@@ -1,5 +1,6 @@
 """The webhook's answer to any body: 400 for what is not an AdmissionReview, else strict JSON that echoes the uid
-and allows, with the warnings of the cross-object rules it is given. Hostile values, deep nesting and odd uids
+and allows, with the warnings of the one cross-object rule (a model id another object owns) when given the
+claims. Hostile values, deep nesting and odd uids
 included."""
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from llmpack.admission.reviews import MAX_BYTES, MAX_DEPTH, Answer, answer
-from llmpack.admission.rules import Finding, warning
-from llmpack.api import LLMModel
+from llmpack.assess.claims import Claim, ClaimIndex
 from tests.unit.factories import body as model_body
 
 
@@ -40,50 +40,44 @@ def response_of(reply: Answer) -> dict[str, Any]:
     return dict(review["response"])
 
 
-def renamed(new: LLMModel, old: LLMModel | None) -> Finding | None:
-    """A cross-object rule as the webhook takes one: here, a warning when an update changes the model's name."""
-    if old is not None and old.spec.model.name != new.spec.model.name:
-        return warning("spec.model.name", f"was {old.spec.model.name}")
-    return None
-
-
-def names_it(new: LLMModel, old: LLMModel | None) -> Finding | None:
-    return warning("spec.model.name", f"is {new.spec.model.name}")
+OWNER = Claim("LLMModel", "team-a", "owner", frozenset({"Qwen/Qwen3-14B"}), "2026-01-01T00:00:00Z", uid="a")
+OWNED: ClaimIndex = {"Qwen/Qwen3-14B": {OWNER.key: OWNER}}
 
 
 def test_a_good_model_is_allowed_with_its_uid() -> None:
     assert response_of(answer(json.dumps(envelope(model_body())).encode())) == {"uid": "u-1", "allowed": True}
 
 
-def test_the_rules_given_add_their_warnings_and_never_deny() -> None:
+def test_the_claims_given_add_their_warning_and_never_deny() -> None:
     old = model_body({"model": {"name": "Qwen/Qwen3-8B"}})
     new = model_body({"model": {"name": "Qwen/Qwen3-14B"}})
     raw = json.dumps(envelope(new, old=old, operation="UPDATE")).encode()
-    assert response_of(answer(raw)) == {"uid": "u-1", "allowed": True}  # no rules: nothing to say
-    assert response_of(answer(raw, [renamed, names_it])) == {
-        "uid": "u-1", "allowed": True,
-        "warnings": ["spec.model.name: was Qwen/Qwen3-8B", "spec.model.name: is Qwen/Qwen3-14B"]}
-    created = json.dumps(envelope(new)).encode()
-    assert response_of(answer(created, [renamed])) == {"uid": "u-1", "allowed": True}
+    assert response_of(answer(raw)) == {"uid": "u-1", "allowed": True}  # no claims (not yet known): nothing to say
+    response = response_of(answer(raw, OWNED))
+    assert (response["allowed"], len(response["warnings"])) == (True, 1)
+    assert response["warnings"][0].startswith("spec.model.name: model id Qwen/Qwen3-14B is already claimed by "
+                                              "LLMModel team-a/owner")
+    unowned = json.dumps(envelope(old)).encode()
+    assert response_of(answer(unowned, OWNED)) == {"uid": "u-1", "allowed": True}
 
 
 @pytest.mark.parametrize("obj", [
     None, [], "a string", 5, [model_body()], model_body({"model": {"storage": {"size": "1e99999999"}}}),
     model_body({"model": {"source": "oci"}}), model_body({"resources": {"requests": {"cpu": 10**30}}}),
 ])
-def test_an_object_that_is_no_llmmodel_is_allowed_without_warnings(obj: Any) -> None:
-    """The API server's own validation runs first and refuses such objects: the webhook adds nothing to it."""
+def test_an_object_that_is_no_llmmodel_is_allowed_at_once(obj: Any) -> None:
+    """The API server's own validation runs first and refuses such objects: the webhook never refuses."""
     started = time.perf_counter()
-    response = response_of(answer(json.dumps(envelope(obj)).encode(), [names_it]))
+    response = response_of(answer(json.dumps(envelope(obj)).encode(), OWNED))
     assert time.perf_counter() - started < 0.5
     assert response == {"uid": "u-1", "allowed": True}
 
 
-def test_an_old_object_that_is_no_llmmodel_is_taken_as_none() -> None:
+def test_an_old_object_that_is_no_llmmodel_makes_the_claim_a_new_one() -> None:
     old = {**model_body(), "status": {"modelSize": "1e99999999"}, "spec": {"model": 1}}
-    response = response_of(answer(json.dumps(envelope(model_body(), old=old, operation="UPDATE")).encode(),
-                                  [renamed]))
-    assert response == {"uid": "u-1", "allowed": True}
+    new = model_body({"model": {"name": "Qwen/Qwen3-14B"}})
+    response = response_of(answer(json.dumps(envelope(new, old=old, operation="UPDATE")).encode(), OWNED))
+    assert (response["allowed"], len(response["warnings"])) == (True, 1)
 
 
 @pytest.mark.parametrize(("uid", "echoed"), [
@@ -288,7 +282,7 @@ def test_ten_thousand_hostile_reviews_all_get_strict_json_with_their_uid_and_are
         cases: list[tuple[str, bool, Any]]) -> None:
     for text, answerable, uid in cases:
         started = time.perf_counter()
-        reply = answer(text.encode(), [renamed, names_it])  # nothing escapes: an exception here fails the test
+        reply = answer(text.encode(), OWNED)  # nothing escapes: an exception here fails the test
         assert time.perf_counter() - started < 1.0
         if not answerable or depth_of(text) > MAX_DEPTH:
             assert reply.status == 400

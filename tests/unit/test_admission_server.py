@@ -1,4 +1,4 @@
-"""The webhook's HTTPS server: a review in, a verdict with the given rules' warnings out; health; clear answers to
+"""The webhook's HTTPS server: a review in, a verdict with the claims' warnings out; health; clear answers to
 anything else."""
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ import aiohttp
 import pytest
 
 from llmpack.admission.reviews import MAX_BYTES, MAX_DEPTH
-from llmpack.admission.rules import Finding, warning
 from llmpack.admission.webhook import HANDLER_ID, serving_cert
-from llmpack.api import LLMModel
+from llmpack.assess.claims import Claim, ClaimIndex
 from llmpack.operator import admission_server
 from llmpack_dev.cluster import free_port
 
@@ -37,15 +36,15 @@ class Webhook:
         return f"{self.base}/{HANDLER_ID}"
 
 
-def on_gpus(new: LLMModel, old: LLMModel | None) -> Finding | None:
-    return warning("spec.resources.gpu.count", "seen") if new.spec.resources.gpu.count > 1 else None
+OWNER = Claim("LLMModel", "team-a", "owner", frozenset({"Qwen/Qwen3-14B"}), "2026-01-01T00:00:00Z", uid="a")
+OWNED: ClaimIndex = {"Qwen/Qwen3-14B": {OWNER.key: OWNER}}
 
 
 @pytest.fixture
 async def webhook(tmp_path: Path) -> AsyncIterator[Webhook]:
     cert = serving_cert(tmp_path, ("127.0.0.1",))
     port = free_port()
-    server = await admission_server.start("127.0.0.1", port, cert, [on_gpus])
+    server = await admission_server.start("127.0.0.1", port, cert, claims=lambda: OWNED)
     try:
         yield Webhook(f"https://127.0.0.1:{port}", ssl.create_default_context(cafile=str(cert.ca)))
     finally:
@@ -59,11 +58,11 @@ async def test_serves_verdicts_and_health_over_tls(webhook: Webhook) -> None:
         async with session.post(webhook.reviews, json=good, ssl=trust) as answer:
             assert answer.status == 200
             assert (await answer.json())["response"] == {"uid": "u-1", "allowed": True}
-        warned = review({"model": {"name": "Qwen/Qwen3-8B", "storage": {"size": "30Gi"}},
-                         "resources": {"gpu": {"count": 2}}})
+        warned = review({"model": {"name": "Qwen/Qwen3-14B", "storage": {"size": "30Gi"}}})
         async with session.post(webhook.reviews, json=warned, ssl=trust) as answer:
-            assert (await answer.json())["response"] == {"uid": "u-1", "allowed": True,
-                                                         "warnings": ["spec.resources.gpu.count: seen"]}
+            response = (await answer.json())["response"]
+            assert (response["allowed"], len(response["warnings"])) == (True, 1)
+            assert "already claimed by LLMModel team-a/owner" in response["warnings"][0]
         async with session.post(webhook.reviews, data=b"{not json", ssl=trust) as answer:
             assert answer.status == 400
         async with session.get(f"{webhook.base}/healthz", ssl=trust) as answer:

@@ -92,7 +92,10 @@ def test_every_rule_but_those_of_the_api_models_has_one_python_function() -> Non
     assert set(rules.CHECKS) == {r.name for r in RULES if not r.in_models and r.layer is not Layer.WEBHOOK}
 
 
-@pytest.mark.parametrize("name", [r.name for r in RULES])
+IN_THE_OBJECT = [r.name for r in RULES if r.layer is not Layer.WEBHOOK]  # the webhook's read other objects
+
+
+@pytest.mark.parametrize("name", IN_THE_OBJECT)
 def test_each_rules_example_breaks_that_rule_alone_in_its_words(name: str) -> None:
     r, case = rule(name), EXAMPLES[name]
     old = None if case.before is None else {**manifest(case.name, "models", case.before), "status": case.status or {}}
@@ -117,7 +120,7 @@ def _slot_values(r: Any, case: Any) -> dict[str, object]:
 
 
 def test_every_example_names_a_rule_of_the_table() -> None:
-    assert set(EXAMPLES) == {r.name for r in RULES}
+    assert set(EXAMPLES) == set(IN_THE_OBJECT)
 
 
 def test_every_cel_that_parses_a_quantity_checks_it_against_the_bounded_pattern_first() -> None:

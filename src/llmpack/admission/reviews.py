@@ -6,8 +6,7 @@ other rule is the API server's own (admission/table.py). So a review that can be
   MAX_BYTES, nested deeper than MAX_DEPTH, no `request` mapping, or no `request.uid`. (The API server then
   admits the request without our warnings: the webhook's failurePolicy is Ignore.)
 - 200 and a strict-JSON AdmissionReview that echoes `request.uid` as given, allows, and carries the warnings
-  of the rules given (WebhookRule) for an object that is an LLMModel; none for anything else (the API
-  server's own validation, which runs first, has refused what is no LLMModel).
+  of the one rule that reads other objects: a model id another object owns (admission/claims.py).
 
 JSON numbers that Python would read as NaN or infinity, or only slowly (more than MAX_NUMBER_LENGTH
 characters), are read as their text: a uid holding one (`"uid": NaN`) is echoed as that text, a JSON string
@@ -18,12 +17,11 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from llmpack.admission.rules import Finding, parse
-from llmpack.api import LLMModel
+from llmpack.admission.claims import id_owned_elsewhere
+from llmpack.assess.claims import ClaimIndex
 
 MAX_BYTES = 8 * 1024 * 1024  # an update carries two objects of up to the API server's 3 MiB request limit
 MAX_DEPTH = 64  # levels of nesting, from the review down; the deepest Kubernetes objects (affinity) take ~20
@@ -90,28 +88,19 @@ def read_request(raw: bytes) -> dict[str, Any]:
     return request
 
 
-# A warning that reads more than the object (the operator's view of other objects): the new object and the old
-# one (None on create) in, a finding or None out. Its finding is a warning whatever its level: the webhook
-# never denies.
-WebhookRule = Callable[[LLMModel, LLMModel | None], Finding | None]
-
-
-def verdict(request: dict[str, Any], rules: Sequence[WebhookRule] = ()) -> dict[str, Any]:
-    """The AdmissionReview response to a request: allowed, with the rules' warnings for kubectl."""
+def verdict(request: dict[str, Any], claims: ClaimIndex | None = None) -> dict[str, Any]:
+    """The AdmissionReview response to a request: allowed, with the webhook's warnings for kubectl. `claims`:
+    every model id claim the operator knows (none: the rule is not checked)."""
     response: dict[str, Any] = {"uid": request["uid"], "allowed": True}
-    new = parse(request.get("object")) if rules else None
-    if isinstance(new, LLMModel):
-        old = parse(request.get("oldObject")) if request.get("oldObject") is not None else None
-        before = old if isinstance(old, LLMModel) else None
-        if warnings := [str(f) for rule in rules if (f := rule(new, before)) is not None]:
-            response["warnings"] = warnings
+    if claims and (warnings := [str(f) for f in id_owned_elsewhere(request, claims)]):
+        response["warnings"] = warnings
     return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
 
 
-def answer(raw: bytes, rules: Sequence[WebhookRule] = ()) -> Answer:
+def answer(raw: bytes, claims: ClaimIndex | None = None) -> Answer:
     """The HTTP answer to a body POSTed to the webhook."""
     try:
         request = read_request(raw)
     except BadReview as exc:
         return Answer(400, f"not an AdmissionReview: {exc}".encode(), "text/plain")
-    return Answer(200, json.dumps(verdict(request, rules), allow_nan=False).encode(), "application/json")
+    return Answer(200, json.dumps(verdict(request, claims), allow_nan=False).encode(), "application/json")

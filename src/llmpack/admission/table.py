@@ -316,6 +316,12 @@ RULES: tuple[Rule, ...] = (
          cel=f"{_SPEC}.resources.gpu.count == 0 || "
              f"{_SPEC}.resources.gpu.type.trim().lowerAscii() in {json.dumps(['', *GPU_VENDOR_NAMES])}",
          slots={"type": Slot(f"{_SPEC}.resources.gpu.type", "this value", quoted=True)}),
+    # -- a warning that reads other objects: the operator's webhook (its slots have no CEL: Python fills them) -------
+    Rule("model-id-owned-elsewhere", Layer.WEBHOOK, "spec.model.name",
+         "spec.model.name: model id {model_id} is already claimed by {owner} (since {since}): the shared hostnames "
+         "route it there, not to this model (ExternalEndpointReady=False, ModelIdConflict), until that one is "
+         "deleted or its id changes; this model still serves inside the cluster",
+         slots={"model_id": Slot(""), "owner": Slot(""), "since": Slot("")}),
 )
 
 BY_NAME: Mapping[str, Rule] = MappingProxyType({rule.name: rule for rule in RULES})
