@@ -65,7 +65,7 @@ def test_every_key_manager_value_reaches_the_key_manager(cluster: LocalCluster) 
     assert (settings.groups_claim, settings.username_claim) == ("roles", "email")
     assert settings.namespaces == ("team-a", "team-b")
     assert c["image"] == "registry.example.com/keys:8.8.8"
-    assert c["args"] == ["key-manager", "--port=9090"]
+    assert c["args"] == ["key-manager", "--port=9090", "--metrics-port=9102"]  # the custom values' metrics.port
     assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert c["resources"] == values["resources"]
     deployment = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == KEY_MANAGER_SA)
