@@ -103,3 +103,24 @@ async def test_the_operators_webhook_warns_from_the_claims_its_store_holds(tmp_p
         await server.cleanup()
     assert response["allowed"] is True
     assert any("LLMModel team-a/qwen" in w for w in response["warnings"])
+
+
+def passthrough_request(namespace: str, name: str, declared: list[str], catch_all: bool) -> dict[str, Any]:
+    obj = {"apiVersion": "llm.nebari.dev/v1alpha1", "kind": "PassthroughModel",
+           "metadata": {"name": name, "namespace": namespace},
+           "spec": {"provider": {"hostname": "api.example.com", "credentialSecretName": "k"},
+                    "models": {"declared": declared, "catchAll": catch_all}, "access": {"public": True}}}
+    return {"uid": "u-2", "operation": "CREATE", "namespace": namespace, "object": obj, "oldObject": None,
+            "kind": {"group": "llm.nebari.dev", "version": "v1alpha1", "kind": "PassthroughModel"}}
+
+
+def test_a_passthrough_declaring_an_owned_id_or_a_taken_catch_all_is_warned_with_the_owner_named() -> None:
+    first_catch_all = Claim("PassthroughModel", "team-a", "router", frozenset(), "2026-01-01T00:00:00Z",
+                            catch_all=True, uid="r")
+    index: ClaimIndex = {**INDEX, None: {first_catch_all.key: first_catch_all}}
+    declared, catch_all = warnings(passthrough_request("team-c", "openai", [QWEN, "gpt-5"], True), index)
+    assert declared.startswith("spec.models.declared: model id Qwen/Qwen3-8B is already claimed by LLMModel "
+                               "team-a/qwen")
+    assert catch_all.startswith("spec.models.catchAll: the catch-all is already claimed by PassthroughModel "
+                                "team-a/router")
+    assert warnings(passthrough_request("team-c", "openai", ["gpt-5"], False), index) == []

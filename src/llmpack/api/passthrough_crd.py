@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmpack.api.crd import add_rules, definition, schema_of
+from llmpack.api.crd import add_rules, definition, object_schema, schema_of
 from llmpack.api.names import LABEL_MAX
 from llmpack.api.passthrough import (
     ENDPOINTS_MESSAGE,
@@ -58,7 +58,8 @@ def spec_schema() -> dict[str, Any]:
 
 
 def crd() -> dict[str, Any]:
+    root = object_schema("An external OpenAI-compatible provider behind the shared gateway, API keys and OIDC "
+                         "groups.", spec_schema(), schema_of(PassthroughModelStatus))
+    root["x-kubernetes-validations"] = ROOT_RULES
     return definition(kind=PASSTHROUGH_KIND, plural=PASSTHROUGH_PLURAL, singular=PASSTHROUGH_SINGULAR,
-                      short_names=["ptm"], description="An external OpenAI-compatible provider behind the shared "
-                      "gateway, API keys and OIDC groups.", spec=spec_schema(),
-                      status=schema_of(PassthroughModelStatus), columns=PRINTER_COLUMNS, root_rules=ROOT_RULES)
+                      short_names=["ptm"], columns=PRINTER_COLUMNS, root=root)
