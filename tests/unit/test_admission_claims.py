@@ -12,7 +12,7 @@ import aiohttp
 from hypothesis import given
 from hypothesis import strategies as st
 
-from llmpack.admission.claims import id_owned_elsewhere
+from llmpack.admission.claims import id_owned_elsewhere, name_taken
 from llmpack.admission.reviews import answer, verdict
 from llmpack.admission.webhook import HANDLER_ID, serving_cert
 from llmpack.assess.claims import Claim, ClaimIndex
@@ -124,3 +124,12 @@ def test_a_passthrough_declaring_an_owned_id_or_a_taken_catch_all_is_warned_with
     assert catch_all.startswith("spec.models.catchAll: the catch-all is already claimed by PassthroughModel "
                                 "team-a/router")
     assert warnings(passthrough_request("team-c", "openai", ["gpt-5"], False), index) == []
+
+
+def test_a_passthrough_named_like_an_llmmodel_of_its_namespace_is_warned_on_create_only() -> None:
+    req = passthrough_request("team-a", "qwen", ["gpt-5"], False)
+    [warned] = [str(f) for f in name_taken(req, INDEX)]
+    assert warned.startswith("metadata.name: LLMModel team-a/qwen already exists")
+    assert "NameConflict" in warned
+    assert name_taken({**req, "operation": "UPDATE"}, INDEX) == []
+    assert name_taken(passthrough_request("team-c", "qwen", ["gpt-5"], False), INDEX) == []

@@ -59,3 +59,18 @@ def id_owned_elsewhere(request: Mapping[str, Any], index: ClaimIndex) -> list[Fi
             findings.append(finding("passthrough-id-owned-elsewhere", model_id=target, owner=owner,
                                     since=owner.claimed_at))
     return findings
+
+
+def name_taken(request: Mapping[str, Any], index: ClaimIndex) -> list[Finding]:
+    """A warning when an object of the other kind (LLMModel, PassthroughModel) has the admitted one's name in its
+    namespace, from the claims the operator holds (every such object claims something)."""
+    new = request.get("object")
+    if not isinstance(new, dict) or request.get("operation") != "CREATE":
+        return []
+    kind = str((request.get("kind") or {}).get("kind") or new.get("kind") or KIND)
+    other = KIND if kind == PASSTHROUGH else PASSTHROUGH
+    meta = _meta(new)
+    namespace, name = str(request.get("namespace") or meta.get("namespace") or ""), str(meta.get("name") or "")
+    if not any((other, namespace, name) in claims for claims in index.values()):
+        return []
+    return [finding("name-taken-by-other-kind", other=other, namespace=namespace, name=name)]

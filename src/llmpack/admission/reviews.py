@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from llmpack.admission.claims import id_owned_elsewhere
+from llmpack.admission.claims import id_owned_elsewhere, name_taken
 from llmpack.assess.claims import ClaimIndex
 
 MAX_BYTES = 8 * 1024 * 1024  # an update carries two objects of up to the API server's 3 MiB request limit
@@ -92,7 +92,7 @@ def verdict(request: dict[str, Any], claims: ClaimIndex | None = None) -> dict[s
     """The AdmissionReview response to a request: allowed, with the webhook's warnings for kubectl. `claims`:
     every model id claim the operator knows (none: the rule is not checked)."""
     response: dict[str, Any] = {"uid": request["uid"], "allowed": True}
-    if claims and (warnings := [str(f) for f in id_owned_elsewhere(request, claims)]):
+    if claims and (warnings := [str(f) for f in (*name_taken(request, claims), *id_owned_elsewhere(request, claims))]):
         response["warnings"] = warnings
     return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
 

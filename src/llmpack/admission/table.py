@@ -322,6 +322,11 @@ RULES: tuple[Rule, ...] = (
          "route it there, not to this model (ExternalEndpointReady=False, ModelIdConflict), until that one is "
          "deleted or its id changes; this model still serves inside the cluster",
          slots={"model_id": Slot(""), "owner": Slot(""), "since": Slot("")}),
+    Rule("name-taken-by-other-kind", Layer.WEBHOOK, "metadata.name",
+         "metadata.name: {other} {namespace}/{name} already exists: an LLMModel and a PassthroughModel of one name "
+         "would own the same objects (key Secret, routes, policies), so only the older is served and this one "
+         "reports NameConflict until it is renamed",
+         slots={"other": Slot(""), "namespace": Slot(""), "name": Slot("")}),
     Rule("passthrough-id-owned-elsewhere", Layer.WEBHOOK, "spec.models.declared",
          "spec.models.declared: model id {model_id} is already claimed by {owner} (since {since}): the shared "
          "hostnames route it there, not to this PassthroughModel (its route leaves the id out and its condition "
