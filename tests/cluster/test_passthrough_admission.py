@@ -3,6 +3,8 @@ LLMModel already owns is admitted, with a warning naming the owner (never a refu
 
 from __future__ import annotations
 
+from typing import Any
+
 import yaml
 from lightkube import AsyncClient
 
@@ -30,3 +32,32 @@ async def test_a_passthrough_declaring_an_id_an_llmmodel_owns_is_admitted_with_a
             f"{namespace}/served") in applied.stderr
     assert "passthroughmodel.llm.nebari.dev/provider created" in applied.stdout
     assert f"other/{namespace}" not in applied.stderr
+
+
+async def test_a_passthrough_named_like_an_llmmodel_is_warned_and_the_older_keeps_its_objects(
+        cluster: LocalCluster, client: AsyncClient, namespace: str, running_operator: OperatorProcess) -> None:
+    models.apply(cluster, "same", namespace, {"model": {"name": f"org/same-{namespace}"}})
+    await eventually(lambda: _has_model_id(client, "same", namespace), within=30, what="the LLMModel's claim")
+    body = {"apiVersion": "llm.nebari.dev/v1alpha1", "kind": "PassthroughModel",
+            "metadata": {"name": "same", "namespace": namespace},
+            "spec": {"provider": {"hostname": "api.example.com", "credentialSecretName": "key"},
+                     "models": {"catchAll": True}, "access": {"public": True}}}
+    applied = cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(body))
+    assert f"Warning: metadata.name: LLMModel {namespace}/same already exists" in applied.stderr
+
+    async def refused() -> dict[str, Any] | None:
+        out = cluster.kubectl("get", "passthroughmodel", "same", "-n", namespace, "-o", "yaml").stdout
+        found = yaml.safe_load(out).get("status") or {}
+        return found if found.get("phase") == "Error" else None
+
+    status = await eventually(refused, within=30, what="the newer PassthroughModel in Error")
+    [condition] = status["conditions"]
+    assert (condition["type"], condition["reason"]) == ("BackendConfigured", "NameConflict")
+    assert f"LLMModel {namespace}/same (older) has the same name" in condition["message"]
+    owners = cluster.kubectl("get", "secret", "same-api-keys", "-n", namespace, "-o",
+                             "jsonpath={.metadata.ownerReferences[0].kind}").stdout
+    assert owners == "LLMModel"
+
+
+async def _has_model_id(client: AsyncClient, name: str, namespace: str) -> bool:
+    return bool((await models.status(client, name, namespace)).get("modelId"))
