@@ -290,11 +290,9 @@ def install_admission(cluster: LocalCluster, settings: Settings | None = None) -
     """The CRDs (LLMModel, PassthroughModel) and the admission policies, as `llmpack crd` and `llmpack policies`
     print them; returns once the API server enforces both (it loads policies a moment after they are written)."""
     from llmpack.admission.policies import objects
-    from llmpack.api import crd, passthrough_crd
+    from llmpack_dev.crds import install_ours  # crds.py imports this module
 
-    cluster.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all([crd.crd(), passthrough_crd.crd()]))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/llmmodels.llm.nebari.dev",
-                    "crd/passthroughmodels.llm.nebari.dev", "--timeout=30s")
+    install_ours(cluster)
     cluster.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all(objects(settings or Settings())))
     wait_for_admission(cluster)
 

@@ -24,9 +24,9 @@ from llmpack.render.plan import (
     Group,
     Plan,
     Routed,
-    _first,
-    _if_open,
     crds_present,
+    first_closed,
+    if_open,
     side_groups,
 )
 
@@ -41,7 +41,7 @@ def credential_usable(facts: Facts) -> Gate | None:
 
 
 def backend_gate(pm: PassthroughModel, facts: Facts) -> Gate | None:
-    return _first(credential_usable(facts),
+    return first_closed(credential_usable(facts),
                   crds_present(facts, PROVIDER_CRDS, PROVIDER_CRDS, "nothing is routed to the provider"))
 
 
@@ -49,7 +49,7 @@ def backend_group(pm: PassthroughModel, facts: Facts) -> Group:
     gate = backend_gate(pm, facts)
     provider = pm.spec.provider
     return Group(BACKEND_CONFIGURED, "provider", needs=PROVIDER_CRDS, gate=gate,
-                 applies=_if_open(gate, lambda: passthrough.provider_objects(pm, facts.version(AI_SERVICE_BACKEND))),
+                 applies=if_open(gate, lambda: passthrough.provider_objects(pm, facts.version(AI_SERVICE_BACKEND))),
                  done=f"Backend {names.provider_backend(pm.name)} ({provider.hostname}:{provider.port}, TLS "
                  f"{names.provider_tls(pm.name)}), AIServiceBackend {names.ai_service_backend(pm.name)} (OpenAI "
                  f"{provider.schema_version}) and BackendSecurityPolicy {names.upstream_auth(pm.name)} (key "

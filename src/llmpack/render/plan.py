@@ -127,7 +127,8 @@ class Plan:
 
 # -- gates: each returns the closed Gate, or None when open ------------------------------------------------
 
-def _first(*gates: Gate | None) -> Gate | None:
+def first_closed(*gates: Gate | None) -> Gate | None:
+    """The first closed gate, or None when all are open."""
     return next((gate for gate in gates if gate is not None), None)
 
 
@@ -191,17 +192,17 @@ def keys_readable(facts: Facts, secret: str) -> Gate | None:
 Objects = tuple[dict[str, Any], ...]
 
 
-def _if_open(gate: Gate | None, build: Callable[[], Objects]) -> Objects:
+def if_open(gate: Gate | None, build: Callable[[], Objects]) -> Objects:
     """A closed group holds no objects: nothing of it is applied, so nothing of it is rendered (a reconcile
     plans every model on every event; most of them wait for a replica or a CRD)."""
     return build() if gate is None else ()
 
 
 def pool_group(model: LLMModel, config: Config, facts: Facts) -> Group:
-    gate = _first(crds_present(facts, (POOL_CRD,), (POOL_CRD,), "the model still serves through its Service "
+    gate = first_closed(crds_present(facts, (POOL_CRD,), (POOL_CRD,), "the model still serves through its Service "
                                "inside the cluster"),
                   replica_ready(facts, "the InferencePool"))
-    return Group(POOL_READY, "pool", applies=_if_open(gate, lambda: tuple(routing.routing(model, config))),
+    return Group(POOL_READY, "pool", applies=if_open(gate, lambda: tuple(routing.routing(model, config))),
                  needs=(POOL_CRD,), gate=gate, done=f"InferencePool {names.inference_pool(model.name)} and its "
                  f"endpoint picker {names.epp(model.name)} are in place")
 
@@ -241,7 +242,7 @@ def routed(model: LLMModel, config: Config, facts: Facts) -> Routed:
 
 def _policy_gate(subject: Routed, facts: Facts) -> Gate | None:
     """What the external policy, which names the client ids, waits for."""
-    return _first(side_enabled(subject, "external"), ids_owned(subject, facts), subject.before("external"),
+    return first_closed(side_enabled(subject, "external"), ids_owned(subject, facts), subject.before("external"),
                   crds_present(facts, (POLICY_CRD,), subject.route_crds, _STILL_SERVES))
 
 
@@ -263,8 +264,8 @@ def key_group(subject: Routed, facts: Facts) -> Group:
     gate = keys_readable(facts, own_secret)
     missing = facts.client_ids is None and own_secret not in facts.key_secrets
     return Group(ENDPOINT_READY["external"], "external keys", gate=gate,
-                 creates=_if_open(gate, lambda: (subject.key_secret(),) if missing else ()),
-                 applies=_if_open(gate, lambda: (subject.key_metadata(), *subject.key_access())))
+                 creates=if_open(gate, lambda: (subject.key_secret(),) if missing else ()),
+                 applies=if_open(gate, lambda: (subject.key_metadata(), *subject.key_access())))
 
 
 def side_groups(subject: Routed, config: Config, facts: Facts, side: Side) -> tuple[Group, ...]:
@@ -276,7 +277,7 @@ def side_groups(subject: Routed, config: Config, facts: Facts, side: Side) -> tu
     groups: list[Group] = [key_group(subject, facts)] if side == "external" else []
     # The route goes first: a route is never left open without its policy.
     had = (Ref(AI_GATEWAY_ROUTE.kind, route_name), Ref(SECURITY_POLICY.kind, policy_name))
-    if off := _first(side_enabled(subject, side), oidc_configured(config, side)):
+    if off := first_closed(side_enabled(subject, side), oidc_configured(config, side)):
         return (*groups, Group(condition, f"{side} off", gate=off, removes=had))
     if taken := ids_owned(subject, facts):
         # Claims unknown: nothing is decided, so nothing is removed either.
@@ -284,16 +285,16 @@ def side_groups(subject: Routed, config: Config, facts: Facts, side: Side) -> tu
     before = subject.before(side)
     own_secret = names.api_keys(subject.name)
     # Every key Secret of the namespace authenticates (this model's own exists, or its group creates it).
-    gate = _first(before, crds_present(facts, (POLICY_CRD,), subject.route_crds, _STILL_SERVES))
+    gate = first_closed(before, crds_present(facts, (POLICY_CRD,), subject.route_crds, _STILL_SERVES))
     secrets = sorted(facts.key_secrets | {own_secret})
     groups.append(Group(condition, f"{side} policy", gate=gate, needs=(POLICY_CRD,), judged=True,
-                        applies=_if_open(gate, lambda: (subject.policy(side, secrets, facts.client_ids or ()),))))
+                        applies=if_open(gate, lambda: (subject.policy(side, secrets, facts.client_ids or ()),))))
     host = auth.hostname(config, side)
     where = host or "the Gateway's listener (routing.baseDomain is not set)"
-    gate = _first(before, crds_present(facts, subject.route_crds, subject.route_crds, _STILL_SERVES))
+    gate = first_closed(before, crds_present(facts, subject.route_crds, subject.route_crds, _STILL_SERVES))
     groups.append(Group(
         condition, f"{side} route", gate=gate, needs=subject.route_crds, judged=True,
-        applies=_if_open(gate, lambda: (subject.route(side),)),
+        applies=if_open(gate, lambda: (subject.route(side),)),
         done=f"{where} routes requests for {subject.serves} here (route {route_name}, policy {policy_name})",
         endpoint=(side, f"https://{host}") if host else None))
     return tuple(groups)
@@ -306,7 +307,7 @@ def monitoring_group(model: LLMModel, facts: Facts) -> Group:
         return Group(MONITORING_READY, "monitoring off", quiet=True, removes=(Ref(POD_MONITOR.kind, name),))
     gate = crds_present(facts, (MONITOR_CRD,), (MONITOR_CRD,), "the pods still carry prometheus.io/scrape "
                         "annotations for a Prometheus that discovers by annotation")
-    return Group(MONITORING_READY, "monitoring", applies=_if_open(gate, lambda: (monitoring.pod_monitor(model),)),
+    return Group(MONITORING_READY, "monitoring", applies=if_open(gate, lambda: (monitoring.pod_monitor(model),)),
                  needs=(MONITOR_CRD,), gate=gate, done=f"PodMonitor {name} scrapes {monitoring.METRICS_PATH} on "
                  f"port http ({PORT}) of every vLLM pod every {monitoring.INTERVAL}")
 
