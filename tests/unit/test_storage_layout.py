@@ -7,7 +7,7 @@ import pytest
 from llmpack.config import Config
 from llmpack.render import render
 from tests.unit.factories import model
-from tests.unit.render_helpers import container, find, pod_spec
+from tests.unit.render_helpers import container, find, job_of, pod_spec
 
 CONFIG = Config(downloader_image="example.org/downloader:1", serving_image="example.org/vllm:1")
 
@@ -186,7 +186,7 @@ def test_no_lease_where_nothing_is_shared_or_downloaded(spec: dict[str, object])
 def test_the_download_runs_in_a_job_without_gpus_before_any_replica_starts() -> None:
     m = model({"resources": {"gpu": {"count": 4}}, "serving": {"replicas": 3}})
     waiting = render(m, CONFIG)
-    job = find(waiting, "Job")
+    job = job_of(waiting, "model-download")
     deployment = find(waiting, "Deployment")
     assert job is not None
     assert deployment is not None
@@ -200,7 +200,7 @@ def test_the_download_runs_in_a_job_without_gpus_before_any_replica_starts() -> 
     ready = find(render(m, CONFIG, weights_ready=True), "Deployment")
     assert ready is not None
     assert ready["spec"]["replicas"] == 3
-    other = find(render(model({"model": {"revision": "v2"}}), CONFIG), "Job")
+    other = job_of(render(model({"model": {"revision": "v2"}}), CONFIG), "model-download")
     assert other is not None
     assert other["metadata"]["name"] != job["metadata"]["name"]  # new weights, new Job
 

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from llmpack.api import AccessMode, LLMModel, StorageType
 from llmpack.api.names import MAX_MODEL_NAME_LENGTH, NAME_PATTERN
 from llmpack.api.spec import GPU_VENDORS
+from llmpack.assess.sizing import too_small
 from llmpack.manifests import locate
 from llmpack.quantity import QuantityError, parse_quantity
 
@@ -148,12 +149,10 @@ def model_larger_than_pvc(new: LLMModel, old: LLMModel | None) -> Finding | None
     if not known or not size or new.spec.model.storage.type != StorageType.PVC:
         return None
     try:
-        if parse_quantity(known) > parse_quantity(size):
-            return warning("spec.model.storage.size", f"the model takes {known} on disk, more than the {size} PVC: "
-                           "the download will run out of space; ask for 10-20% more than the model")
+        message = too_small(int(parse_quantity(known)), size)  # the operator's own figure and advice
     except QuantityError:
         return None
-    return None
+    return warning("spec.model.storage.size", message) if message else None
 
 
 def gpu_type_names_no_vendor(new: LLMModel, old: LLMModel | None) -> Finding | None:

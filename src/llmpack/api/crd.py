@@ -35,9 +35,10 @@ SPEC_RULES: list[tuple[tuple[str, ...], str, str, str]] = [
     ),
     (
         ("model",),
-        "self.source == 'oci' || self.storage.type != 'pvc' || has(self.storage.size)",
-        "spec.model.storage.size is required when storage.type is pvc: size it 10-20% above the model's "
-        "files (e.g. 30Gi for a 20 GB model)",
+        "self.source == 'oci' || self.storage.type != 'pvc' || has(self.storage.size) || self.preload",
+        "spec.model.storage.size is required when storage.type is pvc and preload is false (llmpack sizes the "
+        "PVC from the Hub only when it downloads): size it 10-20% above the model's files (e.g. 30Gi for a 20 GB "
+        "model)",
         ".storage.size",
     ),
     (
@@ -90,6 +91,7 @@ PRINTER_COLUMNS = [
     {"name": "Ready", "type": "integer", "jsonPath": ".status.replicas.ready"},
     {"name": "Desired", "type": "integer", "jsonPath": ".status.replicas.desired", "priority": 1},
     {"name": "Progress", "type": "string", "jsonPath": ".status.download.percent", "priority": 1},
+    {"name": "Revision", "type": "string", "jsonPath": ".status.resolvedRevision", "priority": 1},
     {"name": "External", "type": "string", "jsonPath": ".status.endpoints.external", "priority": 1},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]

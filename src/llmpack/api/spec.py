@@ -53,8 +53,9 @@ LabelValue = Annotated[str, StringConstraints(min_length=1, max_length=63,
 class Storage(ApiModel):
     type: StorageType = Field(StorageType.PVC, description="pvc (default): a cache that survives restarts; "
                               "emptyDir: node disk, downloaded again on every pod start.")
-    size: Quantity | None = Field(None, description="PVC size (required for pvc); emptyDir sizeLimit when set. "
-                                  "A quantity below 8Ei, such as 30Gi.")
+    size: Quantity | None = Field(None, description="PVC size; unset, the Hub's size of the files plus 15%, in "
+                                  "whole Gi (required with preload false). emptyDir sizeLimit when set. A quantity "
+                                  "below 8Ei, such as 30Gi.")
     storage_class_name: str | None = Field(
         None, description="Overrides the operator default (Helm defaults.storage.storageClassName).")
     access_mode: AccessMode | None = Field(
@@ -85,9 +86,11 @@ class Model(ApiModel):
         # The same rules as the CRD's CEL (api/crd.py SPEC_RULES), so `llmpack render` agrees with the cluster.
         if self.is_oci and self.image is None:
             raise ValueError("image: required when source is oci (the image that holds the weights under /models)")
-        if not self.is_oci and self.storage.type == StorageType.PVC and self.storage.size is None:
-            raise ValueError("storage.size: required when storage.type is pvc; size it 10-20% above the "
-                             "model's files (e.g. 30Gi for a 20 GB model)")
+        # Unset, the PVC is sized from the Hub (render/sizing.py); not when preload is false: nothing asks the Hub.
+        if not self.is_oci and self.storage.type == StorageType.PVC and self.storage.size is None and not self.preload:
+            raise ValueError("storage.size: required when storage.type is pvc and preload is false (llmpack sizes "
+                             "the PVC from the Hub only when it downloads); size it 10-20% above the model's files "
+                             "(e.g. 30Gi for a 20 GB model)")
         return self
 
     @property

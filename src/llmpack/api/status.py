@@ -60,7 +60,11 @@ class LLMModelStatus(ApiModel):
     phase: Phase | None = None
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)
-    model_size: str | None = Field(None, description="Size of the weights on disk, when known.")
+    model_size: str | None = Field(None, description="Size of the weights on disk, when known: from the Hub "
+                                   "before the download starts.")
+    resolved_revision: str | None = Field(
+        None, description="The commit spec.model.revision (a branch, tag or the default) resolved to when the "
+        "weights were sized: the download and every replica fetch exactly this commit until the revision changes.")
     replicas: Replicas | None = None
     endpoints: EndpointStatus | None = None
     download: Download | None = None

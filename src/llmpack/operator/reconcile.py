@@ -20,8 +20,10 @@ from pydantic import ValidationError
 
 from llmpack.api import Condition, ConditionStatus, LLMModel, LLMModelStatus, Phase, names
 from llmpack.assess.download import job_pod, waits_on_node
+from llmpack.assess.hub import sizing_state
 from llmpack.assess.progress import download_progress
 from llmpack.assess.report import Problem
+from llmpack.assess.sizing import HubFacts, downloaded_commit, hub_facts, hub_size
 from llmpack.assess.status import Observed, compute, job_state, ready_replicas, settle
 from llmpack.assess.storage import pending
 from llmpack.config import Config
@@ -34,7 +36,8 @@ from llmpack.operator.errors import Failure, classify
 from llmpack.operator.keys import ApiKeys
 from llmpack.operator.routes import Router
 from llmpack.operator.store import Key, Store
-from llmpack.render import Facts, download_job, plan, render
+from llmpack.quantity import format_bytes
+from llmpack.render import Facts, download_job, plan, render, sizing
 from llmpack.render.plan import reads_keys
 from llmpack.wellknown import HF_TOKEN_KEY
 
@@ -57,7 +60,7 @@ class Reconciler:
         self._terminating: dict[str, str] = {}
         # Each model's spec parsed and rendered once per generation: most passes are woken by a child's status.
         self._parsed: dict[Key, tuple[Stamp, LLMModel]] = {}
-        self._rendered: dict[Key, tuple[tuple[Stamp, bool, bool], list[dict[str, Any]]]] = {}
+        self._rendered: dict[Key, tuple[tuple[Stamp, bool, bool, HubFacts], list[dict[str, Any]]]] = {}
 
     def forget(self, key: Key) -> None:
         """The model is gone: drop what was remembered of it."""
@@ -75,11 +78,12 @@ class Reconciler:
         self._parsed[key] = (stamp, model)
         return model
 
-    def _render(self, key: Key, model: LLMModel, hold: bool, weights_ready: bool) -> list[dict[str, Any]]:
-        stamp = ((model.metadata.uid, model.metadata.generation), hold, weights_ready)
+    def _render(self, key: Key, model: LLMModel, hold: bool, weights_ready: bool,
+                hub: HubFacts) -> list[dict[str, Any]]:
+        stamp = ((model.metadata.uid, model.metadata.generation), hold, weights_ready, hub)
         if (cached := self._rendered.get(key)) is not None and cached[0] == stamp:
             return cached[1]
-        desired = render(model, self.config, hold=hold, weights_ready=weights_ready)
+        desired = render(model, self.config, hold=hold, weights_ready=weights_ready, hub=hub)
         self._rendered[key] = (stamp, desired)
         return desired
 
@@ -128,14 +132,23 @@ class Reconciler:
                                          "Job to try again")
         pods = self.store.of_kind(key, "Pod")
         facts = await self._facts(key, model, pods)
+        # What the sizing step reported on the Lease: the PVC's size, the commit, a PVC too small.
+        lease = self.store.child(key, "Lease", names.download_lease(model.name))
+        pvc = next(iter(self.store.of_kind(key, "PersistentVolumeClaim")), None)
+        report = hub_size(lease, model)
+        sizing_job = self.store.child(key, "Job", sizing.job_name(model))
+        hub = hub_facts(model, report, job_state(sizing_job), sizing_job is not None,
+                        self.store.child(key, "Job", job_name), pvc)
+        sized = sizing_state(model, hub, report, job_state(sizing_job))
+        blocked = blocked or sized.problem
         # Decide.
-        desired = self._render(key, model, blocked is not None, job == "succeeded")
+        desired = self._render(key, model, blocked is not None, job == "succeeded", hub)
         routing = plan(model, self.config, facts)
         # Act.
         problem = await apply_what_differs(self.client, self.store, key, desired) or blocked
         routes = await self.router.walk(key, routing)
         # Report, with why storage or the download's pod waits when they do (asked only then).
-        download, size = download_progress(self.store.child(key, "Lease", names.download_lease(model.name)))
+        download, size = download_progress(lease)
         pvc = next(iter(self.store.of_kind(key, "PersistentVolumeClaim")), None)
         fetcher = job_pod(pods, job_name) if job == "running" else None
         observed = Observed(
@@ -143,15 +156,18 @@ class Reconciler:
             pods=pods,
             problem=problem,
             download=download,
-            model_size=size,
+            model_size=size or (format_bytes(hub.bytes) if hub.bytes is not None else None),
             job=job,
             routes=routes,
             unbound=await self.causes.unbound(pvc) if pvc is not None and pending(pvc) else None,
             job_pod_warnings=await self.causes.pod_warnings(fetcher) if fetcher and waits_on_node(fetcher) else (),
+            sizing=sized.waiting,
+            resolved_revision=hub.commit or downloaded_commit(lease, model),
         )
         await self._report(body, model, observed)
         # Nothing we watch says when a waiting PVC or pod gets an Event, or a StorageClass appears: look again.
         waiting = pending(pvc) or (fetcher is not None and (fetcher.get("status") or {}).get("phase") == "Pending")
+        waiting = waiting or sized.waiting is not None
         return problem is not None or waiting
 
     async def _facts(self, key: Key, model: LLMModel, pods: list[dict[str, Any]]) -> Facts:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmpack.api import LLMModel, StorageType, names
+from llmpack.assess.sizing import HubFacts, pinned, pvc_size
 from llmpack.config import Config
 from llmpack.render import coordination, security
 from llmpack.render.meta import metadata
@@ -31,14 +32,18 @@ class StorageLayout:
     volumes: list[dict[str, Any]] = field(default_factory=list)
     vllm_mounts: list[dict[str, Any]] = field(default_factory=list)
     model_path: str = MODEL_PATH
+    access_mode: str | None = None  # of the PVC, also while it waits for its size
 
 
-def pvc(model: LLMModel, config: Config) -> dict[str, Any]:
+def access_mode(model: LLMModel, config: Config) -> str:
+    return (model.spec.model.storage.access_mode or config.access_mode).value
+
+
+def pvc(model: LLMModel, config: Config, size: str) -> dict[str, Any]:
     storage = model.spec.model.storage
-    assert storage.size is not None  # the API models refuse a pvc without a size
     spec: dict[str, Any] = {
-        "accessModes": [(storage.access_mode or config.access_mode).value],
-        "resources": {"requests": {"storage": storage.size}},
+        "accessModes": [access_mode(model, config)],
+        "resources": {"requests": {"storage": size}},
     }
     storage_class = storage.storage_class_name or config.storage_class_name
     if storage_class:  # unset means the cluster's default StorageClass
@@ -51,11 +56,12 @@ def pvc(model: LLMModel, config: Config) -> dict[str, Any]:
     }
 
 
-def downloader(model: LLMModel, config: Config) -> dict[str, Any]:
+def downloader(model: LLMModel, config: Config, revision: str | None = None) -> dict[str, Any]:
+    """`revision`: the commit the sizing step resolved, which every downloader of the model fetches."""
     m = model.spec.model
     args = [m.name, "--local-dir", MODEL_PATH]
-    if m.revision:
-        args += ["--revision", m.revision]
+    if revision or m.revision:
+        args += ["--revision", revision or m.revision or ""]
     container: dict[str, Any] = {
         "name": DOWNLOADER,
         "image": config.downloader_image,
@@ -92,7 +98,8 @@ def _empty_dir(size: str | None) -> dict[str, Any]:
     return {"name": VOLUME, "emptyDir": {"sizeLimit": size} if size else {}}
 
 
-def build_storage(model: LLMModel, config: Config) -> StorageLayout:
+def build_storage(model: LLMModel, config: Config, hub: HubFacts | None = None) -> StorageLayout:
+    """`hub`: what the sizing step reported (None: offline, the size the spec gives and no pinned commit)."""
     m = model.spec.model
     mounts = [{"name": VOLUME, "mountPath": MODEL_PATH}]
     if m.is_oci:
@@ -100,11 +107,14 @@ def build_storage(model: LLMModel, config: Config) -> StorageLayout:
         size = m.storage.size if m.storage.type == StorageType.EMPTY_DIR else None
         init = [loader(model)] if m.preload else []
         return StorageLayout(None, init, [_empty_dir(size)], mounts)
-    init = [downloader(model, config)] if m.preload else []
     if m.storage.type == StorageType.EMPTY_DIR:
+        init = [downloader(model, config)] if m.preload else []
         return StorageLayout(None, init, [_empty_dir(m.storage.size)], mounts)
-    claim = pvc(model, config)
-    volumes = [{"name": VOLUME, "persistentVolumeClaim": {"claimName": claim["metadata"]["name"]}}]
+    facts = hub or HubFacts()
+    init = [downloader(model, config, pinned(facts))] if m.preload else []
+    size = pvc_size(model, facts)  # unknown until the Hub has said what the weights take: no PVC yet
+    volumes = [{"name": VOLUME, "persistentVolumeClaim": {"claimName": names.storage_pvc(model.name)}}]
     if coordination.needs_lease(model):
         volumes.append(coordination.token_volume())
-    return StorageLayout(claim, init, volumes, mounts)
+    return StorageLayout(pvc(model, config, size) if size else None, init, volumes, mounts,
+                         access_mode=access_mode(model, config))
