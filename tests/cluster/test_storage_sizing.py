@@ -21,8 +21,7 @@ import yaml
 from lightkube import AsyncClient
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.batch_v1 import Job
-from lightkube.resources.core_v1 import PersistentVolumeClaim
-from lightkube.resources.core_v1 import Secret
+from lightkube.resources.core_v1 import PersistentVolumeClaim, Secret
 
 from llmpack.quantity import format_bytes
 from llmpack_dev.cluster import LocalCluster
@@ -101,6 +100,18 @@ async def run_container(cluster: LocalCluster, client: AsyncClient, job: Any, hu
                         tmp: Path) -> subprocess.Popen[str]:
     """The Job's only container, as kubelet runs it: `llmpack download` (the image's entrypoint) with its args
     and its env resolved (values, Secret keys, the pod's own name and namespace)."""
+    args, env = await container_env(client, job)
+    kubeconfig = service_account_kubeconfig(cluster, job.metadata.namespace, job.spec.template.spec.serviceAccountName,
+                                            tmp)
+    return start(args, env_for(hub, tmp, KUBECONFIG=str(kubeconfig), **env))
+
+
+def start(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "llmpack.cli", "download", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+async def container_env(client: AsyncClient, job: Any) -> tuple[list[str], dict[str, str]]:
     pod = job.spec.template.spec
     (container,) = pod.containers
     namespace = job.metadata.namespace
@@ -115,10 +126,7 @@ async def run_container(cluster: LocalCluster, client: AsyncClient, job: Any, hu
         elif var.valueFrom.fieldRef is not None:
             env[var.name] = {"metadata.name": f"{job.metadata.name}-pod", "metadata.namespace": namespace}[
                 var.valueFrom.fieldRef.fieldPath]
-    kubeconfig = service_account_kubeconfig(cluster, namespace, pod.serviceAccountName, tmp)
-    return subprocess.Popen([sys.executable, "-m", "llmpack.cli", "download", *container.args],
-                            env=env_for(hub, tmp, KUBECONFIG=str(kubeconfig), **env),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return list(container.args), env
 
 
 @pytest.fixture
