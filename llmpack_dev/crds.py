@@ -76,3 +76,9 @@ def uninstall(cluster: LocalCluster, crds: list[Path]) -> None:
 def routing_crds() -> list[Path]:
     """Every routing CRD the proxy serves: the inference extension, Gateway API and Envoy's SecurityPolicy."""
     return [*inference_extension_crds(), *gateway_api_crds(), security_policy_crd()]
+
+
+def service_monitor_crd() -> Path:
+    """The Prometheus Operator's ServiceMonitor (monitoring.coreos.com/v1), which the chart makes on request."""
+    return (module_dir(PROMETHEUS_OPERATOR) / "example" / "prometheus-operator-crd"
+            / "monitoring.coreos.com_servicemonitors.yaml")

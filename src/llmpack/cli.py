@@ -64,13 +64,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.values)
     namespaces = args.namespace or list(config.watch_namespaces)
     logs.configure(verbose=args.verbose, fmt=args.log_format)
-    if args.health:
-        from llmpack.operator.health import address
+    from llmpack.operator.health import address
 
-        try:
+    metrics = args.metrics or (f"http://0.0.0.0:{config.metrics_port}/metrics" if config.metrics_port else None)
+    try:
+        if args.health:
             address(args.health)
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
+        if metrics:
+            address(metrics, "--metrics", "http://0.0.0.0:8081/metrics")
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     webhook = None
     if args.webhook_port:
         service = None
@@ -87,7 +90,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         endpoint = Endpoint(url=args.webhook_url or f"https://127.0.0.1:{args.webhook_port}", service=service)
         cert_dir = args.webhook_cert_dir or Path(tempfile.mkdtemp(prefix="llmpack-webhook-"))
         webhook = WebhookOptions(args.webhook_listen, args.webhook_port, endpoint, cert_dir, hosts)
-    run(config, namespaces, workers=args.workers, health=args.health, webhook=webhook)
+    run(config, namespaces, workers=args.workers, health=args.health, webhook=webhook, metrics=metrics)
     return 0
 
 
@@ -146,8 +149,28 @@ def cmd_key_manager(args: argparse.Namespace) -> int:
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = str(args.kubeconfig)
     settings = load_settings(args.values)
-    serve(settings, host=args.listen, port=args.port, verbose=args.verbose)
+    serve(settings, host=args.listen, port=args.port, verbose=args.verbose, metrics_port=args.metrics_port)
     return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import httpx2
+    from lightkube import Client, ConfigError, KubeConfig
+
+    from llmpack.show.live import Problem, show
+
+    try:
+        config = KubeConfig.from_file(str(args.kubeconfig)) if args.kubeconfig else KubeConfig.from_env()
+        client = Client(config)
+    except ConfigError as exc:
+        raise UserError(f"no cluster to ask: {exc}; set KUBECONFIG or pass --kubeconfig") from None
+    namespace = None if args.all_namespaces else args.namespace or client.namespace
+    try:
+        return show(client, namespace, watch=args.watch)
+    except Problem as exc:
+        raise UserError(str(exc)) from None
+    except httpx2.TransportError as exc:
+        raise UserError(f"cannot reach the API server {client.config.cluster.server}: {exc}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -197,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kubeconfig", type=Path, help="kubeconfig file (default: $KUBECONFIG or in-cluster)")
     p.add_argument("--workers", type=int, default=8, help="models reconciled at once (default 8)")
     p.add_argument("--health", metavar="URL", help="serve liveness here, e.g. http://0.0.0.0:8080/healthz")
+    p.add_argument("--metrics", metavar="URL", help="serve Prometheus metrics here, e.g. http://0.0.0.0:8081/metrics "
+                   "(default: port metrics.port / LLMPACK_METRICS_PORT, off when 0)")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="debug logging: every API request, every retry (INFO: one line per phase change)")
     p.add_argument("--log-format", choices=("text", "json"), default="text",
@@ -265,8 +290,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kubeconfig", type=Path, help="kubeconfig file (default: $KUBECONFIG or in-cluster)")
     p.add_argument("--listen", default="0.0.0.0", metavar="ADDR", help="listen address (default 0.0.0.0)")
     p.add_argument("--port", type=int, default=8080, help="listen port (default 8080)")
+    p.add_argument("--metrics-port", type=int, default=0, metavar="PORT",
+                   help="serve Prometheus metrics on this port's /metrics, apart from the API (default 0: off)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging and an access log")
     p.set_defaults(func=cmd_key_manager)
+
+    p = sub.add_parser(
+        "status",
+        help="show the models: phase, ready/desired replicas, and download progress with rate and time left",
+        description="One line per LLMModel, from its status alone (anyone who may get, list and watch LLMModels "
+        "can run it): phase, ready/desired replicas, the Ready condition's message when not Ready, and while the "
+        "weights download a bar with bytes, rate and time left. On a terminal the lines are aligned and, with "
+        "--watch, redrawn in place; otherwise one plain line per model (key=value), and with --watch a new line "
+        "whenever a model's line changes.",
+    )
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("-n", "--namespace", metavar="NS", help="the models of this namespace (default: the "
+                       "kubeconfig context's)")
+    where.add_argument("-A", "--all-namespaces", action="store_true", help="the models of every namespace")
+    p.add_argument("-w", "--watch", action="store_true", help="keep showing changes until interrupted (Ctrl-C)")
+    p.add_argument("--kubeconfig", type=Path, help="kubeconfig file (default: $KUBECONFIG or in-cluster)")
+    p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("crd", help="print the LLMModel CustomResourceDefinition",
                        description="Print the CRD for llmmodels.llm.nebari.dev; apply it with kubectl apply -f -.")

@@ -64,6 +64,8 @@ class Config(BaseModel):
     key_manager_service_account: str = Field(
         "", pattern=r"^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$",
         description="namespace/name; empty: no key manager")
+    # `llmpack run` serves Prometheus metrics on http://0.0.0.0:<port>/metrics (--metrics overrides).
+    metrics_port: int = Field(0, ge=0, le=65535, description="0: no metrics endpoint.")
 
     @property
     def jwks_uri(self) -> str:
@@ -98,6 +100,7 @@ SETTINGS: tuple[tuple[str, str, str], ...] = (
     ("auth.oidc.usernameClaim", "LLMPACK_OIDC_USERNAME_CLAIM", "oidc_username_claim"),
     ("auth.oidc.audience", "LLMPACK_OIDC_AUDIENCE", "oidc_audience"),
     ("keyManager.serviceAccount", "LLMPACK_KEY_MANAGER_SERVICE_ACCOUNT", "key_manager_service_account"),
+    ("metrics.port", "LLMPACK_METRICS_PORT", "metrics_port"),
 )
 
 

@@ -77,7 +77,8 @@ def operator(cluster: LocalCluster, crd_installed: None) -> Iterator[OperatorPro
     port = free_port()
     process = OperatorProcess(cluster.kubeconfig_for("operator"), cluster.state / "logs" / "operator.log",
                               ["--webhook-port", str(port), "--webhook-listen", "127.0.0.1",
-                               "--webhook-cert-dir", str(cluster.state / "webhook")],
+                               "--webhook-cert-dir", str(cluster.state / "webhook"),
+                               "--metrics", f"http://127.0.0.1:{free_port()}/metrics"],
                               env=OPERATOR_ENV)
     process.start()
     wait_for_webhook(cluster)

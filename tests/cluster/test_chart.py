@@ -18,7 +18,7 @@ from lightkube.core.exceptions import ApiError
 from llmpack.config import load_config
 from llmpack.operator.kube import SecurityPolicyResource
 from llmpack_dev.cluster import LocalCluster, wait_for_webhook
-from llmpack_dev.crds import cert_manager_crds, gateway_api_crds, routing_crds
+from llmpack_dev.crds import cert_manager_crds, gateway_api_crds, routing_crds, service_monitor_crd
 from llmpack_dev.crds import install as install_crds
 from llmpack_dev.crds import uninstall as uninstall_crds
 from tests.cluster import models
@@ -97,6 +97,8 @@ def test_every_value_reaches_the_operator(cluster: LocalCluster) -> None:
     assert container["imagePullPolicy"] == "Always"
     assert {"--namespace=team-a", "--namespace=team-b", "--webhook-port=10443", "--verbose"} <= set(container["args"])
     assert container["resources"] == values["resources"]
+    assert config.metrics_port == values["metrics"]["port"]
+    assert {"name": "metrics", "containerPort": 9102} in container["ports"]
     pod = next(o for o in objects if o["kind"] == "Deployment")["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == values["nodeSelector"]
     assert pod["tolerations"] == values["tolerations"]
@@ -108,9 +110,32 @@ def test_every_value_reaches_the_operator(cluster: LocalCluster) -> None:
     assert bindings == {"llmpack-cluster"}  # only the cluster-scoped needs: CRD watch, its webhook configuration
 
 
+def test_metrics_are_served_by_default_and_service_monitors_made_only_when_asked(cluster: LocalCluster) -> None:
+    default = template(cluster, "--set", "keyManager.enabled=true", "--set", "auth.oidc.issuer=https://id.example")
+    assert [o for o in default if o["kind"] == "ServiceMonitor"] == []
+    service = next(o for o in default if o["metadata"]["name"] == "llmpack-metrics")
+    assert service["spec"]["ports"] == [{"name": "metrics", "port": 8081, "targetPort": "metrics"}]
+    assert {"name": "LLMPACK_METRICS_PORT", "value": "8081"} in _operator_container(default)["env"]
+
+    off = template(cluster, "--set", "metrics.port=0", "--set", "metrics.serviceMonitor.enabled=true")
+    assert not [o for o in off if o["kind"] == "ServiceMonitor" or o["metadata"]["name"] == "llmpack-metrics"]
+    assert {"name": "LLMPACK_METRICS_PORT", "value": "0"} in _operator_container(off)["env"]
+
+    custom = template(cluster, "-f", str(CUSTOM))
+    services = {o["metadata"]["name"]: o for o in custom if o["kind"] == "Service"}
+    for monitor in (o for o in custom if o["kind"] == "ServiceMonitor"):
+        assert monitor["metadata"]["labels"]["release"] == "prom"
+        assert monitor["spec"]["endpoints"] == [{"port": "metrics", "path": "/metrics", "interval": "15s"}]
+        selected = [s for s in services.values()
+                    if monitor["spec"]["selector"]["matchLabels"].items() <= s["metadata"]["labels"].items()]
+        assert [p["port"] for s in selected for p in s["spec"]["ports"] if p["name"] == "metrics"] == [9102]
+    monitored = {o["metadata"]["name"] for o in custom if o["kind"] == "ServiceMonitor"}
+    assert monitored == {"llmpack", "llmpack-key-manager"}
+
+
 def test_every_object_of_the_custom_render_passes_the_real_schemas(cluster: LocalCluster) -> None:
     """cert-manager's Certificate and Issuer, Gateway API's ReferenceGrant: a server-side dry run of each."""
-    crds = [*cert_manager_crds(), *gateway_api_crds()]
+    crds = [*cert_manager_crds(), *gateway_api_crds(), service_monitor_crd()]
     install_crds(cluster, crds)
     # The webhook configuration's name is the session operator's too: a dry run would merge the two.
     objects = [o for o in template(cluster, "-f", str(CUSTOM)) if o["kind"] != "ValidatingWebhookConfiguration"]
@@ -125,6 +150,7 @@ def test_every_object_of_the_custom_render_passes_the_real_schemas(cluster: Loca
         assert result.returncode == 0, result.stderr
         assert "certificate.cert-manager.io/llm-tls created (server dry run)" in result.stdout
         assert "referencegrant.gateway.networking.k8s.io/llmpack-gateway-tls created (server dry run)" in result.stdout
+        assert "servicemonitor.monitoring.coreos.com/llmpack-key-manager created (server dry run)" in result.stdout
     finally:
         for ns in created:
             cluster.kubectl("delete", "namespace", ns, "--timeout=60s")  # later tests install into these

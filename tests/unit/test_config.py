@@ -53,7 +53,9 @@ def _write(tmp_path: Path, values: dict[str, Any]) -> Path:
 
 
 def test_the_charts_own_values_file_gives_the_operators_defaults() -> None:
-    assert load_config(CHART / "values.yaml", env={}) == load_config(None, env={})
+    # But for metrics: on in the chart (a port of its own pod), off for a bare `llmpack run` (no port taken).
+    chart = load_config(CHART / "values.yaml", env={})
+    assert chart == load_config(None, env={}).model_copy(update={"metrics_port": 8081})
 
 
 def test_the_serving_packs_values_file_loads_unchanged_in_the_packs_meaning() -> None:

@@ -21,7 +21,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from llmpack.admission.claims import id_owned_elsewhere
 from llmpack.admission.rules import review
+from llmpack.assess.claims import ClaimIndex
 
 MAX_BYTES = 8 * 1024 * 1024  # an update carries two objects of up to the API server's 3 MiB request limit
 MAX_DEPTH = 64  # levels of nesting, from the review down; the deepest Kubernetes objects (affinity) take ~20
@@ -88,9 +90,12 @@ def read_request(raw: bytes) -> dict[str, Any]:
     return request
 
 
-def verdict(request: dict[str, Any]) -> dict[str, Any]:
-    """The AdmissionReview response to a request: warnings for kubectl, every error named on denial."""
+def verdict(request: dict[str, Any], claims: ClaimIndex | None = None) -> dict[str, Any]:
+    """The AdmissionReview response to a request: warnings for kubectl, every error named on denial. `claims`:
+    every model id claim the operator knows (none: the cross-object rule is not checked)."""
     findings = review(request.get("object"), request.get("oldObject") or None)
+    if claims:
+        findings += id_owned_elsewhere(request, claims)
     response: dict[str, Any] = {"uid": request["uid"], "allowed": True}
     if warnings := [str(f) for f in findings if f.level == "warning"]:
         response["warnings"] = warnings
@@ -104,10 +109,10 @@ def verdict(request: dict[str, Any]) -> dict[str, Any]:
     return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
 
 
-def answer(raw: bytes) -> Answer:
+def answer(raw: bytes, claims: ClaimIndex | None = None) -> Answer:
     """The HTTP answer to a body POSTed to the webhook."""
     try:
         request = read_request(raw)
     except BadReview as exc:
         return Answer(400, f"not an AdmissionReview: {exc}".encode(), "text/plain")
-    return Answer(200, json.dumps(verdict(request), allow_nan=False).encode(), "application/json")
+    return Answer(200, json.dumps(verdict(request, claims), allow_nan=False).encode(), "application/json")

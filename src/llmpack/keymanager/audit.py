@@ -14,6 +14,7 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Event
 
 from llmpack.api import names
+from llmpack.keymanager import metrics
 from llmpack.keymanager.catalog import ModelEntry, ModelRef
 from llmpack.keymanager.keys import now, stamp
 
@@ -35,6 +36,7 @@ class Auditor:
         if client_id is not None:
             fields["clientId"] = client_id
         log.info(message, extra={"audit": fields})
+        metrics.KEYS.labels(action).inc()
         if self.client is not None:
             task = asyncio.create_task(self._event(action, ref, model, message))
             self._pending.add(task)

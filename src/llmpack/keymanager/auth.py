@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from starlette.requests import Request
 
-from llmpack.keymanager import errors
+from llmpack.keymanager import errors, metrics
 from llmpack.keymanager.oidc import NotReady, TokenError, Verifier
 
 
@@ -87,7 +87,14 @@ class Authenticator:
 
     async def __call__(self, request: Request) -> Identity:
         for source in self.sources:
-            if (identity := await source.identify(request)) is not None:
+            try:
+                identity = await source.identify(request)
+            except errors.Problem as exc:
+                metrics.auth_failed(exc)
+                raise
+            if identity is not None:
                 return identity
-        raise errors.unauthorized("sign in first: send `Authorization: Bearer <token>` with a token from the "
-                                  "OIDC issuer", token_given=False)
+        refusal = errors.unauthorized("sign in first: send `Authorization: Bearer <token>` with a token from the "
+                                      "OIDC issuer", token_given=False)
+        metrics.auth_failed(refusal, credentials=False)
+        raise refusal

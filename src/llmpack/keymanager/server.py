@@ -9,7 +9,7 @@ from typing import Any
 import uvicorn
 from lightkube import AsyncClient, KubeConfig
 
-from llmpack.keymanager import pages
+from llmpack.keymanager import metrics, pages
 from llmpack.keymanager.app import create_app
 from llmpack.keymanager.service import FIELD_MANAGER, build
 from llmpack.keymanager.settings import Settings
@@ -41,8 +41,10 @@ def configure_logging(verbose: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def serve(settings: Settings, *, host: str, port: int, verbose: bool = False) -> None:
+def serve(settings: Settings, *, host: str, port: int, verbose: bool = False, metrics_port: int = 0) -> None:
     configure_logging(verbose)
+    if metrics_port:
+        metrics.serve(host, metrics_port)
     client = AsyncClient(KubeConfig.from_env(), field_manager=FIELD_MANAGER)
     app = create_app(build(settings, client), routers=[pages.router])
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=verbose, loop="uvloop",

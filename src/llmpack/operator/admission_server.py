@@ -12,24 +12,27 @@ import asyncio
 import gc
 import logging
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from aiohttp import web
 
 from llmpack.admission.reviews import MAX_BYTES, answer
 from llmpack.admission.webhook import HANDLER_ID, ServingCert
+from llmpack.assess.claims import ClaimIndex
 
 log = logging.getLogger("llmpack.admission")
 REVIEW_PATH = f"/{HANDLER_ID}"
 
 
-async def _handle(request: web.BaseRequest) -> web.StreamResponse:
+async def _handle(claims: Callable[[], ClaimIndex | None], request: web.BaseRequest) -> web.StreamResponse:
     if request.path == REVIEW_PATH and request.method == "POST":
         try:
             raw = await request.clone(client_max_size=MAX_BYTES).read()
         except web.HTTPRequestEntityTooLarge:
             return web.Response(status=413, text=f"not an AdmissionReview: the body is larger than {MAX_BYTES} bytes")
-        reply = answer(raw)
+        reply = answer(raw, claims())
         return web.Response(status=reply.status, body=reply.body, content_type=reply.content_type)
     if request.path == "/healthz":
         return web.Response(text="ok")
@@ -55,10 +58,12 @@ def quiet_gc() -> None:
     gc.set_threshold(20_000, 50, 50)
 
 
-async def start(listen: str, port: int, cert: ServingCert) -> AdmissionServer:
+async def start(listen: str, port: int, cert: ServingCert,
+                claims: Callable[[], ClaimIndex | None] = lambda: None) -> AdmissionServer:
+    """`claims`: the model id claims the operator holds now (None while it does not hold them all)."""
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(str(cert.cert), str(cert.key))
-    handler = web.Server(_handle, access_log=None)
+    handler = web.Server(partial(_handle, claims), access_log=None)
     # The API server opens few connections, but a burst of clients may not: leave room in the backlog.
     server = await asyncio.get_running_loop().create_server(handler, listen, port, ssl=tls, backlog=1024)
     log.info("admission webhook serving on https://%s:%d%s", listen, port, REVIEW_PATH)

@@ -4,7 +4,9 @@ exponentially when a key keeps failing (1 s, 2 s, 4 s ... capped at 5 min)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
+from collections.abc import Callable
 
 from llmpack.operator.store import Key
 
@@ -20,13 +22,16 @@ class WorkQueue:
         self._dirty: set[Key] = set()
         self._failures: Counter[Key] = Counter()
         self._timers: dict[Key, asyncio.TimerHandle] = {}
+        self._since: dict[Key, float] = {}  # when each queued key was added
         self.base_delay, self.max_delay = base_delay, max_delay
+        self.waited: Callable[[float], None] | None = None  # told how long each key waited (metrics)
 
     def add(self, key: Key) -> None:
         if key in self._active:
             self._dirty.add(key)  # run once more when the current pass ends
         elif key not in self._queued:
             self._queued.add(key)
+            self._since[key] = time.monotonic()
             self._queue.put_nowait(key)
 
     def add_after(self, key: Key, delay: float) -> None:
@@ -45,6 +50,9 @@ class WorkQueue:
         key = await self._queue.get()
         self._queued.discard(key)
         self._active.add(key)
+        since = self._since.pop(key, None)
+        if self.waited is not None and since is not None:
+            self.waited(time.monotonic() - since)
         return key
 
     def done(self, key: Key, *, failed: bool = False, cap: float | None = None) -> float | None:

@@ -19,12 +19,13 @@ from lightkube.core.exceptions import ApiError
 from pydantic import ValidationError
 
 from llmpack.api import Condition, ConditionStatus, LLMModel, LLMModelStatus, Phase, names
+from llmpack.assess.claims import lost
 from llmpack.assess.download import job_pod, waits_on_node
-from llmpack.assess.hub import sizing_state
+from llmpack.assess.hub import SizingState, sizing_state
 from llmpack.assess.progress import download_progress
 from llmpack.assess.report import Problem
 from llmpack.assess.sizing import HubFacts, downloaded_commit, hub_facts, hub_size
-from llmpack.assess.status import Observed, compute, job_state, ready_replicas, settle
+from llmpack.assess.status import Observed, claim_fields, compute, job_state, ready_replicas, settle
 from llmpack.assess.storage import pending
 from llmpack.config import Config
 from llmpack.kinds import THIRD_PARTY
@@ -120,7 +121,7 @@ class Reconciler:
         except ValidationError as exc:
             # The CRD admitted it but our models do not: report rather than guess.
             invalid = Problem("InvalidSpec", f"{describe(exc.errors()[0])}; fix the manifest and apply it again")
-            await self._report(body, None, Observed(problem=invalid))
+            await self._report(body, None, Observed(problem=invalid, claim=self.store.model_claim(key)))
             return False
         # Gather: what the spec alone does not say.
         blocked = await self._external_problem(model)
@@ -132,14 +133,8 @@ class Reconciler:
                                          "Job to try again")
         pods = self.store.of_kind(key, "Pod")
         facts = await self._facts(key, model, pods)
-        # What the sizing step reported on the Lease: the PVC's size, the commit, a PVC too small.
         lease = self.store.child(key, "Lease", names.download_lease(model.name))
-        pvc = next(iter(self.store.of_kind(key, "PersistentVolumeClaim")), None)
-        report = hub_size(lease, model)
-        sizing_job = self.store.child(key, "Job", sizing.job_name(model))
-        hub = hub_facts(model, report, job_state(sizing_job), sizing_job is not None,
-                        self.store.child(key, "Job", job_name), pvc)
-        sized = sizing_state(model, hub, report, job_state(sizing_job))
+        hub, sized = self._sizing(key, model, lease)
         blocked = blocked or sized.problem
         # Decide.
         desired = self._render(key, model, blocked is not None, job == "succeeded", hub)
@@ -159,6 +154,7 @@ class Reconciler:
             model_size=size or (format_bytes(hub.bytes) if hub.bytes is not None else None),
             job=job,
             routes=routes,
+            claim=self.store.model_claim(key),
             unbound=await self.causes.unbound(pvc) if pvc is not None and pending(pvc) else None,
             job_pod_warnings=await self.causes.pod_warnings(fetcher) if fetcher and waits_on_node(fetcher) else (),
             sizing=sized.waiting,
@@ -170,13 +166,25 @@ class Reconciler:
         waiting = waiting or sized.waiting is not None
         return problem is not None or waiting
 
+    def _sizing(self, key: Key, model: LLMModel, lease: dict[str, Any] | None) -> tuple[HubFacts, SizingState]:
+        """What the sizing step reported on the Lease (the PVC's size, the commit), and what follows from it."""
+        report = hub_size(lease, model)
+        sizing_job = self.store.child(key, "Job", sizing.job_name(model))
+        pvc = self.store.child(key, "PersistentVolumeClaim", names.storage_pvc(model.name))
+        hub = hub_facts(model, report, job_state(sizing_job), sizing_job is not None,
+                        self.store.child(key, "Job", download_job.job_name(model)), pvc)
+        return hub, sizing_state(model, hub, report, job_state(sizing_job))
+
     async def _facts(self, key: Key, model: LLMModel, pods: list[dict[str, Any]]) -> Facts:
         """What the routing plan needs to know about the cluster; the key Secret is read only when its group
         would be open."""
         crds = frozenset(kind.crd for kind in THIRD_PARTY if kind.crd in self.store.crds)
         key_metadata = self.store.child(key, "ConfigMap", names.key_metadata(model.name)) or {}
+        claim = self.store.model_claim(key)
         facts = Facts(crds=crds, ready=ready_replicas(model, pods),
                       key_metadata_uid=(key_metadata.get("metadata") or {}).get("uid"),
+                      claims_known=self.store.synced and claim is not None,
+                      taken=lost(claim, self.store.claim_index) if claim is not None else {},
                       served={crd: self.store.served.get(crd, ()) for crd in crds})
         if reads_keys(model, self.config, facts):
             client_ids, unreadable = await self.keys.client_ids(key)
@@ -207,7 +215,7 @@ class Reconciler:
         else:
             problem = observed.problem or Problem("InvalidSpec", "")
             status = LLMModelStatus(phase=Phase.ERROR, observed_generation=meta.get("generation"),
-                                    conditions=[_error_condition(problem)])
+                                    conditions=[_error_condition(problem)], **claim_fields(observed.claim))
         status = settle(status, previous, kube.now(), meta.get("generation"))
         if previous is not None and status.wire() == previous.wire():
             return

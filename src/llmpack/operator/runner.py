@@ -7,13 +7,21 @@ their CRD is Established until it is deleted: then the Store forgets their objec
 reconciled again. Each is watched in the version we write, the newest its CRD serves (a kind written in
 several versions, AIGatewayRoute, moves to a newer one when the CRD starts serving it). No watch failure
 ends the process. The admission webhook is served next to it (admission_server.py).
+
+Workers start once every stream has listed: every LLMModel, every child and the established CRDs (with the
+children of their kinds) are in the Store. Who owns a model id is then decided over all models at once
+(Store.sync), never over the few a watch has delivered so far, and a restarted operator judges each model by
+all it has, not by the first pod events (which would flip Ready models to Pending and back). Until then the
+webhook does not check model ids.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -23,9 +31,11 @@ from typing import TYPE_CHECKING, Any
 from lightkube import AsyncClient, KubeConfig
 
 from llmpack.api import GROUP, PLURAL, VERSION, names
+from llmpack.assess.claims import ClaimIndex
 from llmpack.config import FIELD_MANAGER, Config
 from llmpack.kinds import CHILDREN, THIRD_PARTY, Kind, newest_served
 from llmpack.operator import health, kube, listeners
+from llmpack.operator.metrics import Metrics
 from llmpack.operator.queue import WorkQueue
 from llmpack.operator.reconcile import Reconciler
 from llmpack.operator.store import Key, Store
@@ -39,6 +49,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("llmpack.operator")
 MANAGED = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
 PROBLEM_RECHECK = 15.0
+LISTED_RECHECK = 1.0  # on start-up, seconds before streams still listing are counted again
 PERSISTS = 3  # failed passes in a row before a model's failure is worth a WARNING
 LLMMODELS = Kind(GROUP, VERSION, "LLMModel", PLURAL)
 CRDS = Kind("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions")
@@ -65,28 +76,34 @@ class Operator:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     admission: admission_server.AdmissionServer | None = None
     watches: Watches | None = None
+    metrics: Metrics | None = None
     _versions: dict[str, str] = field(default_factory=dict)  # third-party CRD -> the version its kind is watched in
 
     async def start(self) -> None:
         client = AsyncClient(KubeConfig.from_env(), field_manager=FIELD_MANAGER)
+        if self.metrics is not None:  # lightkube offers no hook of its own: its httpx2 client's
+            self.metrics.count_requests(client._client._client)
+            self.queue.waited = self.metrics.waits.observe
         self.reconciler = Reconciler(client, self.store, self.config, wake=self.queue.add)
         if self.webhook is not None:
             from llmpack.admission import webhook as hook
             from llmpack.operator import admission_server
 
             cert = self.serving_cert()
-            self.admission = await admission_server.start(self.webhook.listen, self.webhook.port, cert)
+            self.admission = await admission_server.start(self.webhook.listen, self.webhook.port, cert,
+                                                          claims=self._claims)
             await kube.apply(client, hook.configuration(self.webhook.endpoint, cert.ca.read_bytes()))
         self.watches = Watches(connection(client.config))
-        models = [self.watches.start(f"llmmodels {ns or '*'}", Source(LLMMODELS, ns), self.on_model)
-                  for ns in self._namespaces()]
+        if self.metrics is not None:
+            self.metrics.count_requests(self.watches.http, watches=True)
+        for ns in self._namespaces():
+            self.watches.start(f"llmmodels {ns or '*'}", Source(LLMMODELS, ns), self.on_model)
         for child in CHILDREN:
             if child not in THIRD_PARTY:  # those once their CRD is Established (on_crd)
                 self._watch_children(child)
         for kind in THIRD_PARTY:  # by name: a cluster's other CRDs are large and none of our business
             self.watches.start(f"crd {kind.crd}", Source(CRDS, fields=f"metadata.name={kind.crd}"), self.on_crd)
-        self.tasks = [asyncio.create_task(self._work(), name=f"reconcile-worker-{i}") for i in range(self.workers)]
-        self.tasks.append(asyncio.create_task(self._synced([m.synced for m in models]), name="synced"))
+        self.tasks = [asyncio.create_task(self._start_when_listed(), name="listed")]
         if self.webhook is not None:
             admission_server.quiet_gc()  # last: everything startup made stays out of the collector's way
         if self.config.manage_listeners:
@@ -109,11 +126,22 @@ class Operator:
                 stream.forget()
         self.store.drop_kind(kind.kind)  # and what apply responses taught it
 
-    async def _synced(self, listed: list[asyncio.Event]) -> None:
-        await asyncio.gather(*(event.wait() for event in listed))
-        self.store.synced = True
-        log.info("watching %d LLMModels in %s", len(self.store.models),
-                 ", ".join(self.namespaces) if self.namespaces else "every namespace")
+    async def _start_when_listed(self) -> None:
+        """Once every stream has listed, decide every claim and start the workers. A stream that cannot list
+        (RBAC, the API server away) keeps them waiting, and says so in its log and on --health."""
+        assert self.watches is not None
+        # Looked at again after each list: the CRD lists start the watches of established third-party kinds,
+        # which must list too; one stopped meanwhile (its CRD deleted) never will, hence the timeout.
+        while pending := [s.synced for s, _ in self.watches.streams.values() if not s.synced.is_set()]:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(pending[0].wait(), LISTED_RECHECK)
+        self.store.sync(kube.now())
+        log.info("watching %d LLMModels in %s; %d model ids claimed", len(self.store.models),
+                 ", ".join(self.namespaces) if self.namespaces else "every namespace", len(self.store.claim_index))
+        self.tasks += [asyncio.create_task(self._work(), name=f"reconcile-worker-{i}") for i in range(self.workers)]
+
+    def _claims(self) -> ClaimIndex | None:
+        return self.store.claim_index if self.store.synced else None
 
     def health(self) -> list[str]:
         return self.watches.failing() if self.watches is not None else ["starting"]
@@ -139,13 +167,14 @@ class Operator:
         assert self.reconciler is not None
         while True:
             key = await self.queue.get()
-            failed, cap = True, None
+            failed, cap, result, started = True, None, "error", time.perf_counter()
             try:
                 # A problem the model reports (a missing Secret) is rechecked at least every PROBLEM_RECHECK
                 # seconds: nothing we may watch announces its fix. API failures back off up to 5 minutes.
                 failed = await self.reconciler.reconcile(key)
-                cap = PROBLEM_RECHECK
+                cap, result = PROBLEM_RECHECK, "problem" if failed else "success"
             except asyncio.CancelledError:
+                result = ""  # shutting down: not a pass
                 raise
             except Exception as exc:  # the API server restarting, a conflict, a timeout: retry with back-off
                 # Quietly at first: a 409 or 429 passes on the next try; a failure that persists is told.
@@ -154,15 +183,22 @@ class Operator:
                         self.queue.failures(key) + 1, " ".join(str(exc).split()) or type(exc).__name__)
             finally:
                 self.queue.done(key, failed=failed, cap=cap)
+                if self.metrics is not None and result:
+                    self.metrics.reconciled(result, time.perf_counter() - started)
 
     def on_model(self, type_: str, body: dict[str, Any]) -> None:
         if type_ == "DELETED":
-            key = self.store.drop_model(body)
+            key, woken = self.store.drop_model(body)
             self.queue.forget(key)
             if self.reconciler is not None:
                 self.reconciler.forget(key)
-            return
-        self.queue.add(self.store.put_model(body))
+        else:
+            key, woken = self.store.put_model(body, kube.now())
+            self.queue.add(key)
+        # A claim began, changed or ended: every other claimant of its ids may gain or lose one.
+        for other in woken:
+            if other in self.store.models:
+                self.queue.add(other)
 
     def on_crd(self, type_: str, body: dict[str, Any]) -> None:
         """A CRD appearing, going or serving other versions changes what can be applied (and in which version)
@@ -219,28 +255,36 @@ class Operator:
             self.queue.add(key)
 
 
-async def operate(operator: Operator, health_url: str | None) -> None:
+def metered(operator: Operator) -> Metrics:
+    operator.metrics = Metrics(operator.store, lambda: len(operator.queue),
+                               lambda: len(operator.watches.failing()) if operator.watches else 0)
+    return operator.metrics
+
+
+async def operate(operator: Operator, health_url: str | None, metrics_url: str | None = None) -> None:
     """Run until SIGTERM or SIGINT, then stop cleanly: workers, watches, webhook, connections."""
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     probe = await health.serve(health_url, operator) if health_url else None
+    scrape = await health.listen(health.address(metrics_url), metered(operator).page) if metrics_url else None
     try:
         await operator.start()
         await stopping.wait()
         log.info("stopping")
     finally:
         await operator.stop()
-        if probe is not None:
-            probe.close()
-            await probe.wait_closed()
+        for server in (probe, scrape):
+            if server is not None:
+                server.close()
+                await server.wait_closed()
 
 
 def run(config: Config, namespaces: Sequence[str], *, workers: int = 8, health: str | None = None,
-        webhook: WebhookOptions | None = None) -> None:
+        webhook: WebhookOptions | None = None, metrics: str | None = None) -> None:
     import uvloop
 
     operator = Operator(config, workers=workers, webhook=webhook, namespaces=tuple(namespaces))
     # uvloop: 15% more webhook reviews per second, p99 ~10 ms lower (bench/webhook_latency.py).
-    uvloop.run(operate(operator, health))
+    uvloop.run(operate(operator, health, metrics))

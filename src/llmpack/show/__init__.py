@@ -1,0 +1,1 @@
+"""`llmpack status`: the models, one line each, from their status alone (lines.py renders, live.py fetches)."""
