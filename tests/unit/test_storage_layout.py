@@ -88,9 +88,9 @@ def test_pvc_access_mode_is_configurable_unlike_the_seed() -> None:
     assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
 
 
-def test_oci_model_copies_models_into_an_emptydir_and_creates_no_pvc() -> None:
+def test_an_oci_model_opted_out_of_image_volumes_copies_models_into_an_emptydir_and_creates_no_pvc() -> None:
     image = "registry.example.com/models/my-model@sha256:" + "a" * 64
-    objects = render(model({"model": {"source": "oci", "image": image}}), CONFIG)
+    objects = render(model({"model": {"source": "oci", "image": image, "imageVolume": False}}), CONFIG)
     assert find(objects, "PersistentVolumeClaim") is None
     loader = container(objects, "model-loader")
     assert loader is not None

@@ -79,6 +79,11 @@ class Model(ApiModel):
         None, description="Secret in the model's namespace with key HF_TOKEN, given to the downloader only.")
     image: NonEmpty | None = Field(None, description="OCI model image with weights under /models (source oci).")
     preload: bool = Field(True, description="Download (or copy) the weights before vLLM starts.")
+    image_volume: bool | None = Field(
+        None, description="source oci: mount the image's /models read-only at /model-cache as an image volume (no "
+        "copy, no emptyDir). Unset: on when the cluster runs Kubernetes 1.35 or later; false: copy the weights "
+        "into an emptyDir on every pod start, as the Serving Pack does. The nodes' runtime must support image "
+        "volumes (containerd 2.1+, CRI-O 1.31+).")
     storage: Storage = nested(Storage, "Where the weights live, mounted at /model-cache.")
 
     @model_validator(mode="after")

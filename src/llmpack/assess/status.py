@@ -48,6 +48,7 @@ class Observed:
     job_pod_warnings: tuple[dict[str, Any], ...] = ()  # Warning Events of the download Job's pod while it waits
     sizing: Problem | None = None  # what the model waits for from the Hub before its PVC or download
     resolved_revision: str | None = None  # the commit the weights are (or are being) fetched at
+    loading: str | None = None  # how the weights reach /model-cache (render/storage.py loading)
 
 
 def _init_state(pod: dict[str, Any]) -> str:
@@ -304,6 +305,7 @@ def compute(model: LLMModel, observed: Observed, previous: LLMModelStatus | None
         model_size=observed.model_size or (previous.model_size if previous else None),
         download=observed.download,
         resolved_revision=observed.resolved_revision or (previous.resolved_revision if previous else None),
+        loading=observed.loading,
         endpoints=EndpointStatus.model_validate(dict(routes.endpoints)) if routes.endpoints else None,
         **claim_fields(observed.claim),
     )

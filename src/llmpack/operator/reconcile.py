@@ -40,6 +40,7 @@ from llmpack.operator.store import Key, Store
 from llmpack.quantity import format_bytes
 from llmpack.render import Facts, download_job, plan, render, sizing
 from llmpack.render.plan import reads_keys
+from llmpack.render.storage import loading
 from llmpack.wellknown import HF_TOKEN_KEY
 
 log = logging.getLogger("llmpack.reconcile")
@@ -51,6 +52,7 @@ class Reconciler:
     def __init__(self, client: AsyncClient, store: Store, config: Config,
                  wake: Callable[[Key], None] = lambda key: None) -> None:
         self.client, self.store, self.config = client, store, config
+        self.image_volumes = True  # the cluster mounts image volumes (set from its version at start)
         self.keys = ApiKeys(client, store, wake)
         self.router = Router(client, store, self.keys)
         self.causes = Causes(client)
@@ -84,7 +86,8 @@ class Reconciler:
         stamp = ((model.metadata.uid, model.metadata.generation), hold, weights_ready, hub)
         if (cached := self._rendered.get(key)) is not None and cached[0] == stamp:
             return cached[1]
-        desired = render(model, self.config, hold=hold, weights_ready=weights_ready, hub=hub)
+        desired = render(model, self.config, hold=hold, weights_ready=weights_ready, hub=hub,
+                         image_volumes=self.image_volumes)
         self._rendered[key] = (stamp, desired)
         return desired
 
@@ -159,6 +162,7 @@ class Reconciler:
             job_pod_warnings=await self.causes.pod_warnings(fetcher) if fetcher and waits_on_node(fetcher) else (),
             sizing=sized.waiting,
             resolved_revision=hub.commit or downloaded_commit(lease, model),
+            loading=loading(model, self.image_volumes),
         )
         await self._report(body, model, observed)
         # Nothing we watch says when a waiting PVC or pod gets an Event, or a StorageClass appears: look again.

@@ -14,7 +14,7 @@ from llmpack.render.storage import StorageLayout, build_storage, downloader
 
 
 def render(model: LLMModel, config: Config, *, hold: bool = False, weights_ready: bool = False,
-           hub: HubFacts | None = None) -> list[dict[str, Any]]:
+           hub: HubFacts | None = None, image_volumes: bool = True) -> list[dict[str, Any]]:
     """Every object the model needs, in a stable order (dependencies before dependents).
 
     `hold` renders the Deployment at 0 replicas: used while something outside the spec (a missing Secret)
@@ -24,9 +24,10 @@ def render(model: LLMModel, config: Config, *, hold: bool = False, weights_ready
 
     `hub` is what the sizing step reported (render/sizing.py): until it has, a model without a size has no PVC
     and no download is rendered. None renders offline: every step, the download as the spec alone says it.
+    `image_volumes`: the cluster mounts image volumes, so an OCI model's image is mounted rather than copied.
     """
     facts = hub or HubFacts()
-    layout = build_storage(model, config, hub)
+    layout = build_storage(model, config, hub, image_volumes)
     objects = [serving.service_account(model)]
     if layout.pvc is not None:
         objects.append(layout.pvc)

@@ -21,6 +21,8 @@ VOLUME = "model-storage"
 MODEL_PATH = "/model-cache"
 OCI_SOURCE_DIR = "/models"
 OCI_TARGET_DIR = "/shared-models"  # where the seed's copy step sees the shared volume
+# How the weights reach /model-cache (status.loading).
+IMAGE_VOLUME, COPY, DOWNLOAD_JOB, POD_DOWNLOAD, MANUAL = "ImageVolume", "Copy", "DownloadJob", "PodDownload", "Manual"
 DOWNLOADER = "model-downloader"
 LOADER = "model-loader"
 
@@ -94,14 +96,36 @@ def loader(model: LLMModel) -> dict[str, Any]:
     }
 
 
+def loading(model: LLMModel, image_volumes: bool) -> str:
+    """How the weights reach /model-cache; `image_volumes`: the cluster mounts image volumes (Kubernetes 1.35+)."""
+    m = model.spec.model
+    if not m.preload:
+        return MANUAL
+    if m.is_oci:
+        return IMAGE_VOLUME if (image_volumes if m.image_volume is None else m.image_volume) else COPY
+    return DOWNLOAD_JOB if m.storage.type == StorageType.PVC else POD_DOWNLOAD
+
+
+def _image_volume(model: LLMModel) -> StorageLayout:
+    """The image's /models, read-only at /model-cache: no init container, no copy, no node disk of ours."""
+    assert model.spec.model.image is not None
+    volume = {"name": VOLUME, "image": {"reference": model.spec.model.image, "pullPolicy": "IfNotPresent"}}
+    mount = {"name": VOLUME, "mountPath": MODEL_PATH, "subPath": OCI_SOURCE_DIR.strip("/"), "readOnly": True}
+    return StorageLayout(None, [], [volume], [mount])
+
+
 def _empty_dir(size: str | None) -> dict[str, Any]:
     return {"name": VOLUME, "emptyDir": {"sizeLimit": size} if size else {}}
 
 
-def build_storage(model: LLMModel, config: Config, hub: HubFacts | None = None) -> StorageLayout:
-    """`hub`: what the sizing step reported (None: offline, the size the spec gives and no pinned commit)."""
+def build_storage(model: LLMModel, config: Config, hub: HubFacts | None = None,
+                  image_volumes: bool = True) -> StorageLayout:
+    """`hub`: what the sizing step reported (None: offline, the size the spec gives and no pinned commit).
+    `image_volumes`: the cluster mounts image volumes (Kubernetes 1.35+; offline, we assume it does)."""
     m = model.spec.model
     mounts = [{"name": VOLUME, "mountPath": MODEL_PATH}]
+    if loading(model, image_volumes) == IMAGE_VOLUME:
+        return _image_volume(model)
     if m.is_oci:
         # Weights baked into an image: copied into an emptyDir on every pod start (no PVC).
         size = m.storage.size if m.storage.type == StorageType.EMPTY_DIR else None
