@@ -16,7 +16,8 @@ from tests.cluster import models
 from tests.cluster.operator_process import OperatorProcess
 
 DENIED = {
-    "pvc-without-size": ({"model": {"storage": {"size": None}}}, "spec.model.storage.size is required"),
+    "pvc-without-size-or-preload": ({"model": {"preload": False, "storage": {"size": None}}},
+                                    "spec.model.storage.size is required"),
     "size-not-a-quantity": ({"model": {"storage": {"size": "30 gigabytes"}}}, "spec.model.storage.size"),
     "zero-size": ({"model": {"storage": {"size": "0"}}}, "spec.model.storage.size must be greater than zero"),
     "oci-without-image": ({"model": {"source": "oci"}}, "spec.model.image is required"),
