@@ -1,6 +1,7 @@
-"""The webhook's cross-object rule: a model id another object already owns. Pure: the claims the operator's
-Store holds come in as data. The API server cannot see them, which is why this rule lives in the webhook the
-operator serves rather than in the CRD.
+"""The webhook's cross-object rule (admission/table.py, `model-id-owned-elsewhere`): a model id another object
+already owns. Pure: the claims the operator's Store holds come in as data. The API server cannot see them (no
+CEL over one object can), which is why this rule lives in the webhook the operator serves, with
+failurePolicy Ignore: while the operator is down the model is admitted without it.
 
 Only a warning, never a refusal: the oldest claim owns an id whether or not admission ran (assess/claims.py),
 so the warning only tells the writer now what the model's conditions will say.
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from llmpack.admission.rules import Finding, warning
+from llmpack.admission.rules import Finding, finding
 from llmpack.api import KIND
 from llmpack.assess.claims import ClaimIndex, first, model_ids
 
@@ -37,8 +38,5 @@ def id_owned_elsewhere(request: Mapping[str, Any], index: ClaimIndex) -> list[Fi
         owner = first(c for k, c in claims.items() if not (fresh and k == key))
         if owner is None or owner.key == key:
             continue
-        findings.append(warning("spec.model.name", f"model id {model_id} is already claimed by {owner} (since "
-                                f"{owner.claimed_at}): the shared hostnames route it there, not to this model "
-                                "(ExternalEndpointReady=False, ModelIdConflict), until that one is deleted or "
-                                "its id changes; this model still serves inside the cluster"))
+        findings.append(finding("model-id-owned-elsewhere", model_id=model_id, owner=owner, since=owner.claimed_at))
     return findings

@@ -135,7 +135,9 @@ def claimed_at(*, created: str | None, generation: int | None, recorded: str | N
 
 def model_ids(body: dict[str, Any]) -> frozenset[str]:
     """The ids an LLMModel claims: its `spec.model.name`, which vLLM serves it as."""
-    name = ((body.get("spec") or {}).get("model") or {}).get("name")
+    name: object = body
+    for key in ("spec", "model", "name"):  # any JSON: the webhook reads what a review carries, untyped
+        name = name.get(key) if isinstance(name, dict) else None
     return frozenset({name}) if isinstance(name, str) and name else frozenset()
 
 
