@@ -1,6 +1,7 @@
 """The truth about an LLMModel, computed from what the cluster holds. Pure: no I/O, time passed in.
 
-phase: Pending (storage not bound, the download's pod not running yet, nothing scheduled) -> Downloading
+phase: Pending (the Hub not asked for the size yet, storage not bound, the download's pod not running yet,
+nothing scheduled) -> Downloading
 (the download Job's pod or a downloader/loader init container runs) -> Starting (weights present, vLLM not
 ready) -> Ready (ready >= desired); Degraded when some but not all replicas serve or vLLM crashed after
 starting; Error when the spec cannot be applied or cannot make progress, e.g. a missing Secret or a failed
