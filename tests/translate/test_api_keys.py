@@ -123,3 +123,14 @@ def test_the_route_as_ai_gateway_writes_it_carries_the_same_filters(egctl: Trans
     assert {c["type"]: c["reason"] for c in parent["conditions"]}["ResolvedRefs"] == "InvalidKind"
     assert with_key(as_written, ALPHA, ALPHA.keys["alpha-app"]).status == 500
     assert with_key(as_written, ALPHA, BETA.keys["beta-app"]).status == 403
+
+
+def test_a_client_id_in_two_models_secrets_opens_both_to_the_first_ones_key(egctl: Translate, tls: KeyPair) -> None:
+    """Why client ids must be unique in a namespace (llmpack's key manager makes them so, docs/key-manager.md):
+    Envoy Gateway keeps one key per client id across the pooled Secrets, the first Secret's."""
+    first = Served(model({"model": {"name": "acme/first"}}, name="first"), {"shared": "sk-first-0001"})
+    second = Served(model({"model": {"name": "acme/second"}}, name="second"), {"shared": "sk-second-0002"})
+    t = egctl(cluster([first, second], tls))
+    for target in (first, second):
+        assert with_key(t, target, "sk-first-0001").status == 200
+        assert with_key(t, target, "sk-second-0002").status == 401
