@@ -55,8 +55,10 @@ cluster-down: venv ## stop the local control plane and remove its state
 demo: venv testbin ## the main job: control plane, CRD, operator, example models reaching Ready
 	$(BIN)/python -m llmpack_dev.demo --state .testcluster --bin $(TESTBIN)
 
-crd: venv ## regenerate the checked-in CRD from the API models
+crd: venv ## regenerate the checked-in CRD and the chart's admission policies from the API models and rules
 	$(BIN)/llmpack crd > charts/llmpack/crds/llmmodels.llm.nebari.dev.yaml
+	$(BIN)/python -c 'import sys; from llmpack.admission.policies import chart_template as t; sys.stdout.write(t())' \
+		> charts/llmpack/templates/admission-policies.yaml
 
 golden: venv ## regenerate the golden render files after an intended change
 	UPDATE_GOLDEN=1 $(BIN)/pytest -q tests/unit/test_examples.py

@@ -3,13 +3,16 @@ API requests the operator makes for it, its CPU time from the first create to al
 and every request it makes (reads included) in a settled window afterwards.
 
 Rerun: make testbin && .venv/bin/python bench/operator_scale.py [--models 200] [--routing] [--profile FILE]
+       [--restart]
 (--routing installs the Gateway API, inference extension and SecurityPolicy CRDs first, so every Ready
 model also gets its pool, endpoint picker and policies; "routed" is when every pool is Applied.
 --profile records the operator with py-spy (`pip install py-spy`) into a speedscope file and prints its
-top frames.) To compare with an earlier commit: `git worktree add /tmp/before REV` and run this script
+top frames. --restart then kills the operator, starts it again and counts its requests over the next
+RESTART_WATCH seconds, with nothing changed: every write is a condition flipping or an object applied again.)
+To compare with an earlier commit: `git worktree add /tmp/before REV` and run this script
 again with PYTHONPATH=/tmp/before/src (the bench itself comes from this tree).
 Targets (issue 20): at 200 models CPU to all Ready <= 15 s, peak RSS <= 90 MB, converged <= 20 s, no request
-in a settled 60 s window; at 1000 models converged <= 90 s, peak RSS <= 200 MB.
+in a settled 60 s window, no write after a restart; at 1000 models converged <= 90 s, peak RSS <= 200 MB.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from llmpack_dev.nodes import node  # noqa: E402
 from tests.cluster.operator_process import OperatorProcess  # noqa: E402
 
 NAMESPACE = "bench"
+RESTART_WATCH = 30.0
 
 
 def kubectl_json(cluster: LocalCluster, *args: str) -> dict[str, object]:
@@ -105,6 +109,27 @@ def by_verb(requests: list[dict[str, str]]) -> dict[str, int]:
     return dict(sorted(collections.Counter(r["verb"] for r in requests).items()))
 
 
+def writes(requests: list[dict[str, str]]) -> list[dict[str, str]]:
+    return [r for r in requests if r["verb"] not in ("get", "list", "watch")]
+
+
+def restart(cluster: LocalCluster, operator: OperatorProcess) -> tuple[list[dict[str, str]], float]:
+    """Kill the operator and start it with nothing changed: (its requests over RESTART_WATCH s, seconds until
+    it says it has listed everything and starts reconciling)."""
+    since = utc_stamp()
+    log_size = operator.log.stat().st_size
+    operator.restart()
+    started = time.monotonic()
+    listed_at: float | None = None
+    while time.monotonic() - started < RESTART_WATCH:
+        if listed_at is None and b"LLMModels in" in operator.log.read_bytes()[log_size:]:
+            listed_at = time.monotonic() - started
+        time.sleep(0.2)
+    time.sleep(2)  # the audit log is written in batches of at most 1 s
+    return [r for r in requests_by(cluster.audit_log, "llmpack-operator") if r["at"] >= since], \
+        listed_at if listed_at is not None else float("nan")
+
+
 def utc_stamp() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -147,6 +172,7 @@ def main() -> None:
     parser.add_argument("--idle", type=float, default=60, help="seconds of the settled window (0: skip)")
     parser.add_argument("--settle", type=float, default=10, help="seconds after all Ready before the window")
     parser.add_argument("--profile", type=Path, help="py-spy raw profile of the operator, create to all Ready")
+    parser.add_argument("--restart", action="store_true", help="then restart the operator and count its writes")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="llmpack-bench-") as tmp:
         cluster = LocalCluster(Path(tmp) / "cluster", ROOT / ".testbin", audit_reads=True)
@@ -202,6 +228,7 @@ def main() -> None:
                 idle = [r for r in requests_by(cluster.audit_log, "llmpack-operator") if r["at"] >= since]
             rss = peak_rss_mb(operator.proc.pid)
             alive = operator.alive()
+            after_restart, listed_in = restart(cluster, operator) if args.restart else (None, float("nan"))
         finally:
             operator.stop()
             if args.keep_audit and cluster.audit_log.exists():
@@ -222,10 +249,16 @@ def main() -> None:
     if idle is not None:
         print(f"requests in a settled {args.idle:.0f} s window ({args.settle:.0f} s after): {len(idle)} "
               f"{by_verb(idle)}{' e.g. ' + str([r['verb'] + ' ' + r['uri'] for r in idle[:3]]) if idle else ''}")
+    if after_restart is not None:
+        written = writes(after_restart)
+        print(f"after a restart, {RESTART_WATCH:.0f} s with nothing changed: {len(written)} writes {by_verb(written)}"
+              f"{' e.g. ' + str([r['verb'] + ' ' + r['uri'] for r in written[:3]]) if written else ''}, "
+              f"{len(after_restart) - len(written)} reads; reconciling {listed_in:.1f} s after the start")
     print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
     if args.profile:
         print("\n".join(top_frames(args.profile)))
-    print("rerun: make testbin && .venv/bin/python bench/operator_scale.py --models", args.models)
+    print("rerun: make testbin && .venv/bin/python bench/operator_scale.py --models", args.models,
+          *(["--routing"] if args.routing else []), *(["--restart"] if args.restart else []))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ state. Used by `make cluster-up`, the pytest session fixture and `make demo` ali
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import os
@@ -28,6 +29,7 @@ import httpx
 import yaml
 
 from llmpack import certs as pki
+from llmpack.admission.table import Settings
 from llmpack_dev.nodes import bootstrap_objects
 from llmpack_dev.stages import StageDelays, load_stages
 
@@ -269,19 +271,78 @@ class LocalCluster:
 
 
 
-def wait_for_webhook(cluster: LocalCluster, within: float = 30) -> None:
-    """Until a server-side dry run of a model passes through the admission webhook (failurePolicy Fail)."""
-    probe = {"apiVersion": "llm.nebari.dev/v1alpha1", "kind": "LLMModel", "metadata": {"name": "probe"},
-             "spec": {"model": {"name": "org/probe", "storage": {"size": "1Gi"}}}}
+PROBE: dict[str, Any] = {"apiVersion": "llm.nebari.dev/v1alpha1", "kind": "LLMModel", "metadata": {"name": "probe"},
+                         "spec": {"model": {"name": "org/probe", "storage": {"size": "1Gi"}}}}
+
+
+def _until(what: str, done: Any, within: float) -> None:
     deadline = time.monotonic() + within
     while True:
-        done = cluster.kubectl("apply", "--dry-run=server", "-n", "default", "-f", "-", stdin=yaml.safe_dump(probe),
-                               check=False)
-        if done.returncode == 0:
+        ok, why = done()
+        if ok:
             return
         if time.monotonic() > deadline:
-            raise ClusterError(f"the admission webhook never answered: {done.stderr.strip()}")
+            raise ClusterError(f"{what} never happened: {why}")
         time.sleep(0.3)
+
+
+def install_admission(cluster: LocalCluster, settings: Settings | None = None) -> None:
+    """The CRD and the admission policies, as `llmpack crd` and `llmpack policies` print them; returns once the API
+    server enforces both (it loads policies a moment after they are written)."""
+    from llmpack.admission.policies import objects
+    from llmpack.api.crd import crd
+
+    cluster.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(crd()))
+    cluster.kubectl("wait", "--for=condition=Established", "crd/llmmodels.llm.nebari.dev", "--timeout=30s")
+    cluster.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all(objects(settings or Settings())))
+    wait_for_admission(cluster)
+
+
+def remove_policies(cluster: LocalCluster) -> None:
+    """The admission policies and their bindings gone (before a Helm release of the chart brings its own)."""
+    from llmpack.admission.policies import POLICIES
+
+    for kind in ("validatingadmissionpolicybinding", "validatingadmissionpolicy"):
+        cluster.kubectl("delete", kind, *[p.name for p in POLICIES], "--ignore-not-found")
+
+
+def wait_for_admission(cluster: LocalCluster, within: float = 30) -> None:
+    """Until the API server answers with both admission policies: a dry run warned by one, refused by the other."""
+    from llmpack.admission.policies import POLICIES
+
+    warned = {**PROBE, "spec": {"model": {"name": "org/probe", "storage": {"type": "emptyDir"}}}}
+    refused = {**PROBE, "spec": {**PROBE["spec"], "advanced": {"inferencePool": {"schedulerConfig": [1]}}}}
+
+    def answered() -> tuple[bool, str]:
+        warning = cluster.kubectl("apply", "--dry-run=server", "-n", "default", "-f", "-", check=False,
+                                  stdin=yaml.safe_dump(warned))
+        denial = cluster.kubectl("apply", "--dry-run=server", "-n", "default", "-f", "-", check=False,
+                                 stdin=yaml.safe_dump(refused))
+        seen = f"{warning.stderr.strip()} | {denial.stderr.strip()}"
+        return all(f"ValidatingAdmissionPolicy '{p.name}'" in seen for p in POLICIES), seen
+
+    _until("the admission policies answering", answered, within)
+
+
+def wait_for_webhook(cluster: LocalCluster, within: float = 30) -> None:
+    """Until the operator's webhook answers its /healthz at the URL its configuration names (local runs), with the
+    configuration's CA: the operator is up and serving. (With failurePolicy Ignore, a dry run passes either way.)"""
+    def healthy() -> tuple[bool, str]:
+        got = cluster.kubectl("get", "validatingwebhookconfiguration", "llmpack-validating-webhook", "-o", "json",
+                              check=False)
+        if got.returncode != 0:
+            return False, got.stderr.strip()
+        client = json.loads(got.stdout)["webhooks"][0]["clientConfig"]
+        base = client["url"].rsplit("/", 1)[0]
+        try:  # the configuration may still be an earlier run's, its CA not (yet) the serving one's
+            tls = ssl.create_default_context(cadata=base64.b64decode(client["caBundle"]).decode())
+            with httpx.Client(verify=tls, timeout=2) as http:
+                status = http.get(f"{base}/healthz").status_code
+        except (ssl.SSLError, ValueError, httpx.HTTPError) as exc:
+            return False, str(exc)
+        return status == 200, f"/healthz answered {status}"
+
+    _until("the admission webhook answering", healthy, within)
 
 
 def _alive(pid: int) -> bool:

@@ -1,5 +1,5 @@
-"""`make demo`: the main job on a laptop. Starts the local control plane (or reuses it), installs the CRD,
-runs the operator, applies the examples and shows them moving through their phases to Ready."""
+"""`make demo`: the main job on a laptop. Starts the local control plane (or reuses it), installs the CRD and the
+admission policies, runs the operator, applies the examples and shows them moving through their phases to Ready."""
 
 from __future__ import annotations
 
@@ -14,9 +14,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from llmpack.api.crd import crd
 from llmpack.manifests import load_models
-from llmpack_dev.cluster import ClusterError, LocalCluster, free_port, wait_for_webhook
+from llmpack_dev.cluster import ClusterError, LocalCluster, free_port, install_admission, wait_for_webhook
 from llmpack_dev.nodes import storage_class
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,8 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         except ClusterError as exc:
             console.print(f"[red]Could not start the cluster:[/] {exc}")
             return 1
-        cluster.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(crd()))
-        cluster.kubectl("wait", "--for=condition=Established", "crd/llmmodels.llm.nebari.dev", "--timeout=30s")
+        install_admission(cluster)  # the CRD and the admission policies: `llmpack crd` and `llmpack policies`
         cluster.start_process("operator", [
             sys.executable, "-m", "llmpack.cli", "run", "--kubeconfig", str(cluster.kubeconfig_for("operator")),
             "--webhook-port", str(free_port()), "--webhook-listen", "127.0.0.1",

@@ -1,4 +1,5 @@
-"""The `llmpack` command: render manifests, print the CRD, run the operator, download models, serve keys."""
+"""The `llmpack` command: render manifests, print the CRD and the admission policies, run the operator, download
+models, serve keys."""
 
 from __future__ import annotations
 
@@ -47,6 +48,16 @@ def cmd_crd(args: argparse.Namespace) -> int:
     from llmpack.api.crd import crd
 
     sys.stdout.write(dump_yaml([crd()]))
+    return 0
+
+
+def cmd_policies(args: argparse.Namespace) -> int:
+    from llmpack.admission.policies import objects
+    from llmpack.admission.table import Settings
+    from llmpack.config import load_config
+
+    config = load_config(args.values)
+    sys.stdout.write(dump_yaml(objects(Settings(default_access_mode=config.access_mode.value))))
     return 0
 
 
@@ -215,7 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-format", choices=("text", "json"), default="text",
                    help="json: one object per line (time, level, logger, message, model) for log pipelines")
     hook = p.add_argument_group(
-        "admission webhook (rejects bad LLMModels at kubectl apply; off unless a port is given)")
+        "admission webhook (off unless a port is given): warnings that need other objects, added to kubectl apply's; "
+        "failurePolicy Ignore, so while the operator is down nothing is blocked and those warnings are missing. "
+        "Every denial and every other warning is the API server's own: `llmpack crd` and `llmpack policies`")
     hook.add_argument("--webhook-port", type=int, metavar="PORT", help="serve the validating webhook on this port")
     hook.add_argument("--webhook-listen", default="0.0.0.0", metavar="ADDR", help="listen address (default 0.0.0.0)")
     hook.add_argument("--webhook-url", metavar="URL",
@@ -297,8 +310,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("crd", help="print the LLMModel CustomResourceDefinition",
-                       description="Print the CRD for llmmodels.llm.nebari.dev; apply it with kubectl apply -f -.")
+                       description="Print the CRD for llmmodels.llm.nebari.dev, with the validation rules that refuse "
+                       "bad models; apply it with kubectl apply --server-side -f -.")
     p.set_defaults(func=cmd_crd)
+
+    p = sub.add_parser(
+        "policies",
+        help="print the LLMModel admission policies (what kubectl apply warns about, and refuses beyond the CRD)",
+        description="Print the ValidatingAdmissionPolicies and their bindings that the API server evaluates for "
+        "every LLMModel, without the operator: the warnings (emptyDir with preload, an OCI image by tag, ...) and "
+        "the denials the CRD cannot hold. The Helm chart ships the same; for a local run, apply them with "
+        "`llmpack policies | kubectl apply --server-side -f -` next to `llmpack crd`.",
+        epilog="Kubernetes 1.30 or later. The operator's settings they read (defaults.storage.accessMode) come from "
+        "--values and LLMPACK_* variables, as for `llmpack run`.",
+    )
+    p.add_argument("--values", type=Path, metavar="VALUES.yaml", help="operator settings (Helm chart keys)")
+    p.set_defaults(func=cmd_policies)
     return parser
 
 

@@ -109,8 +109,16 @@ def _pattern() -> str:
     return "^[+-]?(?:" + "|".join(branches) + ")$"
 
 
-# The CRD's pattern: RE2 (Go, CEL) and Python's re read it alike; no backslash, so it needs no escaping.
+# The whole grammar, bounds included: RE2 (Go, CEL) and Python's re read it alike; no backslash, so it needs
+# no escaping. It is ~1,000 characters, and the API server prints a pattern whole when a value fails it, so the
+# CRD's schema holds QUANTITY_SHAPE below and this one guards the CEL rules (the bound itself, and every
+# rule that calls quantity()).
 QUANTITY_PATTERN = _pattern()
+# The grammar without the limits on the digits before the point: the schema's pattern (with MAX_LENGTH),
+# short enough to read in an error. A value of this shape that QUANTITY_PATTERN refuses is out of range.
+QUANTITY_SHAPE = (f"^[+-]?([0-9]+([.][0-9]{{0,{MAX_FRACTION_DIGITS}}})?|[.][0-9]{{1,{MAX_FRACTION_DIGITS}}})"
+                  f"([{''.join(u for u in _UNITS if len(u) == 1)}]|[{''.join(u[0] for u in _BINARY_UNITS)}]i"
+                  f"|[eE][+-]?[0-9]{{1,{MAX_EXPONENT_DIGITS}}})?$")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from lightkube import AsyncClient, KubeConfig
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace
 
-from llmpack_dev.cluster import LocalCluster, wait_for_webhook
+from llmpack_dev.cluster import LocalCluster, install_admission
 from tests.cluster.operator_process import OperatorProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,17 +61,15 @@ async def namespace(client: AsyncClient) -> AsyncIterator[str]:
 
 @pytest.fixture(scope="session")
 def crd_installed(cluster: LocalCluster) -> None:
-    import yaml
-
-    from llmpack.api.crd import crd
-
-    cluster.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(crd()))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/llmmodels.llm.nebari.dev", "--timeout=30s")
+    """The CRD and the admission policies, as `llmpack crd` and `llmpack policies` print them."""
+    install_admission(cluster)
 
 
 @pytest.fixture(scope="session")
 def operator(cluster: LocalCluster, crd_installed: None) -> Iterator[OperatorProcess]:
-    """`llmpack run` as the llmpack-operator identity; its log is printed when a test fails."""
+    """`llmpack run` as the llmpack-operator identity; its log is printed when a test fails. Nothing waits for its
+    webhook: it only adds warnings that read other objects (failurePolicy Ignore), so admission never needs it; a
+    test of those warnings waits for it itself (wait_for_webhook)."""
     from llmpack_dev.cluster import free_port
 
     port = free_port()
@@ -81,7 +79,6 @@ def operator(cluster: LocalCluster, crd_installed: None) -> Iterator[OperatorPro
                                "--metrics", f"http://127.0.0.1:{free_port()}/metrics"],
                               env=OPERATOR_ENV)
     process.start()
-    wait_for_webhook(cluster)
     yield process
     process.stop()
 
@@ -91,5 +88,4 @@ def running_operator(cluster: LocalCluster, operator: OperatorProcess) -> Operat
     """The session's operator, started again if an earlier test left it stopped."""
     if not operator.alive():
         operator.start()
-    wait_for_webhook(cluster)  # a test may have just restarted it; with failurePolicy Fail, wait for it
     return operator

@@ -58,14 +58,16 @@ class OperatorProcess:
         return self.proc is not None and self.proc.poll() is None
 
 
-def writes_by(audit_log: Path, user: str = OPERATOR_USER) -> list[str]:
-    """The write requests (`verb uri`) a user made, from the API server's audit log (reads are not logged)."""
+def writes_by(audit_log: Path, user: str = OPERATOR_USER, *, conflicts: bool = True) -> list[str]:
+    """The write requests (`verb uri`) a user made, from the API server's audit log (reads are not logged);
+    without `conflicts`, leaving out those refused with 409 (a create of what exists: nothing changed)."""
     if not audit_log.exists():
         return []
     out = []
     for line in audit_log.read_text().splitlines():
         entry = json.loads(line)
-        if entry.get("user", {}).get("username") == user:
+        if entry.get("user", {}).get("username") == user and (
+                conflicts or (entry.get("responseStatus") or {}).get("code") != 409):
             out.append(f"{entry['verb']} {entry['requestURI']}")
     return out
 

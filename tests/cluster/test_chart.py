@@ -17,11 +17,12 @@ from lightkube.core.exceptions import ApiError
 
 from llmpack.config import load_config
 from llmpack.operator.kube import SecurityPolicyResource
-from llmpack_dev.cluster import LocalCluster, wait_for_webhook
+from llmpack_dev.cluster import LocalCluster, install_admission, remove_policies, wait_for_admission
 from llmpack_dev.crds import cert_manager_crds, gateway_api_crds, routing_crds, service_monitor_crd
 from llmpack_dev.crds import install as install_crds
 from llmpack_dev.crds import uninstall as uninstall_crds
 from tests.cluster import models
+from tests.cluster.old_release import checkout
 from tests.cluster.operator_process import OperatorProcess
 from tests.cluster.test_operator_lifecycle import READY_WITHIN, _none_left, phases_until, ready_replicas
 from tests.cluster.waiting import eventually
@@ -168,9 +169,11 @@ def test_image_tags_default_to_the_app_version_never_latest(cluster: LocalCluste
 
 @pytest.fixture
 def installed(cluster: LocalCluster, operator: OperatorProcess) -> Iterator[None]:
-    """The chart installed for real; the session operator (which owns the same webhook name) steps aside."""
+    """The chart installed for real; the session operator (which owns the same webhook name) and the session's
+    admission policies (the chart ships its own, of the same names) step aside."""
     operator.stop()
     cluster.kubectl("delete", "validatingwebhookconfiguration", "llmpack-validating-webhook", "--ignore-not-found")
+    remove_policies(cluster)
     try:
         result = helm(cluster, "install", RELEASE, str(CHART), "-n", NAMESPACE, "--create-namespace",
                       "--set", "auth.oidc.issuer=https://id.example.test/realms/llm",
@@ -180,8 +183,46 @@ def installed(cluster: LocalCluster, operator: OperatorProcess) -> Iterator[None
     finally:
         helm(cluster, "uninstall", RELEASE, "-n", NAMESPACE, "--kubeconfig", str(cluster.kubeconfig), "--wait",
              check=False)
+        install_admission(cluster)
         operator.start()
-        wait_for_webhook(cluster)
+
+
+def _webhook(cluster: LocalCluster) -> dict[str, Any]:
+    got = cluster.kubectl("get", "validatingwebhookconfiguration", "llmpack-validating-webhook", "-o", "yaml")
+    (hook,) = yaml.safe_load(got.stdout)["webhooks"]
+    return dict(hook)
+
+
+def test_an_upgrade_from_the_chart_whose_webhook_failed_closed_stops_blocking_and_ships_the_policies(
+        cluster: LocalCluster, operator: OperatorProcess, tmp_path: Path) -> None:
+    """The chart's pods never run here (kwok), so its webhook never answers: the old one blocks every apply,
+    the upgraded one blocks none, and the policies it brings warn without any pod."""
+    old_chart = checkout("charts/llmpack", tmp_path)
+    model = yaml.safe_dump({"apiVersion": "llm.nebari.dev/v1alpha1", "kind": "LLMModel",
+                            "metadata": {"name": "m", "namespace": "default"},
+                            "spec": {"model": {"name": "Qwen/Qwen3-8B", "storage": {"type": "emptyDir"}}}})
+    operator.stop()
+    cluster.kubectl("delete", "validatingwebhookconfiguration", "llmpack-validating-webhook", "--ignore-not-found")
+    remove_policies(cluster)
+    kube = ("-n", NAMESPACE, "--kubeconfig", str(cluster.kubeconfig))
+    try:
+        helm(cluster, "install", RELEASE, str(old_chart), "--create-namespace", *kube)
+        assert _webhook(cluster)["failurePolicy"] == "Fail"
+        blocked = cluster.kubectl("apply", "--dry-run=server", "-f", "-", stdin=model, check=False)
+        assert "failed calling webhook" in blocked.stderr, blocked.stderr
+
+        upgraded = helm(cluster, "upgrade", RELEASE, str(CHART), *kube, check=False)
+        assert upgraded.returncode == 0, upgraded.stderr
+        hook = _webhook(cluster)
+        assert (hook["failurePolicy"], hook["timeoutSeconds"]) == ("Ignore", 2)
+        wait_for_admission(cluster)  # the chart's policies, loaded by the API server
+        applied = cluster.kubectl("apply", "--dry-run=server", "-f", "-", stdin=model, check=False)
+        assert applied.returncode == 0, applied.stderr
+        assert "emptyDir with preload: every pod restart downloads the model again" in applied.stderr
+    finally:
+        helm(cluster, "uninstall", RELEASE, *kube, "--wait", check=False)
+        install_admission(cluster)
+        operator.start()
 
 
 def _token_kubeconfig(cluster: LocalCluster, path: Path) -> Path:
@@ -267,13 +308,15 @@ async def _gone(request: Awaitable[object]) -> bool:
 def test_uninstall_leaves_nothing_but_the_crd(cluster: LocalCluster, operator: OperatorProcess) -> None:
     operator.stop()
     cluster.kubectl("delete", "validatingwebhookconfiguration", "llmpack-validating-webhook", "--ignore-not-found")
+    remove_policies(cluster)
     try:
         helm(cluster, "install", RELEASE, str(CHART), "-n", NAMESPACE, "--create-namespace",
              "--kubeconfig", str(cluster.kubeconfig))
         helm(cluster, "uninstall", RELEASE, "-n", NAMESPACE, "--kubeconfig", str(cluster.kubeconfig), "--wait")
 
         def left() -> str:
-            found = cluster.kubectl("get", "clusterrole,clusterrolebinding,validatingwebhookconfiguration",
+            found = cluster.kubectl("get", "clusterrole,clusterrolebinding,validatingwebhookconfiguration,"
+                                    "validatingadmissionpolicy,validatingadmissionpolicybinding",
                                     "-l", f"app.kubernetes.io/instance={RELEASE}", "-o", "name").stdout
             found += cluster.kubectl("get", "all,serviceaccount,rolebinding", "-n", NAMESPACE,
                                      "-l", f"app.kubernetes.io/instance={RELEASE}", "-o", "name").stdout
@@ -285,5 +328,5 @@ def test_uninstall_leaves_nothing_but_the_crd(cluster: LocalCluster, operator: O
         assert left() == ""
         assert cluster.kubectl("get", "crd", "llmmodels.llm.nebari.dev", check=False).returncode == 0
     finally:
+        install_admission(cluster)
         operator.start()
-        wait_for_webhook(cluster)

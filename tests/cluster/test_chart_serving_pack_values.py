@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from llmpack.config import SETTINGS, Config, load_config
-from llmpack_dev.cluster import LocalCluster, wait_for_webhook
+from llmpack_dev.cluster import LocalCluster, install_admission, remove_policies
 from llmpack_dev.crds import cert_manager_crds, gateway_api_crds
 from llmpack_dev.crds import install as install_crds
 from llmpack_dev.crds import uninstall as uninstall_crds
@@ -159,7 +159,7 @@ def test_helm_assumes_a_kubernetes_version_within_the_charts_floor_offline(
 
 @pytest.fixture
 def chart_stands_in(cluster: LocalCluster, operator: OperatorProcess) -> Iterator[None]:
-    """The session operator steps aside (the chart owns a webhook configuration of the same name), and what a
+    """The session operator and admission policies step aside (the chart owns objects of the same names), and what a
     cluster running the pack has is there: the Gateway API and cert-manager CRDs (the listeners' ReferenceGrant
     and certificate) and the namespace of its Gateways (the chart grants the operator their listeners)."""
     crds = [*gateway_api_crds(), *cert_manager_crds()]
@@ -167,6 +167,7 @@ def chart_stands_in(cluster: LocalCluster, operator: OperatorProcess) -> Iterato
     gateways = cluster.kubectl("create", "namespace", "envoy-gateway-system", check=False).returncode == 0
     operator.stop()
     cluster.kubectl("delete", "validatingwebhookconfiguration", "llmpack-validating-webhook", "--ignore-not-found")
+    remove_policies(cluster)
     try:
         yield
     finally:
@@ -176,8 +177,8 @@ def chart_stands_in(cluster: LocalCluster, operator: OperatorProcess) -> Iterato
         if gateways:
             cluster.kubectl("delete", "namespace", "envoy-gateway-system", "--wait=false")
         uninstall_crds(cluster, crds)
+        install_admission(cluster)
         operator.start()
-        wait_for_webhook(cluster)
 
 
 def test_helm_install_with_the_packs_values_then_a_copy_with_a_domain(

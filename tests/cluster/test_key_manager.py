@@ -103,8 +103,11 @@ async def km(kubeconfig: Path, issuer: Issuer, crd_installed: None) -> AsyncIter
 
 
 @pytest.fixture
-def ns(namespace: str, running_operator: OperatorProcess) -> str:
-    """A fresh namespace, with the operator (and its admission webhook) running as in real life."""
+def ns(namespace: str, operator: OperatorProcess) -> str:
+    """A fresh namespace where the tests play the operator's part: each creates a model's key objects as the
+    operator would, in the mode the test needs (owned, retained by a key manager, or not yet), so the session's
+    operator is stopped (it would create them at the first reconcile; the CRD's rules still admit or refuse)."""
+    operator.stop()
     return namespace
 
 

@@ -19,7 +19,7 @@ from lightkube.resources.rbac_authorization_v1 import Role, RoleBinding
 
 from llmpack.config import load_config
 from llmpack.keymanager.settings import load_settings
-from llmpack_dev.cluster import LocalCluster, wait_for_webhook
+from llmpack_dev.cluster import LocalCluster
 from llmpack_dev.crds import install, routing_crds, uninstall
 from tests.cluster import models
 from tests.cluster.operator_process import OperatorProcess
@@ -65,7 +65,7 @@ def test_every_key_manager_value_reaches_the_key_manager(cluster: LocalCluster) 
     assert (settings.groups_claim, settings.username_claim) == ("roles", "email")
     assert settings.namespaces == ("team-a", "team-b")
     assert c["image"] == "registry.example.com/keys:8.8.8"
-    assert c["args"] == ["key-manager", "--port=9090"]
+    assert c["args"] == ["key-manager", "--port=9090", "--metrics-port=9102"]  # the custom values' metrics.port
     assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert c["resources"] == values["resources"]
     deployment = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == KEY_MANAGER_SA)
@@ -192,4 +192,3 @@ async def test_the_key_manager_may_touch_only_model_key_objects_and_keys_outlive
         issuer.stop()
         uninstall(cluster, crds)
         operator.start()
-        wait_for_webhook(cluster)

@@ -166,7 +166,7 @@ async def test_policies_keys_and_network_policy_follow_the_model_and_go_with_it(
         # CRD), the cluster holds every object of every group whose gate is open, and the route waits for its CRD.
         body = (await client.get(LLMModelResource, "qwen", namespace=namespace)).to_dict()
         facts = Facts(crds=frozenset({INFERENCE_POOL.crd, SECURITY_POLICY.crd}), ready=1, key_secrets=frozenset(both),
-                      client_ids=("team-a",))
+                      client_ids=("team-a",), claims_known=True)
         expected = plan(LLMModel.from_body(body), load_config(env=OPERATOR_ENV), facts)
         assert {g.name: g.gate.problem.reason for g in expected.groups if g.gate} == {"external route": "CRDMissing",
                                                                              "internal route": "CRDMissing"}

@@ -67,3 +67,47 @@ def model_bodies(draw: st.DrawFn) -> dict[str, Any]:
         "metadata": {"name": draw(model_names), "namespace": draw(dns_label), "uid": "u-1"},
         "spec": draw(model_specs()),
     }
+
+
+# Values on both sides of each admission rule (admission/table.py), for tests that hold Python and the API server
+# to the same verdict.
+edge_sizes = st.sampled_from(["8Ei", "7.999999999Ei", "9e18", "1e19", "1e-99", "0", "-1Gi", ".5", "1.", "999Pi",
+                              "1000Pi", "0.000000001n", 999999999999999999, 0, 1])
+repo_id_edges = st.sampled_from(["org/bad--name", "a..b/c", "-x/y", "x/y-", "x/y.git", "org/too/deep", "日本/モデル",
+                                 "org/" + "x" * 96, "org/" + "x" * 97, "org/na me", "gpt2", "_/_", "org/name\n"])
+scheduler_configs = st.one_of(
+    st.none(), st.just({"kind": "EndpointPickerConfig", "plugins": []}), st.just({}),
+    st.sampled_from(["kind: EndpointPickerConfig\nplugins: []\n", '{"kind": "EndpointPickerConfig"}', "just words",
+                     "{not: yaml", "kind: Other", "kind:EndpointPickerConfig", "xkind: EndpointPickerConfig"]),
+    st.text(max_size=30), st.integers(), st.lists(st.integers(), max_size=2))
+
+
+@st.composite
+def admission_specs(draw: st.DrawFn) -> dict[str, Any]:
+    spec = draw(model_specs())
+    model, storage = spec["model"], spec["model"]["storage"]
+    if draw(st.booleans()):
+        model["name"] = draw(repo_id_edges | st.text(max_size=20))
+    if draw(st.booleans()):
+        storage["size"] = draw(sizes | edge_sizes)
+    if model["source"] == "oci" and draw(st.booleans()):
+        model["image"] = draw(st.sampled_from(["r.example/m:v1", "r.example/m", "r.example/m:v1\n"]) |
+                              st.text(min_size=1, max_size=20))
+    gpu = spec["resources"]["gpu"]
+    if draw(st.booleans()):
+        spec["serving"]["tensorParallelism"] = draw(st.integers(1, 16))
+    if draw(st.booleans()):
+        spec["serving"]["dataParallelism"] = draw(st.integers(1, 4))
+    if draw(st.booleans()):
+        gpu["type"] = draw(st.sampled_from([" nvidia ", "NVIDIA\u00a0", "\x1cnvidia", "A100", "x" * 300]) |
+                           st.text(max_size=12))
+    if draw(st.booleans()):
+        spec["advanced"]["inferencePool"] = {"schedulerConfig": draw(scheduler_configs)}
+    return spec
+
+
+@st.composite
+def admission_bodies(draw: st.DrawFn) -> dict[str, Any]:
+    name = draw(model_names | st.sampled_from(["1st", "m" * 60, "a.b", "m" * 59]))
+    return {"apiVersion": "llm.nebari.dev/v1alpha1", "kind": "LLMModel", "metadata": {"name": name},
+            "spec": draw(admission_specs())}

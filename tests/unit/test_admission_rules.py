@@ -1,4 +1,5 @@
-"""Every admission rule: what it refuses, what it warns about, and that it names the field."""
+"""Every admission rule's Python side (what `llmpack render` and offline checks use; the API server holds the same
+rules in CEL): what it refuses, what it warns about, and that it names the field."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from llmpack.admission.rules import Finding, review
+from llmpack.admission.table import Settings
 from tests.unit.factories import body, merge
 from tests.unit.strategies import model_bodies
 
@@ -107,7 +109,7 @@ def test_emptydir_without_a_size_warns_about_the_nodes_disk() -> None:
 
 def test_oci_image_by_tag_warns_and_by_digest_does_not() -> None:
     oci = {"model": {"source": "oci", "image": "r.example/m:v1", "storage": {"type": "emptyDir", "size": "9Gi"}}}
-    assert any(w.startswith("spec.model.image: r.example/m:v1 is referenced by tag") for w in warnings(oci))
+    assert any(w.startswith("spec.model.image: 'r.example/m:v1' is referenced by tag") for w in warnings(oci))
     pinned = merge(oci, {"model": {"image": "r.example/m@sha256:" + "a" * 64}})
     assert warnings(pinned) == []
 
@@ -115,6 +117,13 @@ def test_oci_image_by_tag_warns_and_by_digest_does_not() -> None:
 def test_several_replicas_on_a_read_write_once_pvc_warn_about_one_node() -> None:
     assert any("must run on one node" in w for w in warnings({"serving": {"replicas": 3}}))
     assert warnings({"serving": {"replicas": 3}, "model": {"storage": {"accessMode": "ReadWriteMany"}}}) == []
+
+
+def test_several_replicas_warn_by_the_operators_default_access_mode_when_the_model_names_none() -> None:
+    shared = Settings(default_access_mode="ReadWriteMany")
+    assert [f for f in review(body({"serving": {"replicas": 3}}), None, shared) if f.level == "warning"] == []
+    pinned = body({"serving": {"replicas": 3}, "model": {"storage": {"accessMode": "ReadWriteOnce"}}})
+    assert [f.field for f in review(pinned, None, shared)] == ["spec.serving.replicas"]
 
 
 def test_a_model_known_to_be_larger_than_its_pvc_warns() -> None:
@@ -152,7 +161,15 @@ def test_a_gpu_type_that_names_no_vendor_is_admitted_with_a_warning_on_how_to_pi
 def test_a_scheduler_config_that_is_no_endpoint_picker_config_is_denied(config: object) -> None:
     found = errors({"advanced": {"inferencePool": {"schedulerConfig": config}}})
     assert found == ["spec.advanced.inferencePool.schedulerConfig: must be an EndpointPickerConfig: an object "
-                     "(kind, plugins, schedulingProfiles), or the same written as YAML text"]
+                     "(kind, plugins, schedulingProfiles), or the same written as YAML text (at most 65536 "
+                     "characters, with its kind: EndpointPickerConfig)"]
+
+
+@pytest.mark.parametrize("config", [{"kind": "EndpointPickerConfig"}, {}, None,
+                                    "apiVersion: x/v1alpha1\nkind: EndpointPickerConfig\nplugins: []\n",
+                                    '{"kind": "EndpointPickerConfig", "plugins": []}'])
+def test_a_scheduler_config_object_or_text_with_its_kind_is_admitted(config: object) -> None:
+    assert errors({"advanced": {"inferencePool": {"schedulerConfig": config}}}) == []
 
 
 def test_a_gpu_product_that_is_no_label_value_is_denied() -> None:

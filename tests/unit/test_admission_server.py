@@ -1,4 +1,5 @@
-"""The webhook's HTTPS server: a review in, a verdict out; health; clear answers to anything else."""
+"""The webhook's HTTPS server: a review in, a verdict with the claims' warnings out; health; clear answers to
+anything else."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 
 from llmpack.admission.reviews import MAX_BYTES, MAX_DEPTH
 from llmpack.admission.webhook import HANDLER_ID, serving_cert
+from llmpack.assess.claims import Claim, ClaimIndex
 from llmpack.operator import admission_server
 from llmpack_dev.cluster import free_port
 
@@ -34,11 +36,15 @@ class Webhook:
         return f"{self.base}/{HANDLER_ID}"
 
 
+OWNER = Claim("LLMModel", "team-a", "owner", frozenset({"Qwen/Qwen3-14B"}), "2026-01-01T00:00:00Z", uid="a")
+OWNED: ClaimIndex = {"Qwen/Qwen3-14B": {OWNER.key: OWNER}}
+
+
 @pytest.fixture
 async def webhook(tmp_path: Path) -> AsyncIterator[Webhook]:
     cert = serving_cert(tmp_path, ("127.0.0.1",))
     port = free_port()
-    server = await admission_server.start("127.0.0.1", port, cert)
+    server = await admission_server.start("127.0.0.1", port, cert, claims=lambda: OWNED)
     try:
         yield Webhook(f"https://127.0.0.1:{port}", ssl.create_default_context(cafile=str(cert.ca)))
     finally:
@@ -52,11 +58,11 @@ async def test_serves_verdicts_and_health_over_tls(webhook: Webhook) -> None:
         async with session.post(webhook.reviews, json=good, ssl=trust) as answer:
             assert answer.status == 200
             assert (await answer.json())["response"] == {"uid": "u-1", "allowed": True}
-        bad = review({"model": {"name": "Qwen/Qwen3-8B", "source": "oci"}})
-        async with session.post(webhook.reviews, json=bad, ssl=trust) as answer:
-            verdict = (await answer.json())["response"]
-            assert verdict["allowed"] is False
-            assert "image" in verdict["status"]["message"]
+        warned = review({"model": {"name": "Qwen/Qwen3-14B", "storage": {"size": "30Gi"}}})
+        async with session.post(webhook.reviews, json=warned, ssl=trust) as answer:
+            response = (await answer.json())["response"]
+            assert (response["allowed"], len(response["warnings"])) == (True, 1)
+            assert "already claimed by LLMModel team-a/owner" in response["warnings"][0]
         async with session.post(webhook.reviews, data=b"{not json", ssl=trust) as answer:
             assert answer.status == 400
         async with session.get(f"{webhook.base}/healthz", ssl=trust) as answer:
@@ -77,9 +83,7 @@ async def test_hostile_bodies_get_a_clear_answer_and_never_a_server_error(webhoo
             assert json.loads(await answer.text(), parse_constant=_refuse)["response"]["uid"] == "NaN"
         huge = review({"model": {"name": "Qwen/Qwen3-8B", "storage": {"size": "1e99999999"}}})
         async with session.post(url, json=huge, ssl=trust) as answer:
-            verdict = (await answer.json())["response"]
-            assert (verdict["uid"], verdict["allowed"]) == ("u-1", False)
-            assert verdict["status"]["message"].startswith("spec.model.storage.size: '1e99999999' is out of range")
+            assert (await answer.json())["response"] == {"uid": "u-1", "allowed": True}  # no LLMModel: no rule asked
         async with session.post(url, data=b" " * (MAX_BYTES + 1), ssl=trust) as answer:
             assert answer.status == 413
 

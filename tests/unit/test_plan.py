@@ -6,10 +6,14 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from llmpack.api import LLMModel
+from llmpack.assess.claims import Claim
 from llmpack.assess.report import Problem
 from llmpack.assess.routing import Routes
 from llmpack.config import Config
@@ -18,24 +22,43 @@ from llmpack.operator.routes import walk
 from llmpack.render import Facts, Plan, offline_facts, plan
 from llmpack.render.plan import MONITOR_CRD, POLICY_CRD, POOL_CRD, ROUTE_CRD, Group, reads_keys
 from tests.unit.factories import model
+from tests.unit.strategies import model_bodies
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = [m for path in sorted((ROOT / "examples").glob("*.yaml")) for m in load_models([path])]
 OIDC = Config(base_domain="example.org", oidc_issuer="https://id.example.org/realms/main")
 EVERY_CRD = frozenset({POOL_CRD, POLICY_CRD, ROUTE_CRD})
 
+
+def known(**facts: Any) -> Facts:
+    """Facts of an operator that holds every model id claim (what `Facts` alone does not assume)."""
+    return Facts(claims_known=True, **facts)
+
+
+OWNER = Claim("LLMModel", "team-a", "qwen", frozenset({"(the example's id)"}), "2026-01-01T00:00:00Z")
+
+
+def for_example(facts: Facts, example: LLMModel) -> Facts:
+    """The facts, with the ids they say another object owns being the example's own."""
+    return replace(facts, taken=dict.fromkeys([example.spec.model.name], OWNER) if facts.taken else {})
+
+
 # (facts, the reason of InferencePoolReady, of ExternalEndpointReady, of InternalEndpointReady)
 STATES: dict[str, tuple[Facts, str, str, str]] = {
-    "nothing yet": (Facts(), "CRDMissing", "WaitingForReplica", "WaitingForReplica"),
-    "no CRD": (Facts(ready=1), "CRDMissing", "CRDMissing", "CRDMissing"),
-    "no replica": (Facts(crds=EVERY_CRD), "WaitingForReplica", "WaitingForReplica", "WaitingForReplica"),
-    "pool CRD only": (Facts(crds=frozenset({POOL_CRD}), ready=1), "Applied", "CRDMissing", "CRDMissing"),
-    "no AI Gateway": (Facts(crds=frozenset({POOL_CRD, POLICY_CRD}), ready=1, client_ids=()), "Applied",
+    "nothing yet": (known(), "CRDMissing", "WaitingForReplica", "WaitingForReplica"),
+    "no CRD": (known(ready=1), "CRDMissing", "CRDMissing", "CRDMissing"),
+    "no replica": (known(crds=EVERY_CRD), "WaitingForReplica", "WaitingForReplica", "WaitingForReplica"),
+    "pool CRD only": (known(crds=frozenset({POOL_CRD}), ready=1), "Applied", "CRDMissing", "CRDMissing"),
+    "no AI Gateway": (known(crds=frozenset({POOL_CRD, POLICY_CRD}), ready=1, client_ids=()), "Applied",
                       "CRDMissing", "CRDMissing"),
-    "keys unreadable": (Facts(crds=EVERY_CRD, ready=1, keys_unreadable="forbidden"), "Applied", "ApplyFailed",
+    "keys unreadable": (known(crds=EVERY_CRD, ready=1, keys_unreadable="forbidden"), "Applied", "ApplyFailed",
                         "Applied"),
-    "keys known": (Facts(crds=EVERY_CRD, ready=1, client_ids=("team-a",)), "Applied", "Applied", "Applied"),
+    "keys known": (known(crds=EVERY_CRD, ready=1, client_ids=("team-a",)), "Applied", "Applied", "Applied"),
     "no key Secret yet": (offline_facts(), "Applied", "Applied", "Applied"),
+    "claims unknown": (Facts(crds=EVERY_CRD, ready=1, client_ids=("team-a",)), "Applied", "ClaimsUnknown",
+                       "ClaimsUnknown"),
+    "id owned elsewhere": (replace(offline_facts(), taken={None: OWNER}), "Applied", "ModelIdConflict",
+                           "ModelIdConflict"),
 }
 
 
@@ -63,11 +86,16 @@ def reasons(routes: Routes) -> dict[str, str]:
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda m: m.name)
 def test_every_example_reports_each_gate_and_applies_policies_before_routes(example: LLMModel, state: str) -> None:
     facts, pool, external, internal = STATES[state]
+    facts = for_example(facts, example)
     routes, carried, removed = walked(plan(example, OIDC, facts))
     assert reasons(routes) == {"InferencePoolReady": pool, "ExternalEndpointReady": external,
                                "InternalEndpointReady": internal}
-    # What a switched-off option leaves behind is removed (the router deletes only what is there).
-    assert removed == ([] if example.spec.serving.monitoring.enabled else [f"PodMonitor/{example.name}"])
+    # Only a model whose id another owns loses its routes, each before its policy; and what a switched-off
+    # option leaves behind is removed (the router deletes only what is there).
+    assert removed == ([f"{kind}/{example.name}-{side}{suffix}" for side in ("external", "internal")
+                        for kind, suffix in (("AIGatewayRoute", ""), ("SecurityPolicy", "-auth"))]
+                       if state == "id owned elsewhere" else []) + (
+        [] if example.spec.serving.monitoring.enabled else [f"PodMonitor/{example.name}"])
     for side in ("external", "internal"):
         if f"{side} route" in carried:  # a route is carried out only after its policy went through
             assert carried.index(f"{side} policy") < carried.index(f"{side} route")
@@ -80,7 +108,7 @@ def test_every_example_reports_each_gate_and_applies_policies_before_routes(exam
 
 
 def test_a_gate_names_what_it_waits_for_and_every_missing_crd_of_its_side() -> None:
-    p = plan(model(), OIDC, Facts(crds=frozenset({POOL_CRD}), ready=1))
+    p = plan(model(), OIDC, known(crds=frozenset({POOL_CRD}), ready=1))
     gates = {g.name: g.gate for g in p.groups if g.gate}
     assert set(gates) == {"external policy", "external route", "internal policy", "internal route"}
     assert {gate.name for gate in gates.values()} == {"CRDs present"}
@@ -121,13 +149,13 @@ def test_without_an_oidc_issuer_the_internal_side_is_removed_and_not_configured(
 
 def test_the_key_secret_is_created_only_while_missing_and_every_known_secret_authenticates() -> None:
     missing = plan(model(), OIDC, offline_facts())
-    known = plan(model(), OIDC, Facts(crds=EVERY_CRD, ready=1, key_secrets=frozenset({"llama-api-keys"}),
-                                      client_ids=("team-a",)))
-    for p, creates in ((missing, ["qwen-api-keys"]), (known, [])):
+    present = plan(model(), OIDC, known(crds=EVERY_CRD, ready=1, key_secrets=frozenset({"llama-api-keys"}),
+                                        client_ids=("team-a",)))
+    for p, creates in ((missing, ["qwen-api-keys"]), (present, [])):
         [keys] = [g for g in p.groups if g.name == "external keys"]
         assert [o["metadata"]["name"] for o in keys.creates] == creates
         assert [o["kind"] for o in keys.applies] == ["ConfigMap"]
-    [policy] = [o for o in known.objects if o["metadata"]["name"] == "qwen-external-auth"]
+    [policy] = [o for o in present.objects if o["metadata"]["name"] == "qwen-external-auth"]
     assert [r["name"] for r in policy["spec"]["apiKeyAuth"]["credentialRefs"]] == ["llama-api-keys", "qwen-api-keys"]
     assert policy["spec"]["authorization"]["rules"][0]["principal"]["headers"][0]["values"] == ["team-a"]
 
@@ -155,6 +183,53 @@ def test_with_a_key_manager_key_objects_outlive_the_model_and_its_role_follows_t
     assert later.applies[1]["metadata"]["ownerReferences"][0]["uid"] == "cm-uid"
     no_replica = keys(Facts(key_metadata_uid="cm-uid"))  # nor any CRD: keys can be issued before the model serves
     assert [o["kind"] for o in no_replica.objects] == ["Secret", "ConfigMap", "Role", "RoleBinding"]
+
+
+def test_a_model_whose_id_another_owns_keeps_its_pool_and_keys_but_gets_no_policies_or_routes() -> None:
+    owner = Claim("LLMModel", "team-a", "qwen", frozenset({"Qwen/Qwen3-8B"}), "2026-01-01T00:00:00Z")
+    routes, carried, removed = walked(plan(model(), OIDC, replace(offline_facts(), taken={"Qwen/Qwen3-8B": owner})))
+    # Still serves in its namespace: the pool stays, ready for the id to come back, and so do its key objects
+    # (keys can be issued before a model is routed, as before it is Ready).
+    assert carried == ["pool", "external keys", "monitoring off"]
+    assert removed == ["AIGatewayRoute/qwen-external", "SecurityPolicy/qwen-external-auth",
+                       "AIGatewayRoute/qwen-internal", "SecurityPolicy/qwen-internal-auth", "PodMonitor/qwen"]
+    for report in routes.reports[1:]:
+        assert (report.ok, report.reason) == (False, "ModelIdConflict")
+        assert report.message.startswith("model id Qwen/Qwen3-8B is owned by LLMModel team-a/qwen, which claimed "
+                                         "it first (2026-01-01T00:00:00Z)")
+    assert routes.endpoints == {}
+    assert not reads_keys(model(), OIDC, replace(offline_facts(), taken={"Qwen/Qwen3-8B": owner}))
+
+
+def test_a_side_turned_off_says_so_rather_than_who_owns_its_id() -> None:
+    owner = Claim("LLMModel", "team-a", "qwen", frozenset({"Qwen/Qwen3-8B"}), "2026-01-01T00:00:00Z")
+    m = model({"endpoints": {"internal": {"enabled": False}}})
+    routes, _, _ = walked(plan(m, OIDC, replace(offline_facts(), taken={"Qwen/Qwen3-8B": owner})))
+    assert reasons(routes)["InternalEndpointReady"] == "EndpointDisabled"
+    assert reasons(routes)["ExternalEndpointReady"] == "ModelIdConflict"
+
+
+@given(model_bodies(), st.sampled_from(["owned elsewhere", "claims unknown", "own"]), st.booleans(),
+       st.sampled_from([OIDC, Config()]))
+def test_whatever_the_model_a_route_or_policy_exists_in_its_plan_only_while_its_id_is_its_own(
+        body: dict[str, Any], claims: str, ready: bool, config: Config) -> None:
+    m = LLMModel.from_body(body)
+    owner = Claim("LLMModel", "team-a", "first", frozenset({m.spec.model.name}), "2026-01-01T00:00:00Z")
+    facts = {"owned elsewhere": known(crds=EVERY_CRD, ready=int(ready), taken={m.spec.model.name: owner}),
+             "claims unknown": Facts(crds=EVERY_CRD, ready=int(ready)),
+             "own": known(crds=EVERY_CRD, ready=int(ready))}[claims]
+    p = plan(m, config, facts)
+    kinds = {o["kind"] for o in p.objects}
+    removed = {f"{ref.kind}/{ref.name}" for g in p.groups for ref in g.removes}
+    if claims != "own":
+        # The pool and its picker, the key objects: no policy, no route.
+        assert not kinds & {"AIGatewayRoute", "SecurityPolicy"}
+    if claims == "claims unknown":  # nothing is decided, nothing removed but what is turned off
+        assert all(g.name.endswith(" off") for g in p.groups if g.removes)
+    routes_and_policies = {f"AIGatewayRoute/{m.name}-{side}" for side in ("external", "internal")} | {
+        f"SecurityPolicy/{m.name}-{side}-auth" for side in ("external", "internal")}
+    if claims == "owned elsewhere":
+        assert routes_and_policies <= removed
 
 
 def test_key_objects_exist_from_the_first_reconcile_whatever_the_replicas_crds_or_side() -> None:

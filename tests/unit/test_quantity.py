@@ -17,6 +17,7 @@ from llmpack.quantity import (
     MAX_LENGTH,
     MAX_QUANTITY,
     QUANTITY_PATTERN,
+    QUANTITY_SHAPE,
     UNIT_LIMITS,
     QuantityError,
     format_bytes,
@@ -132,6 +133,25 @@ def test_the_pattern_and_the_parser_accept_the_same_strings(text: str) -> None:
     assert pattern_accepts(text) == is_quantity(text), text
     if is_quantity(text):
         assert abs(parse_quantity(text)) <= MAX_QUANTITY
+
+
+@settings(max_examples=1000)
+@given(st.from_regex(PATTERN, fullmatch=True) | near_misses | st.text(max_size=40))
+@examples("8Ei", "1e19", "1e-100", "9" * 40, "1.0000000001")
+def test_the_schemas_short_pattern_takes_every_quantity_and_what_it_takes_beyond_is_only_out_of_range(
+        text: str) -> None:
+    """The CRD's schema holds QUANTITY_SHAPE (and MAX_LENGTH), short enough to print in an error; its CEL holds the
+    bound. What has the shape but not the bound is a quantity Kubernetes takes, too large for us."""
+    has_shape = re.fullmatch(QUANTITY_SHAPE, text) is not None and len(text) <= MAX_LENGTH
+    if is_quantity(text):
+        assert has_shape
+    elif has_shape:
+        with pytest.raises(QuantityError, match=r"too large|out of range"):
+            parse_quantity(text)
+
+
+def test_the_schemas_pattern_reads_in_one_short_line() -> None:
+    assert len(QUANTITY_SHAPE) < 100 < len(QUANTITY_PATTERN)
 
 
 def spellings() -> list[str]:

@@ -262,6 +262,14 @@ def test_a_hostile_progress_annotation_is_ignored_not_raised() -> None:
     assert download_progress({"metadata": {"annotations": {PROGRESS_ANNOTATION: huge}}})[1] is not None
 
 
+def test_the_status_records_the_model_id_claimed_and_since_when_so_a_restart_decides_as_before() -> None:
+    from llmpack.assess.claims import Claim
+
+    m = model()
+    claim = Claim("LLMModel", "models", "qwen", frozenset({"Qwen/Qwen3-8B"}), "2026-01-01T00:00:00Z")
+    wire = compute(m, Observed(pvc=BOUND, claim=claim), None).wire()
+    assert (wire["modelId"], wire["modelIdClaimedAt"]) == ("Qwen/Qwen3-8B", "2026-01-01T00:00:00Z")
+    assert "modelId" not in compute(m, Observed(pvc=BOUND), None).wire()
 def pvc(storage_class: str = "standard", **annotations: str) -> dict[str, Any]:
     return {"metadata": {"name": "qwen-model-storage", "annotations": annotations},
             "spec": {"storageClassName": storage_class}, "status": {"phase": "Pending"}}

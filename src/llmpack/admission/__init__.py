@@ -1,6 +1,6 @@
-"""Admission: pure rules (rules.py), the answer to any review body (reviews.py), and the webhook's
-configuration and certificate (webhook.py)."""
+"""Admission: every rule in one table (table.py), placed in the CRD (api/crd.py) and in ValidatingAdmissionPolicies
+(policies.py); the same rules in Python for offline checks (rules.py); the webhook that adds warnings needing
+other objects (webhook.py, reviews.py).
 
-from llmpack.admission.rules import Finding, review
-
-__all__ = ["Finding", "review"]
+Nothing is imported here: the API models read their rules' words from table.py, and rules.py reads the models.
+"""

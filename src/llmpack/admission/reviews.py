@@ -1,17 +1,16 @@
 """An AdmissionReview body in, the webhook's HTTP answer out: the whole decision, pure and total.
 
-Whatever the bytes, the answer is one of two:
+The webhook only warns, with rules that need other objects (no CEL in the API server can read those): every
+other rule is the API server's own (admission/table.py). So a review that can be answered is always allowed:
 - 400 and one line of text when the body is not an AdmissionReview we can answer: not JSON, larger than
   MAX_BYTES, nested deeper than MAX_DEPTH, no `request` mapping, or no `request.uid`. (The API server then
-  refuses the request: the webhook's failurePolicy is Fail.)
-- 200 and a strict-JSON AdmissionReview that echoes `request.uid` as given and, when it denies, names the
-  field of every error: in the message and in `status.details.causes`; `object` when the object itself is
-  wrong (missing, or not a mapping).
+  admits the request without our warnings: the webhook's failurePolicy is Ignore.)
+- 200 and a strict-JSON AdmissionReview that echoes `request.uid` as given, allows, and carries the warnings
+  of the one rule that reads other objects: a model id another object owns (admission/claims.py).
 
 JSON numbers that Python would read as NaN or infinity, or only slowly (more than MAX_NUMBER_LENGTH
-characters), are read as their text. A field holding one is then refused as the wrong type,
-naming the field; a uid holding one (`"uid": NaN`) is echoed as that text, a JSON string ("NaN"), so
-the answer is always valid JSON.
+characters), are read as their text: a uid holding one (`"uid": NaN`) is echoed as that text, a JSON string
+("NaN"), so the answer is always valid JSON.
 """
 
 from __future__ import annotations
@@ -21,7 +20,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from llmpack.admission.rules import review
+from llmpack.admission.claims import id_owned_elsewhere
+from llmpack.assess.claims import ClaimIndex
 
 MAX_BYTES = 8 * 1024 * 1024  # an update carries two objects of up to the API server's 3 MiB request limit
 MAX_DEPTH = 64  # levels of nesting, from the review down; the deepest Kubernetes objects (affinity) take ~20
@@ -88,26 +88,19 @@ def read_request(raw: bytes) -> dict[str, Any]:
     return request
 
 
-def verdict(request: dict[str, Any]) -> dict[str, Any]:
-    """The AdmissionReview response to a request: warnings for kubectl, every error named on denial."""
-    findings = review(request.get("object"), request.get("oldObject") or None)
+def verdict(request: dict[str, Any], claims: ClaimIndex | None = None) -> dict[str, Any]:
+    """The AdmissionReview response to a request: allowed, with the webhook's warnings for kubectl. `claims`:
+    every model id claim the operator knows (none: the rule is not checked)."""
     response: dict[str, Any] = {"uid": request["uid"], "allowed": True}
-    if warnings := [str(f) for f in findings if f.level == "warning"]:
+    if claims and (warnings := [str(f) for f in id_owned_elsewhere(request, claims)]):
         response["warnings"] = warnings
-    if errors := [f for f in findings if f.level == "error"]:
-        response["allowed"] = False
-        response["status"] = {
-            "code": 422, "reason": "Invalid", "message": "; ".join(str(f) for f in errors),
-            "details": {"causes": [{"reason": "FieldValueInvalid", "field": f.field, "message": f.message}
-                                   for f in errors]},
-        }
     return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
 
 
-def answer(raw: bytes) -> Answer:
+def answer(raw: bytes, claims: ClaimIndex | None = None) -> Answer:
     """The HTTP answer to a body POSTed to the webhook."""
     try:
         request = read_request(raw)
     except BadReview as exc:
         return Answer(400, f"not an AdmissionReview: {exc}".encode(), "text/plain")
-    return Answer(200, json.dumps(verdict(request), allow_nan=False).encode(), "application/json")
+    return Answer(200, json.dumps(verdict(request, claims), allow_nan=False).encode(), "application/json")

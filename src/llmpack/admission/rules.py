@@ -1,26 +1,25 @@
-"""Admission rules for LLMModels: one small pure function each, returning findings that name a field.
+"""The admission table's rules in Python: one small pure function per rule of admission/table.py whose Python side
+is not a validator of the API models, each giving the table's verdict in the table's words.
 
-Errors deny the request; warnings are admitted and shown by kubectl. What the CRD schema and its CEL
-rules can express is also there (see api/crd.py), so a cluster without this webhook still refuses the
-worst inputs; these rules add what CEL cannot say well, and every warning.
+The API server answers these rules in the cluster (the CRD's CEL and the ValidatingAdmissionPolicies); this
+side is for what runs without one: `llmpack render`, tests, and the webhook's cross-object rules that share
+Finding. review() gives every finding for a create or an update, as the API server would.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from huggingface_hub.errors import HFValidationError
-from huggingface_hub.utils import validate_repo_id  # type: ignore[attr-defined]  # public, not re-exported
 from pydantic import ValidationError
 
+from llmpack.admission import table
+from llmpack.admission.table import Settings, cel_matches
 from llmpack.api import AccessMode, LLMModel, StorageType
 from llmpack.api.names import MAX_MODEL_NAME_LENGTH, NAME_PATTERN
-from llmpack.api.spec import GPU_VENDORS
 from llmpack.manifests import locate
-from llmpack.quantity import QuantityError, parse_quantity
+from llmpack.quantity import is_quantity, parse_quantity
 
 Level = Literal["error", "warning"]
 
@@ -43,135 +42,130 @@ def warning(field: str, message: str) -> Finding:
     return Finding("warning", field, message)
 
 
-Rule = Callable[[LLMModel, LLMModel | None], Finding | None]
+def finding(rule_name: str, **values: object) -> Finding:
+    """The finding of a table rule, in its words, with its slots filled from `values`."""
+    rule = table.rule(rule_name)
+    return Finding("error" if rule.level == "error" else "warning", rule.field,
+                   rule.text(**values).removeprefix(f"{rule.field}: "))
 
 
-# -- errors ------------------------------------------------------------------------------------------------
+Check = Callable[[LLMModel, LLMModel | None, Settings], Finding | None]
 
-def name_fits_derived_names(new: LLMModel, old: LLMModel | None) -> Finding | None:
-    if len(new.name) > MAX_MODEL_NAME_LENGTH:
-        return error("metadata.name", f"must be at most {MAX_MODEL_NAME_LENGTH} characters (it is {len(new.name)}): "
-                     "it names the model's Service and label values")
-    if not re.match(NAME_PATTERN, new.name):
-        return error("metadata.name", "must start with a letter and hold only lowercase letters, digits and '-': "
-                     "it names the model's Service")
+
+# -- denials (in the cluster: the CRD) ---------------------------------------------------------------------
+
+def name_fits_derived_names(new: LLMModel, old: LLMModel | None, settings: Settings) -> Finding | None:
+    return finding("name-fits-derived-names") if len(new.name) > MAX_MODEL_NAME_LENGTH else None
+
+
+def name_is_a_service_name(new: LLMModel, old: LLMModel | None, settings: Settings) -> Finding | None:
+    return None if cel_matches(new.name, NAME_PATTERN) else finding("name-is-a-service-name")
+
+
+def is_repo_id(name: str) -> bool:
+    return (cel_matches(name, table.REPO_ID_PATTERN) and not any(s in name for s in table.REPO_ID_FORBIDDEN)
+            and not name.endswith(table.REPO_ID_FORBIDDEN_END))
+
+
+def repo_id_is_valid(new: LLMModel, old: LLMModel | None, settings: Settings) -> Finding | None:
+    name = new.spec.model.name
+    return None if new.spec.model.is_oci or is_repo_id(name) else finding("repo-id-is-valid", name=name)
+
+
+def parallelism_fits_gpus(new: LLMModel, old: LLMModel | None, settings: Settings) -> Finding | None:
+    gpus, serving = new.spec.resources.gpu.count, new.spec.serving
+    if gpus > 0 and new.spec.tensor_parallel_size * serving.data_parallelism > gpus:
+        return finding("parallelism-fits-gpus")
     return None
 
 
-def repo_id_is_valid(new: LLMModel, old: LLMModel | None) -> Finding | None:
-    if new.spec.model.is_oci:
-        return None
-    try:
-        validate_repo_id(new.spec.model.name)
-    except HFValidationError as exc:
-        return error("spec.model.name", f"{new.spec.model.name!r} is not a Hugging Face repo id (org/name): {exc}")
-    return None
-
-
-def parallelism_fits_gpus(new: LLMModel, old: LLMModel | None) -> Finding | None:
-    spec = new.spec
-    gpus = spec.resources.gpu.count
-    needed = spec.tensor_parallel_size * spec.serving.data_parallelism
-    if gpus > 0 and needed > gpus:
-        return error("spec.serving.tensorParallelism", f"tensorParallelism {spec.tensor_parallel_size} x "
-                     f"dataParallelism {spec.serving.data_parallelism} needs {needed} GPUs per replica, but "
-                     f"resources.gpu.count is {gpus}: raise gpu.count or lower the parallelism")
-    return None
-
-
-def pvc_does_not_shrink(new: LLMModel, old: LLMModel | None) -> Finding | None:
+def pvc_does_not_shrink(new: LLMModel, old: LLMModel | None, settings: Settings) -> Finding | None:
     if old is None or new.spec.model.is_oci or new.spec.model.storage.type != StorageType.PVC:
         return None
     before, after = old.spec.model.storage.size, new.spec.model.storage.size
     if before and after and parse_quantity(after) < parse_quantity(before):
-        return error("spec.model.storage.size", f"cannot shrink from {before} to {after}: a PVC can only grow. "
-                     "Keep the old size, or delete and re-create the model to start with a smaller cache")
+        return finding("pvc-does-not-shrink", before=before, after=after)
     return None
 
 
-def storage_type_is_fixed(new: LLMModel, old: LLMModel | None) -> Finding | None:
+def storage_type_is_fixed(new: LLMModel, old: LLMModel | None, settings: Settings) -> Finding | None:
     if old is not None and old.spec.model.storage.type != new.spec.model.storage.type:
-        return error("spec.model.storage.type", f"cannot change from {old.spec.model.storage.type.value} to "
-                     f"{new.spec.model.storage.type.value} on an existing model: create a new LLMModel (or delete "
-                     "and re-create this one) to move the weights")
+        return finding("storage-type-is-fixed")
     return None
 
 
-def storage_class_is_fixed(new: LLMModel, old: LLMModel | None) -> Finding | None:
+def storage_class_is_fixed(new: LLMModel, old: LLMModel | None, settings: Settings) -> Finding | None:
     if old is not None and old.spec.model.storage.storage_class_name != new.spec.model.storage.storage_class_name:
-        return error("spec.model.storage.storageClassName", "cannot change on an existing model: a PVC's class is "
-                     "fixed. Create a new LLMModel (or delete and re-create this one) to use another class")
+        return finding("storage-class-is-fixed")
     return None
 
 
-# -- warnings ----------------------------------------------------------------------------------------------
+# -- warnings (in the cluster: a ValidatingAdmissionPolicy) -------------------------------------------------
 
-def emptydir_preload_downloads_on_every_start(new: LLMModel, old: LLMModel | None) -> Finding | None:
+def emptydir_preload_downloads_on_every_start(new: LLMModel, old: LLMModel | None,
+                                              settings: Settings) -> Finding | None:
     m = new.spec.model
     if not m.is_oci and m.storage.type == StorageType.EMPTY_DIR and m.preload:
-        return warning("spec.model.storage.type", "emptyDir with preload: every pod restart downloads the model "
-                       "again; use storage.type pvc for anything but small models")
+        return finding("emptydir-preload-downloads-on-every-start")
     return None
 
 
-def emptydir_without_size_limit(new: LLMModel, old: LLMModel | None) -> Finding | None:
+def emptydir_without_size_limit(new: LLMModel, old: LLMModel | None, settings: Settings) -> Finding | None:
     m = new.spec.model
     if (m.is_oci or m.storage.type == StorageType.EMPTY_DIR) and not (
             m.storage.type == StorageType.EMPTY_DIR and m.storage.size):
-        return warning("spec.model.storage.size", "the emptyDir holding the weights has no size limit: it can fill "
-                       "the node's disk; set storage.type emptyDir with a size")
+        return finding("emptydir-without-size-limit")
     return None
 
 
-def oci_image_by_tag(new: LLMModel, old: LLMModel | None) -> Finding | None:
+def oci_image_by_tag(new: LLMModel, old: LLMModel | None, settings: Settings) -> Finding | None:
     image = new.spec.model.image
     if new.spec.model.is_oci and image and "@sha256:" not in image:
-        return warning("spec.model.image", f"{image} is referenced by tag, and tags are mutable: pin it by "
-                       "digest (image@sha256:...) so every replica serves the same weights")
+        return finding("oci-image-by-tag", image=image)
     return None
 
 
-def replicas_share_one_node(new: LLMModel, old: LLMModel | None) -> Finding | None:
+def replicas_share_one_node(new: LLMModel, old: LLMModel | None, settings: Settings) -> Finding | None:
     m = new.spec.model
-    mode = m.storage.access_mode or AccessMode.READ_WRITE_ONCE
+    mode = m.storage.access_mode or settings.default_access_mode
     if not m.is_oci and m.storage.type == StorageType.PVC and mode == AccessMode.READ_WRITE_ONCE \
             and new.spec.serving.replicas > 1:
-        return warning("spec.serving.replicas", f"{new.spec.serving.replicas} replicas share a ReadWriteOnce PVC, "
-                       "so all of them must run on one node; use storage.accessMode ReadWriteMany with a "
-                       "network filesystem class to spread them")
+        return finding("replicas-share-one-node", replicas=new.spec.serving.replicas)
     return None
 
 
-def model_larger_than_pvc(new: LLMModel, old: LLMModel | None) -> Finding | None:
-    known = (old.status.model_size if old is not None and old.status else None)
+def model_larger_than_pvc(new: LLMModel, old: LLMModel | None, settings: Settings) -> Finding | None:
+    known = old.status.model_size if old is not None and old.status else None
     size = new.spec.model.storage.size
-    if not known or not size or new.spec.model.storage.type != StorageType.PVC:
+    if not known or not size or new.spec.model.storage.type != StorageType.PVC or not is_quantity(known):
         return None
-    try:
-        if parse_quantity(known) > parse_quantity(size):
-            return warning("spec.model.storage.size", f"the model takes {known} on disk, more than the {size} PVC: "
-                           "the download will run out of space; ask for 10-20% more than the model")
-    except QuantityError:
-        return None
+    if parse_quantity(known) > parse_quantity(size):
+        return finding("model-larger-than-pvc", known=known, size=size)
     return None
 
 
-def gpu_type_names_no_vendor(new: LLMModel, old: LLMModel | None) -> Finding | None:
+def gpu_type_names_no_vendor(new: LLMModel, old: LLMModel | None, settings: Settings) -> Finding | None:
     gpu = new.spec.resources.gpu
     if gpu.count == 0 or gpu.known_vendor is not None:
         return None
-    vendors = ", ".join(GPU_VENDORS)
-    return warning("spec.resources.gpu.type", f"{gpu.type!r} is not a GPU vendor ({vendors}), so the pods ask for "
-                   f"{gpu.vendor.resource} on any GPU node. type names the vendor only: to pick a GPU product, set "
-                   f"resources.gpu.product (the node's {gpu.vendor.product_label} label, e.g. NVIDIA-H100-80GB-HBM3) "
-                   "or advanced.vllm.nodeSelector")
+    return finding("gpu-type-names-no-vendor", type=gpu.type)
 
 
-RULES: tuple[Rule, ...] = (
-    name_fits_derived_names, repo_id_is_valid, parallelism_fits_gpus, pvc_does_not_shrink, storage_type_is_fixed,
-    storage_class_is_fixed, emptydir_preload_downloads_on_every_start, emptydir_without_size_limit,
-    oci_image_by_tag, replicas_share_one_node, model_larger_than_pvc, gpu_type_names_no_vendor,
-)
+CHECKS: dict[str, Check] = {
+    "name-fits-derived-names": name_fits_derived_names,
+    "name-is-a-service-name": name_is_a_service_name,
+    "repo-id-is-valid": repo_id_is_valid,
+    "parallelism-fits-gpus": parallelism_fits_gpus,
+    "pvc-does-not-shrink": pvc_does_not_shrink,
+    "storage-type-is-fixed": storage_type_is_fixed,
+    "storage-class-is-fixed": storage_class_is_fixed,
+    "emptydir-preload-downloads-on-every-start": emptydir_preload_downloads_on_every_start,
+    "emptydir-without-size-limit": emptydir_without_size_limit,
+    "oci-image-by-tag": oci_image_by_tag,
+    "replicas-share-one-node": replicas_share_one_node,
+    "model-larger-than-pvc": model_larger_than_pvc,
+    "gpu-type-names-no-vendor": gpu_type_names_no_vendor,
+}
 
 
 def _kind_of(value: object) -> str:
@@ -180,7 +174,9 @@ def _kind_of(value: object) -> str:
     return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
-def _parse(body: object) -> LLMModel | Finding:
+def parse(body: object) -> LLMModel | Finding:
+    """The object as an LLMModel, or the finding that says why it is none: the API models' own validation,
+    which holds the table's rules marked `in_models`, naming the field."""
     if not isinstance(body, dict):
         return error("object", f"must be an LLMModel (a mapping), not {_kind_of(body)}")
     try:
@@ -190,13 +186,14 @@ def _parse(body: object) -> LLMModel | Finding:
         return error(field or "object", message)
 
 
-def review(new: object, old: object = None) -> list[Finding]:
+def review(new: object, old: object = None, settings: Settings | None = None) -> list[Finding]:
     """Every finding for a create (old None) or an update; errors first. Any JSON value is taken: what is
     not an LLMModel is refused naming its field, or `object` when it is the whole object."""
-    parsed = _parse(new)
+    parsed = parse(new)
     if isinstance(parsed, Finding):
         return [parsed]
-    previous = _parse(old) if old is not None else None
+    previous = parse(old) if old is not None else None
     before = previous if isinstance(previous, LLMModel) else None
-    findings = [f for rule in RULES if (f := rule(parsed, before)) is not None]
+    settings = settings or Settings()
+    findings = [f for check in CHECKS.values() if (f := check(parsed, before, settings)) is not None]
     return sorted(findings, key=lambda f: f.level != "error")

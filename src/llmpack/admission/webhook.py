@@ -1,5 +1,15 @@
-"""The validating webhook: its configuration (pure: 5 s timeout, failurePolicy Fail, sideEffects None) and its
-serving certificate. Its answers are admission/reviews.py's; operator/admission_server.py serves them."""
+"""The validating webhook: its configuration (pure) and its serving certificate. Its answers are
+admission/reviews.py's; operator/admission_server.py serves them.
+
+It holds only warnings that need other objects (admission/table.py, layer WEBHOOK), so it never blocks:
+`failurePolicy: Ignore`. While the operator is down or restarting the API server cannot reach it and admits
+every request without those warnings, at once when nothing listens (connection refused, a Service without
+endpoints) and after at most TIMEOUT_SECONDS when the operator hangs. Every denial and every other warning is
+the API server's own and holds regardless.
+
+The name is the one earlier versions used, with `failurePolicy: Fail`: the chart's upgrade and the operator's
+server-side apply at start both overwrite that configuration, so the old policy cannot outlive an upgrade.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +25,7 @@ from llmpack.wellknown import MANAGED_BY, MANAGED_BY_LABEL
 HANDLER_ID = "validate-llmmodel"
 CONFIGURATION_NAME = "llmpack-validating-webhook"
 WEBHOOK_NAME = f"validate.{PLURAL}.{GROUP}"
-TIMEOUT_SECONDS = 5
+TIMEOUT_SECONDS = 2  # a warning is not worth a longer wait
 
 
 @dataclass(frozen=True)
@@ -45,7 +55,7 @@ def configuration(endpoint: Endpoint, ca_bundle: bytes) -> dict[str, Any]:
             "name": WEBHOOK_NAME,
             "admissionReviewVersions": ["v1"],
             "sideEffects": "None",
-            "failurePolicy": "Fail",
+            "failurePolicy": "Ignore",
             "matchPolicy": "Equivalent",
             "timeoutSeconds": TIMEOUT_SECONDS,
             "clientConfig": endpoint.client_config(ca_bundle),

@@ -7,7 +7,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
-from llmpack.quantity import MAX_LENGTH, QUANTITY_PATTERN, UNIT_LIMITS, QuantityError, parse_quantity
+from llmpack.quantity import MAX_LENGTH, QUANTITY_SHAPE, UNIT_LIMITS, QuantityError, parse_quantity
 
 
 class ApiModel(BaseModel):
@@ -47,7 +47,7 @@ Quantity = Annotated[
             "anyOf": [
                 {"type": "integer", "minimum": -_INTEGER_BOUND, "exclusiveMinimum": True,
                  "maximum": _INTEGER_BOUND, "exclusiveMaximum": True},
-                {"type": "string", "pattern": QUANTITY_PATTERN, "maxLength": MAX_LENGTH},
+                {"type": "string", "pattern": QUANTITY_SHAPE, "maxLength": MAX_LENGTH},
             ],
             "x-kubernetes-int-or-string": True,
         }

@@ -1,88 +1,19 @@
 """The CustomResourceDefinition for llmmodels.llm.nebari.dev, derived from the pydantic models.
 
-Never edit the CRD by hand: change the models and run `llmpack crd`. Pydantic's JSON schema is turned
-into a Kubernetes structural schema (refs inlined, Optional unwrapped, titles dropped), and the
-cross-field rules that a cluster without our webhook must still enforce are added as CEL.
+Never edit the CRD by hand: change the models and run `make crd`. Pydantic's JSON schema is turned into a
+Kubernetes structural schema (refs inlined, Optional unwrapped, titles dropped), and every rule of the
+admission table (admission/table.py) whose layer is the CRD is placed where it runs, as CEL.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from llmpack.admission.table import Layer, Rule, in_layer
 from llmpack.api.model import GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION
-from llmpack.api.names import MAX_MODEL_NAME_LENGTH
 from llmpack.api.spec import LLMModelSpec
 from llmpack.api.status import LLMModelStatus
-from llmpack.quantity import QUANTITY_PATTERN
-
-
-def _bounded(value: str) -> str:
-    """CEL: `value` (an int-or-string) is a quantity within our grammar. Every rule that calls quantity()
-    checks this first: a value that fails the schema's pattern still reaches the CEL rules (the API server
-    stops them only for type, enum, required and length errors), and quantity('1e99999999') alone costs
-    the API server half a minute of CPU."""
-    return f"string({value}).matches('{QUANTITY_PATTERN}')"
-
-
-# (path into the spec schema, CEL rule, message, fieldPath relative to that path)
-SPEC_RULES: list[tuple[tuple[str, ...], str, str, str]] = [
-    (
-        ("model",),
-        "self.source != 'oci' || has(self.image)",
-        "spec.model.image is required when spec.model.source is oci (the image that holds the weights "
-        "under /models)",
-        ".image",
-    ),
-    (
-        ("model",),
-        "self.source == 'oci' || self.storage.type != 'pvc' || has(self.storage.size)",
-        "spec.model.storage.size is required when storage.type is pvc: size it 10-20% above the model's "
-        "files (e.g. 30Gi for a 20 GB model)",
-        ".storage.size",
-    ),
-    (
-        ("model",),
-        "self.source == 'oci' || self.storage.type != 'pvc' || !has(oldSelf.storage.size) || !has(self.storage.size)"
-        f" || !{_bounded('self.storage.size')} || !{_bounded('oldSelf.storage.size')}"
-        " || quantity(string(self.storage.size)).compareTo(quantity(string(oldSelf.storage.size))) >= 0",
-        "spec.model.storage.size cannot shrink: a PVC can only grow. Keep the old size, or create a new "
-        "LLMModel (or delete and re-create this one) to start with a smaller cache",
-        ".storage.size",
-    ),
-    (
-        ("model", "storage"),
-        "!has(self.type) || !has(oldSelf.type) || self.type == oldSelf.type",
-        "spec.model.storage.type cannot change on an existing model: create a new LLMModel (or delete and "
-        "re-create this one) to move the weights to other storage",
-        ".type",
-    ),
-    (
-        ("model", "storage"),
-        "has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || "
-        "self.storageClassName == oldSelf.storageClassName)",
-        "spec.model.storage.storageClassName cannot change on an existing model: a PVC's class is fixed. "
-        "Create a new LLMModel (or delete and re-create this one) to use another class",
-        ".storageClassName",
-    ),
-    (
-        ("model", "storage"),
-        f"!has(self.size) || !{_bounded('self.size')} || quantity(string(self.size)).isGreaterThan(quantity('0'))",
-        "spec.model.storage.size must be greater than zero",
-        ".size",
-    ),
-]
-
-ROOT_RULES: list[dict[str, str]] = [
-    {
-        "rule": f"self.metadata.name.size() <= {MAX_MODEL_NAME_LENGTH}",
-        "message": f"metadata.name must be at most {MAX_MODEL_NAME_LENGTH} characters: it names the "
-        "model's Service and label values",
-    },
-    {
-        "rule": "self.metadata.name.matches('^[a-z]')",
-        "message": "metadata.name must start with a letter: it names the model's Service",
-    },
-]
+from llmpack.quantity import QUANTITY_SHAPE
 
 PRINTER_COLUMNS = [
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
@@ -147,16 +78,44 @@ def _at(schema: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
 
 
 def spec_schema() -> dict[str, Any]:
-    schema = _schema_of(LLMModelSpec)
-    for path, rule, message, field_path in SPEC_RULES:
-        _at(schema, path).setdefault("x-kubernetes-validations", []).append(
-            {"rule": rule, "message": message, "fieldPath": field_path}
-        )
-    return schema
+    return _schema_of(LLMModelSpec)
 
 
 def status_schema() -> dict[str, Any]:
     return _schema_of(LLMModelStatus)
+
+
+def validation(rule: Rule) -> dict[str, Any]:
+    """One x-kubernetes-validations entry: the rule, its message (with the values shown, when it has slots), and
+    the field it names."""
+    named = rule.field_path is None and not rule.every_quantity  # else the API server names the field in front
+    out: dict[str, Any] = {"rule": rule.cel, "message": rule.static_message(named)}
+    if expression := rule.message_expression(named):
+        out["messageExpression"] = expression
+    if rule.field_path:
+        out["fieldPath"] = rule.field_path
+    return out
+
+
+def _quantities(node: Any) -> list[dict[str, Any]]:
+    """Every quantity in a schema: an int-or-string whose strings have the quantity's shape."""
+    if not isinstance(node, dict):
+        return []
+    found = [node] if node.get("x-kubernetes-int-or-string") and node.get("pattern") == QUANTITY_SHAPE else []
+    for key in ("properties",):
+        for child in node.get(key, {}).values():
+            found += _quantities(child)
+    for key in ("items", "additionalProperties"):
+        found += _quantities(node.get(key))
+    return found
+
+
+def place_rules(root: dict[str, Any]) -> dict[str, Any]:
+    """The object's schema with every CRD rule of the admission table where it runs."""
+    for rule in in_layer(Layer.CRD):
+        for node in _quantities(root) if rule.every_quantity else [_at(root, rule.at or ())]:
+            node.setdefault("x-kubernetes-validations", []).append(validation(rule))
+    return root
 
 
 def crd() -> dict[str, Any]:
@@ -183,7 +142,7 @@ def crd() -> dict[str, Any]:
                     "subresources": {"status": {}},
                     "additionalPrinterColumns": PRINTER_COLUMNS,
                     "schema": {
-                        "openAPIV3Schema": {
+                        "openAPIV3Schema": place_rules({
                             "type": "object",
                             "description": "A large language model served by vLLM, with its weights cached once.",
                             "required": ["spec"],
@@ -194,8 +153,7 @@ def crd() -> dict[str, Any]:
                                 "spec": spec_schema(),
                                 "status": status_schema(),
                             },
-                            "x-kubernetes-validations": ROOT_RULES,
-                        }
+                        })
                     },
                 }
             ],

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
 
-import yaml
 from pydantic import BeforeValidator, Field, StringConstraints, WithJsonSchema, model_validator
 
 from llmpack.api.base import ApiModel, FreeObject, Quantity, nested
@@ -41,6 +40,7 @@ class UpdateStrategy(StrEnum):
 
 
 NonEmpty = Annotated[str, StringConstraints(min_length=1)]
+MAX_RESOURCES = 64  # kinds of resource in requests or limits: a container asks for a handful
 # A Go duration as gateways take it: 600s, 10m, 1h30m.
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -66,7 +66,7 @@ class Storage(ApiModel):
     @model_validator(mode="after")
     def _size_is_positive(self) -> Storage:
         if self.size is not None and parse_quantity(self.size) <= 0:
-            raise ValueError("size: must be greater than zero")
+            raise ValueError(f"size: {_says('size-is-positive')}")
         return self
 
 
@@ -82,12 +82,11 @@ class Model(ApiModel):
 
     @model_validator(mode="after")
     def _source_has_what_it_needs(self) -> Model:
-        # The same rules as the CRD's CEL (api/crd.py SPEC_RULES), so `llmpack render` agrees with the cluster.
+        # Rules of the CRD's CEL (admission/table.py), here too so that `llmpack render` agrees with the cluster.
         if self.is_oci and self.image is None:
-            raise ValueError("image: required when source is oci (the image that holds the weights under /models)")
+            raise ValueError(f"image: {_says('oci-needs-an-image')}")
         if not self.is_oci and self.storage.type == StorageType.PVC and self.storage.size is None:
-            raise ValueError("storage.size: required when storage.type is pvc; size it 10-20% above the "
-                             "model's files (e.g. 30Gi for a 20 GB model)")
+            raise ValueError(f"storage.size: {_says('pvc-needs-a-size')}")
         return self
 
     @property
@@ -105,6 +104,10 @@ class GpuVendor:
     product_label: str
 
 
+# What Go's unicode.IsSpace (CEL's trim()) takes for space; Python's str.strip() also strips \x1c-\x1f.
+GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029" \
+           "\u202f\u205f\u3000"
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 NVIDIA = GpuVendor("nvidia", "nvidia.com/gpu", "nvidia.com/gpu.product")  # GPU operator's feature discovery
 GPU_VENDORS: dict[str, GpuVendor] = {v.name: v for v in (
     NVIDIA,
@@ -125,8 +128,9 @@ class Gpu(ApiModel):
 
     @property
     def known_vendor(self) -> GpuVendor | None:
-        """The vendor `type` names (case-insensitively; empty means nvidia), or None when it names none."""
-        return GPU_VENDORS.get(self.type.strip().lower() or NVIDIA.name)
+        """The vendor `type` names (ignoring ASCII case and surrounding space; empty means nvidia), or None when it
+        names none. Read as the admission policy's CEL reads it: trim() and lowerAscii()."""
+        return GPU_VENDORS.get(self.type.strip(GO_SPACE).translate(_ASCII_LOWER) or NVIDIA.name)
 
     @property
     def vendor(self) -> GpuVendor:
@@ -135,9 +139,10 @@ class Gpu(ApiModel):
 
 class Resources(ApiModel):
     gpu: Gpu = nested(Gpu, "GPUs per replica.")
-    requests: dict[str, Quantity] = Field(default_factory=dict,
+    # At most MAX_RESOURCES each: the CRD's CEL bounds every quantity, and its cost estimate needs a bounded map.
+    requests: dict[str, Quantity] = Field(default_factory=dict, max_length=MAX_RESOURCES,
                                           description="Extra container requests (quantities below 8Ei).")
-    limits: dict[str, Quantity] = Field(default_factory=dict,
+    limits: dict[str, Quantity] = Field(default_factory=dict, max_length=MAX_RESOURCES,
                                         description="Extra container limits (quantities below 8Ei).")
 
 
@@ -187,18 +192,22 @@ class Vllm(ApiModel):
 
 
 def _scheduler_config(value: object) -> object:
-    text_holds_a_mapping = isinstance(value, str) and isinstance(_yaml_or_none(value), dict)
-    if value is None or isinstance(value, dict) or text_holds_a_mapping:
+    # As the admission policy's CEL says it (admission/table.py), which cannot parse YAML: text with its kind.
+    from llmpack.admission import table
+
+    text_with_its_kind = isinstance(value, str) and len(value) <= table.SCHEDULER_TEXT_MAX and table.cel_matches(
+        value, table.SCHEDULER_KIND_PATTERN)
+    if value is None or isinstance(value, dict) or text_with_its_kind:
         return value
-    raise ValueError("must be an EndpointPickerConfig: an object (kind, plugins, schedulingProfiles), or the "
-                     "same written as YAML text")
+    raise ValueError(_says("scheduler-config-is-a-picker-config"))
 
 
-def _yaml_or_none(text: str) -> object:
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return None
+def _says(rule: str) -> str:
+    """A rule's words from the admission table, imported here, when first needed: the table reads api.names,
+    and importing it while this package loads would go round in a circle."""
+    from llmpack.admission.table import rule as table_rule
+
+    return table_rule(rule).says
 
 
 # The pack's schedulerConfig is schemaless: an EndpointPickerConfig object. YAML text holding one is also

@@ -64,3 +64,8 @@ class LLMModelStatus(ApiModel):
     replicas: Replicas | None = None
     endpoints: EndpointStatus | None = None
     download: Download | None = None
+    model_id: str | None = Field(None, description="The model id this object claims on the shared hostnames "
+                                 "(spec.model.name), owned or not: the endpoint conditions say which.")
+    model_id_claimed_at: str | None = Field(None, description="Since when it claims modelId: the oldest claim "
+                                            "of an id owns it (docs/routing.md).", json_schema_extra={
+                                                "format": "date-time"})

@@ -19,6 +19,7 @@ from typing import Any
 
 from llmpack.api import Condition, ConditionStatus, LLMModel, LLMModelStatus, Phase, Replicas
 from llmpack.api.status import Download, EndpointStatus
+from llmpack.assess.claims import Claim
 from llmpack.assess.download import DownloadPod, download_pod, job_pod, unschedulable
 from llmpack.assess.report import Problem, Report
 from llmpack.assess.routing import Routes
@@ -42,6 +43,7 @@ class Observed:
     model_size: str | None = None
     job: str | None = None  # the download Job for the current weights: "running", "succeeded" or "failed"
     routes: Routes | None = None  # InferencePoolReady, ExternalEndpointReady, InternalEndpointReady
+    claim: Claim | None = None  # its claim on its model id, recorded so that a restart decides as before
     unbound: Unbound | None = None  # what the API server says of the PVC while it is not bound
     job_pod_warnings: tuple[dict[str, Any], ...] = ()  # Warning Events of the download Job's pod while it waits
 
@@ -289,7 +291,15 @@ def compute(model: LLMModel, observed: Observed, previous: LLMModelStatus | None
         model_size=observed.model_size or (previous.model_size if previous else None),
         download=observed.download,
         endpoints=EndpointStatus.model_validate(dict(routes.endpoints)) if routes.endpoints else None,
+        **claim_fields(observed.claim),
     )
+
+
+def claim_fields(claim: Claim | None) -> dict[str, str]:
+    """status.modelId and modelIdClaimedAt: an LLMModel claims one id."""
+    if claim is None or len(claim.ids) != 1:
+        return {}
+    return {"model_id": next(iter(claim.ids)), "model_id_claimed_at": claim.claimed_at}
 
 
 def settle(status: LLMModelStatus, previous: LLMModelStatus | None, now: str, generation: int | None) -> LLMModelStatus:

@@ -1,18 +1,26 @@
-"""What the operator has seen, kept from watch events: models and their children, by model.
+"""What the operator has seen, kept from watch events: models and their children, by model, and every
+model's claim on its model id (assess/claims.py), indexed by id.
 
 Reconciles read from here instead of the API server, so a reconcile that finds nothing to change
 makes no request at all. Each object is kept cut to what a reconcile reads (`keep`): of
 metadata.managedFields only, for a kind we write in several versions, the versions we wrote it in; of a Pod
 only what the phase ladder looks at.
+
+`sync` is the contract with whatever fills the Store (runner.py): it is called once every LLMModel has been
+listed. Until then models are only kept, nobody can tell who owns a model id, and the routing plan decides
+nothing about routes (render/plan.py); `sync` then decides every claim at once, whatever the list's order.
 """
 
 from __future__ import annotations
 
+import datetime
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from llmpack.api import KIND
+from llmpack.assess.claims import Claim, ClaimKey, Target, model_claim, rivals, settled
 from llmpack.config import FIELD_MANAGER
 from llmpack.kinds import CHILDREN
 from llmpack.wellknown import MODEL_LABEL
@@ -82,6 +90,19 @@ def owner_of(body: Body) -> Key | None:
     return (meta.get("namespace", ""), model) if model else None
 
 
+def claim_key(key: Key) -> ClaimKey:
+    return KIND, *key
+
+
+def _models(keys: Iterable[ClaimKey]) -> set[Key]:
+    """The LLMModels among claim keys (other kinds are woken by their own reconcilers)."""
+    return {(namespace, name) for kind, namespace, name in keys if kind == KIND}
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 @dataclass
 class Store:
     models: dict[Key, Body] = field(default_factory=dict)
@@ -90,17 +111,64 @@ class Store:
     served: dict[str, tuple[str, ...]] = field(default_factory=dict)  # established CRD -> the versions it serves
     # Models whose `<m>-api-keys` Secret exists, with its data keys (read by get: Secrets are not watched).
     api_keys: dict[Key, tuple[str, ...]] = field(default_factory=dict)
-    synced: bool = False  # every LLMModel has been listed once (the first complete list)
+    synced: bool = False  # every LLMModel has been listed once and its claim decided (`sync`)
+    claims: dict[ClaimKey, Claim] = field(default_factory=dict)
+    claim_index: dict[Target, dict[ClaimKey, Claim]] = field(default_factory=lambda: defaultdict(dict))
 
-    def put_model(self, body: Body) -> Key:
+    def put_model(self, body: Body, now: str | None = None) -> tuple[Key, set[Key]]:
+        """Keep a model; returns its key and the other models whose ownership of an id this may change
+        (none before `sync`: claims are decided then)."""
         key = key_of(body)
         self.models[key] = slim(body)
-        return key
+        if not self.synced:
+            return key, set()
+        previous = self.claims.get(claim_key(key))
+        claim = model_claim(KIND, body, previous=previous, index=self.claim_index, now=now or _now(),
+                            after_known=True)
+        return key, self._set_claim(claim_key(key), previous, claim)
 
-    def drop_model(self, body: Body) -> Key:
+    def drop_model(self, body: Body) -> tuple[Key, set[Key]]:
         key = key_of(body)
         self.models.pop(key, None)
-        return key
+        return key, self._set_claim(claim_key(key), self.claims.get(claim_key(key)), None)
+
+    def sync(self, now: str | None = None) -> None:
+        """Every LLMModel is here (the first complete list): decide every claim and mark the Store synced.
+        Claims whose start the bodies say are kept first; the others (edited while no operator watched) are
+        then placed after them, each as if it were alone, so the outcome does not depend on the list's order."""
+        now = now or _now()
+        bodies = list(self.models.values())
+        for body in bodies:
+            if settled(body):
+                claim = model_claim(KIND, body, previous=None, index=self.claim_index, now=now, after_known=False)
+                self._set_claim(claim_key(key_of(body)), None, claim)
+        known = {target: dict(found) for target, found in self.claim_index.items()}
+        for body in bodies:
+            if not settled(body):
+                claim = model_claim(KIND, body, previous=None, index=known, now=now, after_known=True)
+                self._set_claim(claim_key(key_of(body)), None, claim)
+        self.synced = True
+
+    def _set_claim(self, key: ClaimKey, previous: Claim | None, claim: Claim | None) -> set[Key]:
+        if claim == previous:
+            return set()
+        woken: set[ClaimKey] = set()
+        if previous is not None:
+            woken |= rivals(previous, self.claim_index)
+            for target in previous.targets:
+                self.claim_index[target].pop(key, None)
+                if not self.claim_index[target]:
+                    del self.claim_index[target]
+            del self.claims[key]
+        if claim is not None:
+            self.claims[key] = claim
+            for target in claim.targets:
+                self.claim_index[target][key] = claim
+            woken |= rivals(claim, self.claim_index)
+        return _models(woken)
+
+    def model_claim(self, key: Key) -> Claim | None:
+        return self.claims.get(claim_key(key))
 
     def put_child(self, kind: str, body: Body) -> Key | None:
         if (owner := owner_of(body)) is not None:

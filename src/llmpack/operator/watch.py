@@ -139,6 +139,10 @@ class Stream:
                 self.sink("DELETED", gone)
         self.known = listed
         for body in items:
+            # A list's items of built-in kinds carry no kind or apiVersion (watch events do): without them
+            # every object listed would differ from what we apply, and be applied again after each list.
+            body.setdefault("apiVersion", self.source.kind.api_version)
+            body.setdefault("kind", self.source.kind.kind)
             self.sink("MODIFIED", body)
         self.synced.set()
 

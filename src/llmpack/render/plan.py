@@ -12,8 +12,9 @@ Facts are what the plan needs to know about the cluster, gathered once per recon
 including the versions each CRD serves: a kind we write in several versions (AIGatewayRoute) is rendered
 in the newest one the cluster serves.
 What is routed is a `Routed`: the side groups (keys, policy, route) take their names, objects and first
-gates from it, so another routed kind reuses them with its own objects, and a new precondition (who owns a
-model id, say) is one more fact and one more gate.
+gates from it, so another routed kind reuses them with its own objects, and a new precondition is one more
+fact and one more gate: who owns a model id (assess/claims.py) is one, `ids_owned`, which closes a side,
+and removes its route and policy, while another object owns the ids it serves.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmpack.api import LLMModel, names
+from llmpack.assess.claims import Claim, Target
 from llmpack.assess.report import Problem
 from llmpack.config import Config
 from llmpack.kinds import (
@@ -57,6 +59,10 @@ class Facts:
     client_ids: tuple[str, ...] | None = None  # this model's; None: its key Secret does not exist (yet)
     keys_unreadable: str | None = None  # why this model's key Secret could not be read
     key_metadata_uid: str | None = None  # of this model's key metadata ConfigMap, once it exists
+    # Who owns which model id (assess/claims.py): known once the operator holds every claim (Store.synced);
+    # until then no route is applied or removed. `taken`: the ids this object claims that another owns.
+    claims_known: bool = False
+    taken: Mapping[Target, Claim] = field(default_factory=dict)
     served: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # CRD name -> the versions it serves
 
     def version(self, kind: Kind) -> str:
@@ -65,8 +71,9 @@ class Facts:
 
 
 def offline_facts() -> Facts:
-    """A model as `llmpack render --routing` shows it: a replica Ready, every CRD installed, no keys yet."""
-    return Facts(crds=frozenset(kind.crd for kind in THIRD_PARTY), ready=1)
+    """A model as `llmpack render --routing` shows it: a replica Ready, every CRD installed, no keys yet, its
+    model id its own."""
+    return Facts(crds=frozenset(kind.crd for kind in THIRD_PARTY), ready=1, claims_known=True)
 
 
 @dataclass(frozen=True)
@@ -154,6 +161,24 @@ def oidc_configured(config: Config, side: Side) -> Gate | None:
                                            "applied without its policy"))
 
 
+def ids_owned(subject: Routed, facts: Facts) -> Gate | None:
+    """Closed until the operator knows every claim, and while another object owns every id the subject
+    serves: the shared hostnames route an id to its owner only (docs/routing.md, "Model ids")."""
+    if not facts.claims_known:
+        return Gate("claims known", Problem("ClaimsUnknown", "the operator has not yet read every model, so it "
+                                            "cannot tell who owns this model id: routes wait"))
+    if not subject.ids or any(target not in facts.taken for target in subject.ids):
+        return None
+    owned = "; ".join(f"model id {_target(t)} is owned by {c}, which claimed it first ({c.claimed_at})"
+                      for t, c in sorted(facts.taken.items(), key=lambda item: item[1].rank) if t in subject.ids)
+    return Gate("model ids owned", Problem("ModelIdConflict", f"{owned}: the shared hostnames route it there "
+                                           f"only, until that one is deleted or its id changes; {_STILL_SERVES}"))
+
+
+def _target(target: Target) -> str:
+    return "(catch-all)" if target is None else target
+
+
 def keys_readable(facts: Facts, secret: str) -> Gate | None:
     if facts.keys_unreadable is None:
         return None
@@ -188,6 +213,7 @@ class Routed:
 
     name: str
     serves: str  # what the routes carry, for the condition's message
+    ids: tuple[Target, ...]  # the model ids its routes match (CATCH_ALL: any id nobody else claims)
     enabled: Callable[[Side], bool]
     before: Callable[[Side], Gate | None]  # what every group of a side waits for first (a Ready replica)
     route_crds: tuple[str, ...]  # what a route needs to exist
@@ -202,7 +228,8 @@ def routed(model: LLMModel, config: Config, facts: Facts) -> Routed:
     """An LLMModel's routes wait for a Ready replica and carry requests to its InferencePool."""
     owned = not keymanager_rbac.retains_keys(config)
     return Routed(
-        name=model.name, serves=model.spec.model.name, enabled=lambda side: auth.enabled(model, side),
+        name=model.name, serves=model.spec.model.name, ids=(model.spec.model.name,),
+        enabled=lambda side: auth.enabled(model, side),
         before=lambda side: replica_ready(facts, f"the {side} route"), route_crds=(POOL_CRD, POLICY_CRD, ROUTE_CRD),
         key_secret=lambda: auth.key_secret(model, owned=owned),
         key_metadata=lambda: auth.key_metadata(model, owned=owned),
@@ -213,7 +240,7 @@ def routed(model: LLMModel, config: Config, facts: Facts) -> Routed:
 
 def _policy_gate(subject: Routed, facts: Facts) -> Gate | None:
     """What the external policy, which names the client ids, waits for."""
-    return _first(side_enabled(subject, "external"), subject.before("external"),
+    return _first(side_enabled(subject, "external"), ids_owned(subject, facts), subject.before("external"),
                   crds_present(facts, (POLICY_CRD,), subject.route_crds, _STILL_SERVES))
 
 
@@ -235,15 +262,19 @@ def key_group(subject: Routed, facts: Facts) -> Group:
 
 
 def side_groups(subject: Routed, config: Config, facts: Facts, side: Side) -> tuple[Group, ...]:
-    """A side's key objects (external only, whether the side is on or not), its SecurityPolicy, then its
-    AIGatewayRoute; or, for a side that is off, one closed group that removes what it had."""
+    """A side's key objects (external only, whether the side is on or not, and whoever owns its ids), its
+    SecurityPolicy, then its AIGatewayRoute; or, for a side that is off or whose ids another object owns, one
+    closed group that removes what it had."""
     condition = ENDPOINT_READY[side]
     route_name, policy_name = names.route(subject.name, side), names.policy(subject.name, side)
     groups: list[Group] = [key_group(subject, facts)] if side == "external" else []
+    # The route goes first: a route is never left open without its policy.
+    had = (Ref(AI_GATEWAY_ROUTE.kind, route_name), Ref(SECURITY_POLICY.kind, policy_name))
     if off := _first(side_enabled(subject, side), oidc_configured(config, side)):
-        # The route goes first: a route is never left open without its policy.
-        return (*groups, Group(condition, f"{side} off", gate=off, removes=(
-            Ref(AI_GATEWAY_ROUTE.kind, route_name), Ref(SECURITY_POLICY.kind, policy_name))))
+        return (*groups, Group(condition, f"{side} off", gate=off, removes=had))
+    if taken := ids_owned(subject, facts):
+        # Claims unknown: nothing is decided, so nothing is removed either.
+        return (*groups, Group(condition, f"{side} ids", gate=taken, removes=had if facts.claims_known else ()))
     before = subject.before(side)
     own_secret = names.api_keys(subject.name)
     # Every key Secret of the namespace authenticates (this model's own exists, or its group creates it).
