@@ -1,10 +1,10 @@
 """What the cluster would hold for a few models, built from the plan the operator applies, as egctl's input.
 
-Per model, from `plan()` with the facts the operator would gather (every CRD, a Ready replica, the namespace's
-key Secrets, this model's client ids): its SecurityPolicies and, for each AIGatewayRoute, the HTTPRoute and
-HTTPRouteFilters AI Gateway writes for it (ai_gateway.py). Beside them what others write: the key Secrets
-filled as a key manager fills them, the model's Service (from `render()`), the Gateway with the listeners the
-operator merges into it (render/listeners.py) and their TLS Secret.
+Per model, from `plan()` with the facts the operator would gather (every CRD, a Ready replica, its model id
+its own, the namespace's key Secrets, this model's client ids): its SecurityPolicies and, for each
+AIGatewayRoute, the HTTPRoute and HTTPRouteFilters AI Gateway writes for it (ai_gateway.py). Beside them what
+others write: the key Secrets filled as a key manager fills them, the model's Service (from `render()`), the
+Gateway with the listeners the operator merges into it (render/listeners.py) and their TLS Secret.
 
 The InferencePool: Envoy Gateway resolves an HTTPRoute's InferencePool backend only through AI Gateway's
 extension server (which egctl lacks), so as AI Gateway writes it the rule's backend is `InvalidKind` and the
@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from llmpack.api import LLMModel
 from llmpack.certs import KeyPair
 from llmpack.config import Config
-from llmpack.kinds import AI_GATEWAY_ROUTE, INFERENCE_POOL, SECURITY_POLICY, THIRD_PARTY
-from llmpack.render import Facts, plan, render
+from llmpack.kinds import AI_GATEWAY_ROUTE, INFERENCE_POOL, SECURITY_POLICY
+from llmpack.render import offline_facts, plan, render
 from llmpack.render.auth import key_secret
 from llmpack.render.listeners import gateway_patches
 from llmpack.render.serving import PORT
@@ -91,8 +91,8 @@ def gateway_objects(config: Config, tls: KeyPair) -> list[dict[str, Any]]:
 def model_objects(served: Served, config: Config, key_secrets: frozenset[str], *,
                   pool_stand_in: bool = True) -> list[dict[str, Any]]:
     """What the plan applies for one model that routing reaches, as the gateways see it."""
-    facts = Facts(crds=frozenset(kind.crd for kind in THIRD_PARTY), ready=1, key_secrets=key_secrets,
-                  client_ids=tuple(sorted(served.keys)))
+    # `render --routing`'s facts (a Ready replica, every CRD, the model id its own) and this namespace's keys.
+    facts = replace(offline_facts(), key_secrets=key_secrets, client_ids=tuple(sorted(served.keys)))
     objects: list[dict[str, Any]] = []
     for obj in plan(served.model, config, facts).objects:
         if obj["kind"] == SECURITY_POLICY.kind:
