@@ -46,10 +46,11 @@ done
 mod_hash=$(cat "$here/go.mod" "$here/go.sum" | sha256sum | cut -c1-16)
 
 # A stamp from before per-binary stamps: its binaries were built by the same commands as below for all
-# but helm, so adopt them when the versions match rather than spend many minutes rebuilding them.
+# but helm (and egctl, which came later), so adopt them when the versions match rather than spend many
+# minutes rebuilding them.
 legacy="$out/.stamp"
 adopt_legacy() {  # name, want
-  [[ ! -f "$out/.stamps/$1" && -x "$out/$1" && -f "$legacy" && "$1" != helm ]] || return 1
+  [[ ! -f "$out/.stamps/$1" && -x "$out/$1" && -f "$legacy" && "$1" != helm && "$1" != egctl ]] || return 1
   grep -q "kube=$KUBE_VERSION etcd=$ETCD_VERSION kwok=$KWOK_VERSION " "$legacy" || return 1
   echo "$2" > "$out/.stamps/$1"
 }
