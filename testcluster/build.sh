@@ -85,7 +85,8 @@ build kwok "$KWOK_VERSION" env GOBIN="$out" go install -trimpath -ldflags "-s -w
 build helm "$HELM_VERSION" env GOBIN="$out" go install -trimpath -ldflags "$helm_ldflags" \
   "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 egctl_hash=$(cat "$here/egctl/go.mod" "$here/egctl/go.sum" | sha256sum | cut -c1-16)
-build egctl "$egctl_hash" env GOFLAGS=-mod=readonly go -C egctl build -trimpath \
+# -dwarf=false: the compiler's debug info, which -w drops at link anyway (a sixth less CPU for egctl's cold build).
+build egctl "$egctl_hash" env GOFLAGS=-mod=readonly go -C egctl build -trimpath -gcflags=all=-dwarf=false \
   -ldflags "-s -w -X github.com/envoyproxy/gateway/internal/cmd/version.envoyGatewayVersion=$EGCTL_VERSION" \
   -o "$out/egctl" github.com/envoyproxy/gateway/cmd/egctl
 
