@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Build the test control plane into $1 (default ../.testbin) from the modules pinned in go.mod.
+# Build the test control plane into $1 (default ../.testbin) from the modules pinned in go.mod, and egctl
+# (Envoy Gateway's CLI, for tests/translate) from its own module in egctl/ (its dependency graph is large and
+# apart from the others': kept out of go.mod, so neither moves the other's versions).
 # Each binary has its own stamp (.stamps/<name>): the exact build command and a hash of what it reads from
 # this directory. A binary is rebuilt only when its stamp differs, so changing one binary's flags rebuilds
 # that binary alone. .stamp is written once every binary is in place (others wait for it).
@@ -11,6 +13,9 @@ KUBE_VERSION=v1.36.3
 KWOK_VERSION=v0.8.0
 HELM_VERSION=v3.22.0
 ETCD_VERSION=$(cd "$here" && go list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3)
+# egctl's module is only ever read: every module it needs is hashed in egctl/go.sum (docs/development.md says
+# how that file was made), so no build consults the checksum database.
+EGCTL_VERSION=$(GOFLAGS=-mod=readonly go -C "$here/egctl" list -m -f '{{.Version}}' github.com/envoyproxy/gateway)
 
 export CGO_ENABLED=0 GOFLAGS=-mod=mod
 mkdir -p "$out/.stamps"
@@ -41,13 +46,18 @@ done
 mod_hash=$(cat "$here/go.mod" "$here/go.sum" | sha256sum | cut -c1-16)
 
 # A stamp from before per-binary stamps: its binaries were built by the same commands as below for all
-# but helm, so adopt them when the versions match rather than spend many minutes rebuilding them.
+# but helm (and egctl, which came later), so adopt them when the versions match rather than spend many
+# minutes rebuilding them.
 legacy="$out/.stamp"
 adopt_legacy() {  # name, want
-  [[ ! -f "$out/.stamps/$1" && -x "$out/$1" && -f "$legacy" && "$1" != helm ]] || return 1
+  [[ ! -f "$out/.stamps/$1" && -x "$out/$1" && -f "$legacy" && "$1" != helm && "$1" != egctl ]] || return 1
   grep -q "kube=$KUBE_VERSION etcd=$ETCD_VERSION kwok=$KWOK_VERSION " "$legacy" || return 1
   echo "$2" > "$out/.stamps/$1"
 }
+
+# The output directory is left out when stamps are compared: the one .testbin reached through a worktree's
+# symlink is the same directory, and its binaries are up to date whatever path names it.
+portable() { sed -E 's#-o [^ ]*/([^/ ]+) #-o <out>/\1 #; s#GOBIN=[^ ]* #GOBIN=<out> #'; }
 
 start=$(date +%s)
 built=()
@@ -55,7 +65,8 @@ built=()
 build() {
   local name=$1 inputs=$2; shift 2
   local want="$* inputs=$inputs"
-  if [[ -x "$out/$name" && "$(cat "$out/.stamps/$name" 2>/dev/null)" == "$want" ]] || adopt_legacy "$name" "$want"
+  if [[ -x "$out/$name" && "$(portable 2>/dev/null < "$out/.stamps/$name")" == "$(portable <<< "$want")" ]] ||
+     adopt_legacy "$name" "$want"
   then
     return
   fi
@@ -73,9 +84,14 @@ done
 build kwok "$KWOK_VERSION" env GOBIN="$out" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
 build helm "$HELM_VERSION" env GOBIN="$out" go install -trimpath -ldflags "$helm_ldflags" \
   "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+egctl_hash=$(cat "$here/egctl/go.mod" "$here/egctl/go.sum" | sha256sum | cut -c1-16)
+# -dwarf=false: the compiler's debug info, which -w drops at link anyway (a sixth less CPU for egctl's cold build).
+build egctl "$egctl_hash" env GOFLAGS=-mod=readonly go -C egctl build -trimpath -gcflags=all=-dwarf=false \
+  -ldflags "-s -w -X github.com/envoyproxy/gateway/internal/cmd/version.envoyGatewayVersion=$EGCTL_VERSION" \
+  -o "$out/egctl" github.com/envoyproxy/gateway/cmd/egctl
 
 echo "kube=$KUBE_VERSION etcd=$ETCD_VERSION kwok=$KWOK_VERSION helm=$HELM_VERSION (helm assumes Kubernetes" \
-  "$helm_k8s_major.$helm_k8s_minor) mod=$mod_hash" > "$out/.stamp"
+  "$helm_k8s_major.$helm_k8s_minor) mod=$mod_hash egctl=$EGCTL_VERSION" > "$out/.stamp"
 if (( ${#built[@]} )); then
   echo "testbin: built ${built[*]} in $(( $(date +%s) - start ))s into $out"
 else

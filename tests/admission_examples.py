@@ -25,7 +25,7 @@ EXAMPLES: dict[str, Example] = {
     "name-fits-derived-names": Example(name="m" * 60),
     "name-is-a-service-name": Example(name="1st-model"),
     "oci-needs-an-image": Example({"model": {"source": "oci", "storage": {"type": "emptyDir"}}}),
-    "pvc-needs-a-size": Example({"model": {"storage": {"size": None}}}),
+    "pvc-needs-a-size": Example({"model": {"preload": False, "storage": {"size": None}}}),
     "repo-id-is-valid": Example({"model": {"name": "org/bad--name"}}),
     "parallelism-fits-gpus": Example({"resources": {"gpu": {"count": 2}}, "serving": {"tensorParallelism": 4}}),
     "size-is-positive": Example({"model": {"storage": {"size": "0"}}}),

@@ -111,17 +111,29 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_download(args: argparse.Namespace) -> int:
     from llmpack.downloader.download import run
-    from llmpack.downloader.errors import DownloadError
+    from llmpack.downloader.errors import DownloadError, UsageError
 
     try:
-        run(args.model, args.local_dir, args.revision, args.include or [], args.exclude or [], args.verify,
-            args.connections, args.part_size)
+        if args.size_only:
+            _size_only(args)
+        elif args.local_dir is None:
+            raise UsageError("--local-dir DIR is required (unless --size-only)")
+        else:
+            run(args.model, args.local_dir, args.revision, args.include or [], args.exclude or [], args.verify,
+                args.connections, args.part_size)
     except DownloadError as exc:
         # One line, whatever the message holds (a server's words may carry newlines): the error is the
         # only stderr line that is not a JSON object.
         print(f"llmpack download: {' '.join(str(exc).split())}", file=sys.stderr)
         return exc.exit_code
     return 0
+
+
+def _size_only(args: argparse.Namespace) -> None:
+    from llmpack.downloader.download import say
+    from llmpack.downloader.sizing import lease_reporter, run_size
+
+    run_size(args.model, args.revision, tuple(args.include or ()), tuple(args.exclude or ()), say, lease_reporter())
 
 
 def _count(text: str) -> int:
@@ -263,7 +275,11 @@ def build_parser() -> argparse.ArgumentParser:
         "downloader took the lock over (this one was paused too long): stopped writing.",
     )
     p.add_argument("model", help="Hugging Face repo id, e.g. Qwen/Qwen3-8B")
-    p.add_argument("--local-dir", type=Path, required=True, metavar="DIR", help="where the files go")
+    p.add_argument("--local-dir", type=Path, metavar="DIR", help="where the files go (required unless --size-only)")
+    p.add_argument("--size-only", action="store_true",
+                   help="fetch nothing: resolve the revision, add up the sizes of the files a download would take "
+                   "and report them (a JSON line; on the Lease named by LLMPACK_LEASE_NAME for the operator). A Hub "
+                   "out of reach is retried until it answers")
     p.add_argument("--revision", help="branch, tag or commit (default main)")
     p.add_argument("--include", action="extend", nargs="+", metavar="PATTERN", help="only files matching")
     p.add_argument("--exclude", action="extend", nargs="+", metavar="PATTERN", help="skip files matching")

@@ -15,3 +15,6 @@ IDENTITY_ANNOTATION = "llm.nebari.dev/model-identity"
 PROGRESS_ANNOTATION = "llm.nebari.dev/download-progress"
 # The key of spec.model.authSecretName that holds the Hugging Face token.
 HF_TOKEN_KEY = "HF_TOKEN"
+# On the download Lease: what the sizing step learned from the Hub (repo, revision, commit, bytes) or why it could
+# not (error), written before the download starts; the operator sizes the PVC and pins the commit from it.
+SIZE_ANNOTATION = "llm.nebari.dev/model-size"

@@ -32,8 +32,8 @@ from tests.cluster.waiting import eventually
 from tests.unit.strategies import admission_bodies
 
 DENIED = {
-    "pvc-without-size": ({"model": {"storage": {"size": None}}},
-                         "spec.model.storage.size: Invalid value: required when storage.type is pvc"),
+    "pvc-without-size-or-preload": ({"model": {"preload": False, "storage": {"size": None}}},
+                                    "spec.model.storage.size: Invalid value: required when storage.type is pvc"),
     "size-not-a-quantity": ({"model": {"storage": {"size": "30 gigabytes"}}},
                             'spec.model.storage.size: Invalid value: "30 gigabytes": spec.model.storage.size in body '
                             "should match '^[+-]?"),
@@ -132,8 +132,8 @@ async def test_a_model_known_to_be_larger_than_its_pvc_warns_at_the_next_apply(
     await api.put_status(namespace, "m", {"modelSize": "42Gi"})  # what the operator reports once it knows
     result = kubectl_apply(cluster, namespace, "m", {"serving": {"vllmArgs": ["--max-model-len=8192"]}})
     assert result.returncode == 0, result.stderr
-    assert policy_warning("llmmodel-warnings", "spec.model.storage.size: the model takes 42Gi on disk, more than the "
-                          "30Gi PVC") in result.stderr
+    assert policy_warning("llmmodel-warnings", "spec.model.storage.size: the model needs 42Gi (the Hub's figure for "
+                          "its files), the PVC is 30Gi") in result.stderr
 
 
 def test_changing_the_storage_type_of_an_existing_model_is_refused_with_advice(

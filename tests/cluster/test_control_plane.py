@@ -120,7 +120,7 @@ def test_llmmodel_crd_is_accepted_and_its_cel_rules_reject_oci_without_image(
            "spec": {"model": {"name": "org/m", "source": "oci"}}}
     result = cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(bad), check=False)
     assert result.returncode != 0
-    assert "spec.model.image is required when spec.model.source is oci" in result.stderr
+    assert "spec.model.image: Invalid value: required when spec.model.source is oci" in result.stderr
     good = {**bad, "metadata": {"name": "good-oci"},
             "spec": {"model": {"name": "org/m", "source": "oci", "image": "r.example/m@sha256:" + "c" * 64}}}
     result = cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(good), check=False)

@@ -162,8 +162,11 @@ async def test_gpus_start_only_once_the_download_job_has_the_weights(
 
     models.apply(cluster, "qwen", namespace, {"serving": {"replicas": 2}})
 
+    def downloads(job: Job) -> bool:
+        return job.spec.template.metadata.labels["app.kubernetes.io/name"] == "model-download"  # type: ignore[index,union-attr]
+
     async def job_and_held_deployment() -> bool:
-        jobs = [j async for j in client.list(Job, namespace=namespace)]
+        jobs = [j async for j in client.list(Job, namespace=namespace) if downloads(j)]
         deployment = await client.get(Deployment, "qwen", namespace=namespace)
         return len(jobs) == 1 and deployment.spec is not None and deployment.spec.replicas == 0
 
@@ -172,7 +175,7 @@ async def test_gpus_start_only_once_the_download_job_has_the_weights(
         return await models.phase(client, "qwen", namespace) in ("Pending", "Downloading")
 
     await eventually(waits_for_the_weights, within=10, what="phase Pending or Downloading while the Job runs")
-    job = next(iter([j async for j in client.list(Job, namespace=namespace)]))
+    job = next(iter([j async for j in client.list(Job, namespace=namespace) if downloads(j)]))
     container = job.spec.template.spec.containers[0]  # type: ignore[union-attr]
     assert "nvidia.com/gpu" not in str(container.resources)
     await eventually(lambda: ready_replicas(client, "qwen", namespace, 2), within=READY_WITHIN, what="2 replicas")

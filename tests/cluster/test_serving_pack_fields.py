@@ -68,7 +68,8 @@ async def test_a_gpu_product_places_the_model_on_that_products_node(
 async def test_a_gpu_type_that_is_a_product_is_admitted_with_the_warning_kubectl_prints_and_still_serves(
         cluster: LocalCluster, client: AsyncClient, namespace: str, running_operator: OperatorProcess) -> None:
     applied = _apply(cluster, "a100", namespace, {"resources": {"gpu": {"count": 1, "type": "NVIDIA-A100-SXM4-80GB"}}})
-    assert "Warning: spec.resources.gpu.type: 'NVIDIA-A100-SXM4-80GB' is not a GPU vendor" in applied.stderr
+    assert "Warning: Validation failed for ValidatingAdmissionPolicy 'llmmodel-warnings'" in applied.stderr
+    assert "spec.resources.gpu.type: 'NVIDIA-A100-SXM4-80GB' is not a GPU vendor" in applied.stderr
     assert "resources.gpu.product" in applied.stderr
     await eventually(lambda: ready_replicas(client, "a100", namespace, 1), within=READY_WITHIN, what="Ready")
     assert await _node(client, "a100", namespace) in {"gpu-node-1", "gpu-node-2"}

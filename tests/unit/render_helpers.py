@@ -24,3 +24,11 @@ def container(objects: list[dict[str, Any]], name: str) -> dict[str, Any] | None
         if c["name"] == name:
             return dict(c)
     return None
+
+
+def job_of(objects: list[dict[str, Any]], component: str) -> dict[str, Any] | None:
+    """The Job whose pods are `component` (model-download, model-size)."""
+    found = [o for o in objects if o["kind"] == "Job"
+             and o["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"] == component]
+    assert len(found) <= 1, f"more than one {component} Job"
+    return found[0] if found else None

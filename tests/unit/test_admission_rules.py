@@ -34,7 +34,7 @@ def test_a_plain_pvc_model_passes_without_findings() -> None:
 
 
 @pytest.mark.parametrize(("spec", "field"), [
-    ({"model": {"storage": {"size": None}}}, "spec.model.storage.size"),
+    ({"model": {"preload": False, "storage": {"size": None}}}, "spec.model.storage.size"),
     ({"model": {"storage": {"size": "30 gigabytes"}}}, "spec.model.storage.size"),
     ({"model": {"storage": {"size": "0"}}}, "spec.model.storage.size"),
     ({"model": {"storage": {"size": "1e99999999"}}}, "spec.model.storage.size"),
@@ -131,8 +131,8 @@ def test_a_model_known_to_be_larger_than_its_pvc_warns() -> None:
     old["status"] = {"modelSize": "42Gi"}
     found = review(body({"model": {"storage": {"size": "30Gi"}}}), old)
     assert [str(f) for f in found] == [
-        "spec.model.storage.size: the model takes 42Gi on disk, more than the 30Gi PVC: the download will run "
-        "out of space; ask for 10-20% more than the model"]
+        "spec.model.storage.size: the model needs 42Gi (the Hub's figure for its files), the PVC is 30Gi: nothing "
+        "is downloaded until it fits; set spec.model.storage.size to 42Gi plus 15% or more"]
 
 
 json_values = st.recursive(

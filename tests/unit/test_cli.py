@@ -23,7 +23,7 @@ BAD = {
     "size-not-a-quantity": ({"name": "a/b", "storage": {"size": "30 gigabytes"}}, "spec.model.storage.size"),
     "missing-name": ({"storage": {"size": "1Gi"}}, "spec.model.name"),
     "oci-without-image": ({"name": "a/b", "source": "oci"}, "spec.model.image"),
-    "pvc-without-size": ({"name": "a/b"}, "spec.model.storage.size"),
+    "pvc-without-size-or-preload": ({"name": "a/b", "preload": False}, "spec.model.storage.size"),
     "zero-size": ({"name": "a/b", "storage": {"size": "0Gi"}}, "spec.model.storage.size"),
     "size-beyond-the-bounds": ({"name": "a/b", "storage": {"size": "1e99999999"}}, "spec.model.storage.size"),
     "size-not-a-number": ({"name": "a/b", "storage": {"size": float("nan")}}, "spec.model.storage.size"),

@@ -7,7 +7,7 @@ import pytest
 from llmpack.config import Config
 from llmpack.render import render
 from tests.unit.factories import model
-from tests.unit.render_helpers import container, find, pod_spec
+from tests.unit.render_helpers import container, find, job_of, pod_spec
 
 CONFIG = Config(downloader_image="example.org/downloader:1", serving_image="example.org/vllm:1")
 
@@ -88,9 +88,9 @@ def test_pvc_access_mode_is_configurable_unlike_the_seed() -> None:
     assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
 
 
-def test_oci_model_copies_models_into_an_emptydir_and_creates_no_pvc() -> None:
+def test_an_oci_model_opted_out_of_image_volumes_copies_models_into_an_emptydir_and_creates_no_pvc() -> None:
     image = "registry.example.com/models/my-model@sha256:" + "a" * 64
-    objects = render(model({"model": {"source": "oci", "image": image}}), CONFIG)
+    objects = render(model({"model": {"source": "oci", "image": image, "imageVolume": False}}), CONFIG)
     assert find(objects, "PersistentVolumeClaim") is None
     loader = container(objects, "model-loader")
     assert loader is not None
@@ -186,7 +186,7 @@ def test_no_lease_where_nothing_is_shared_or_downloaded(spec: dict[str, object])
 def test_the_download_runs_in_a_job_without_gpus_before_any_replica_starts() -> None:
     m = model({"resources": {"gpu": {"count": 4}}, "serving": {"replicas": 3}})
     waiting = render(m, CONFIG)
-    job = find(waiting, "Job")
+    job = job_of(waiting, "model-download")
     deployment = find(waiting, "Deployment")
     assert job is not None
     assert deployment is not None
@@ -200,7 +200,7 @@ def test_the_download_runs_in_a_job_without_gpus_before_any_replica_starts() -> 
     ready = find(render(m, CONFIG, weights_ready=True), "Deployment")
     assert ready is not None
     assert ready["spec"]["replicas"] == 3
-    other = find(render(model({"model": {"revision": "v2"}}), CONFIG), "Job")
+    other = job_of(render(model({"model": {"revision": "v2"}}), CONFIG), "model-download")
     assert other is not None
     assert other["metadata"]["name"] != job["metadata"]["name"]  # new weights, new Job
 

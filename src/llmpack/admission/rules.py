@@ -112,7 +112,8 @@ def emptydir_preload_downloads_on_every_start(new: LLMModel, old: LLMModel | Non
 
 def emptydir_without_size_limit(new: LLMModel, old: LLMModel | None, settings: Settings) -> Finding | None:
     m = new.spec.model
-    if (m.is_oci or m.storage.type == StorageType.EMPTY_DIR) and not (
+    copies = m.is_oci and m.image_volume is False  # an image volume, on by default, needs no emptyDir
+    if (copies or m.storage.type == StorageType.EMPTY_DIR) and not (
             m.storage.type == StorageType.EMPTY_DIR and m.storage.size):
         return finding("emptydir-without-size-limit")
     return None

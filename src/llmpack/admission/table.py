@@ -215,11 +215,12 @@ RULES: tuple[Rule, ...] = (
     Rule("oci-needs-an-image", Layer.CRD, "spec.model.image",
          "spec.model.image: required when spec.model.source is oci: the image that holds the weights under /models",
          cel="self.source != 'oci' || has(self.image)", at=_MODEL_SPEC, in_models=True),
+    # Unset, the PVC is sized from the Hub (render/sizing.py); not with preload false: then nothing asks the Hub.
     Rule("pvc-needs-a-size", Layer.CRD, "spec.model.storage.size",
-         "spec.model.storage.size: required when storage.type is pvc: size it 10-20% above the model's files "
-         "(e.g. 30Gi for a 20 GB model)",
-         cel="self.source == 'oci' || self.storage.type != 'pvc' || has(self.storage.size)", at=_MODEL_SPEC,
-         in_models=True),
+         "spec.model.storage.size: required when storage.type is pvc and preload is false (llmpack sizes the PVC "
+         "from the Hub only when it downloads): size it 10-20% above the model's files (e.g. 30Gi for a 20 GB model)",
+         cel="self.source == 'oci' || self.storage.type != 'pvc' || has(self.storage.size) || self.preload",
+         at=_MODEL_SPEC, in_models=True),
     Rule("repo-id-is-valid", Layer.CRD, "spec.model.name",
          "spec.model.name: {name} is not a Hugging Face repo id: org/name, each part letters, digits, '-', '_' "
          "and '.', starting and ending with a letter, digit or '_', at most 96 characters, without '--' or '..', "
@@ -282,7 +283,9 @@ RULES: tuple[Rule, ...] = (
     Rule("emptydir-without-size-limit", Layer.POLICY_WARN, "spec.model.storage.size",
          "spec.model.storage.size: the emptyDir holding the weights has no size limit: it can fill the node's "
          "disk; set storage.type emptyDir with a size",
-         cel=f"!(({_MODEL}.source == 'oci' || {_MODEL}.storage.type == 'emptyDir') && "
+         # An OCI model copies into an emptyDir only when it opts out of the image volume.
+         cel=f"!((({_MODEL}.source == 'oci' && has({_MODEL}.imageVolume) && !{_MODEL}.imageVolume) || "
+             f"{_MODEL}.storage.type == 'emptyDir') && "
              f"!({_MODEL}.storage.type == 'emptyDir' && has({_MODEL}.storage.size)))"),
     Rule("oci-image-by-tag", Layer.POLICY_WARN, "spec.model.image",
          "spec.model.image: {image} is referenced by tag, and tags are mutable: pin it by digest "
@@ -297,8 +300,8 @@ RULES: tuple[Rule, ...] = (
              f"== 'ReadWriteOnce' && {_SPEC}.serving.replicas > 1)",
          slots={"replicas": Slot(f"{_SPEC}.serving.replicas", "several")}, settings=True),
     Rule("model-larger-than-pvc", Layer.POLICY_WARN, "spec.model.storage.size",
-         "spec.model.storage.size: the model takes {known} on disk, more than the {size} PVC: the download will "
-         "run out of space; ask for 10-20% more than the model",
+         "spec.model.storage.size: the model needs {known} (the Hub's figure for its files), the PVC is {size}: "
+         "nothing is downloaded until it fits; set spec.model.storage.size to {known} plus 15% or more",
          cel=" || ".join([
              "oldObject == null", "!has(oldObject.status)", "!has(oldObject.status.modelSize)",
              f"!has({_MODEL}.storage.size)", f"{_MODEL}.storage.type != 'pvc'",
@@ -306,8 +309,8 @@ RULES: tuple[Rule, ...] = (
              f"quantity(string(oldObject.status.modelSize)).compareTo(quantity(string({_MODEL}.storage.size))) <= 0",
          ]),
          slots={"known": Slot("oldObject.status.modelSize"), "size": Slot(f"{_MODEL}.storage.size")},
-         static="spec.model.storage.size: the model takes more on disk than the PVC holds: the download will run out "
-                "of space; ask for 10-20% more than the model"),
+         static="spec.model.storage.size: the model needs more than the PVC holds (the Hub's figure for its files): "
+                "nothing is downloaded until it fits; set spec.model.storage.size to the model plus 15% or more"),
     Rule("gpu-type-names-no-vendor", Layer.POLICY_WARN, "spec.resources.gpu.type",
          f"spec.resources.gpu.type: {{type}} is not a GPU vendor ({', '.join(GPU_VENDOR_NAMES)}), so the pods ask "
          "for nvidia.com/gpu on any GPU node. type names the vendor only: to pick a GPU product, set "

@@ -21,6 +21,7 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Ready", "type": "integer", "jsonPath": ".status.replicas.ready"},
     {"name": "Desired", "type": "integer", "jsonPath": ".status.replicas.desired", "priority": 1},
     {"name": "Progress", "type": "string", "jsonPath": ".status.download.percent", "priority": 1},
+    {"name": "Revision", "type": "string", "jsonPath": ".status.resolvedRevision", "priority": 1},
     {"name": "External", "type": "string", "jsonPath": ".status.endpoints.external", "priority": 1},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]

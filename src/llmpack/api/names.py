@@ -40,7 +40,15 @@ def download_lease(model: str) -> str:
 def download_job(model: str, identity: str) -> str:
     """One Job per weights identity (a Job's pod template cannot change). Its name becomes a label value
     (job-name), so it must fit 63 characters: long model names are shortened with a hash of the full name."""
-    suffix = f"-dl-{identity[:8]}"
+    return _job(model, f"-dl-{identity[:8]}")
+
+
+def size_job(model: str, identity: str) -> str:
+    """The Job that asks the Hub for the weights' size, once per weights identity (named as download_job)."""
+    return _job(model, f"-size-{identity[:8]}")
+
+
+def _job(model: str, suffix: str) -> str:
     if len(model) + len(suffix) <= LABEL_MAX:
         return f"{model}{suffix}"
     digest = hashlib.sha256(model.encode()).hexdigest()[:8]

@@ -53,8 +53,9 @@ LabelValue = Annotated[str, StringConstraints(min_length=1, max_length=63,
 class Storage(ApiModel):
     type: StorageType = Field(StorageType.PVC, description="pvc (default): a cache that survives restarts; "
                               "emptyDir: node disk, downloaded again on every pod start.")
-    size: Quantity | None = Field(None, description="PVC size (required for pvc); emptyDir sizeLimit when set. "
-                                  "A quantity below 8Ei, such as 30Gi.")
+    size: Quantity | None = Field(None, description="PVC size; unset, the Hub's size of the files plus 15%, in "
+                                  "whole Gi (required with preload false). emptyDir sizeLimit when set. A quantity "
+                                  "below 8Ei, such as 30Gi.")
     storage_class_name: str | None = Field(
         None, description="Overrides the operator default (Helm defaults.storage.storageClassName).")
     access_mode: AccessMode | None = Field(
@@ -78,6 +79,11 @@ class Model(ApiModel):
         None, description="Secret in the model's namespace with key HF_TOKEN, given to the downloader only.")
     image: NonEmpty | None = Field(None, description="OCI model image with weights under /models (source oci).")
     preload: bool = Field(True, description="Download (or copy) the weights before vLLM starts.")
+    image_volume: bool | None = Field(
+        None, description="source oci: mount the image's /models read-only at /model-cache as an image volume (no "
+        "copy, no emptyDir). Unset: on when the cluster runs Kubernetes 1.35 or later; false: copy the weights "
+        "into an emptyDir on every pod start, as the Serving Pack does. The nodes' runtime must support image "
+        "volumes (containerd 2.1+, CRI-O 1.31+).")
     storage: Storage = nested(Storage, "Where the weights live, mounted at /model-cache.")
 
     @model_validator(mode="after")
@@ -85,7 +91,7 @@ class Model(ApiModel):
         # Rules of the CRD's CEL (admission/table.py), here too so that `llmpack render` agrees with the cluster.
         if self.is_oci and self.image is None:
             raise ValueError(f"image: {_says('oci-needs-an-image')}")
-        if not self.is_oci and self.storage.type == StorageType.PVC and self.storage.size is None:
+        if not self.is_oci and self.storage.type == StorageType.PVC and self.storage.size is None and not self.preload:
             raise ValueError(f"storage.size: {_says('pvc-needs-a-size')}")
         return self
 

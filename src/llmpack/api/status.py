@@ -60,7 +60,15 @@ class LLMModelStatus(ApiModel):
     phase: Phase | None = None
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)
-    model_size: str | None = Field(None, description="Size of the weights on disk, when known.")
+    model_size: str | None = Field(None, description="Size of the weights on disk, when known: from the Hub "
+                                   "before the download starts.")
+    loading: str | None = Field(
+        None, description="How the weights reach /model-cache: DownloadJob (a Job onto the PVC), PodDownload (each "
+        "pod downloads into its emptyDir), ImageVolume (the OCI image's /models mounted read-only), Copy (copied "
+        "from the OCI image into an emptyDir on every pod start) or Manual (preload false).")
+    resolved_revision: str | None = Field(
+        None, description="The commit spec.model.revision (a branch, tag or the default) resolved to when the "
+        "weights were sized: the download and every replica fetch exactly this commit until the revision changes.")
     replicas: Replicas | None = None
     endpoints: EndpointStatus | None = None
     download: Download | None = None

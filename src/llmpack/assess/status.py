@@ -1,6 +1,7 @@
 """The truth about an LLMModel, computed from what the cluster holds. Pure: no I/O, time passed in.
 
-phase: Pending (storage not bound, the download's pod not running yet, nothing scheduled) -> Downloading
+phase: Pending (the Hub not asked for the size yet, storage not bound, the download's pod not running yet,
+nothing scheduled) -> Downloading
 (the download Job's pod or a downloader/loader init container runs) -> Starting (weights present, vLLM not
 ready) -> Ready (ready >= desired); Degraded when some but not all replicas serve or vLLM crashed after
 starting; Error when the spec cannot be applied or cannot make progress, e.g. a missing Secret or a failed
@@ -46,6 +47,9 @@ class Observed:
     claim: Claim | None = None  # its claim on its model id, recorded so that a restart decides as before
     unbound: Unbound | None = None  # what the API server says of the PVC while it is not bound
     job_pod_warnings: tuple[dict[str, Any], ...] = ()  # Warning Events of the download Job's pod while it waits
+    sizing: Problem | None = None  # what the model waits for from the Hub before its PVC or download
+    resolved_revision: str | None = None  # the commit the weights are (or are being) fetched at
+    loading: str | None = None  # how the weights reach /model-cache (render/storage.py loading)
 
 
 def _init_state(pod: dict[str, Any]) -> str:
@@ -126,6 +130,8 @@ def _model_ready(model: LLMModel, observed: Observed, steps: list[str], ready: i
     if not preload:
         return _condition("ModelReady", True, "NotManaged",
                           "preload is false: llmpack does not download or verify the weights")
+    if observed.sizing is not None:
+        return _condition("ModelReady", False, observed.sizing.reason, observed.sizing.message)
     if uses_pvc(model) and storage.status != ConditionStatus.TRUE:
         pvc = f"PVC {observed.pvc['metadata']['name']}" if observed.pvc else "the PVC"
         return _condition("ModelReady", False, "WaitingForStorage",
@@ -182,6 +188,12 @@ def vllm_crashed(s: Seen) -> Rung | None:
     if any(_crashed(p) for p in s.pods):
         return Rung(Phase.DEGRADED, "Crashing", "vLLM restarted and is not ready: see `kubectl logs`")
     return None
+
+
+def waiting_for_size(s: Seen) -> Rung | None:
+    """No PVC or download before the Hub says what the weights take (or the user gives a size)."""
+    waiting = s.observed.sizing
+    return Rung(Phase.PENDING, waiting.reason, waiting.message) if waiting is not None else None
 
 
 def storage_not_ready(s: Seen) -> Rung | None:
@@ -247,8 +259,8 @@ def scheduling(s: Seen) -> Rung | None:
 
 LADDER: tuple[Callable[[Seen], Rung | None], ...] = (
     spec_cannot_progress, every_replica_serves, some_replicas_serve, download_failed, vllm_crashed,
-    storage_not_ready, download_cannot_start, job_downloads, download_starting, pod_downloads, weights_load,
-    no_node_fits, weights_wait_for_a_pod, scheduling,
+    waiting_for_size, storage_not_ready, download_cannot_start, job_downloads, download_starting, pod_downloads,
+    weights_load, no_node_fits, weights_wait_for_a_pod, scheduling,
 )
 
 
@@ -262,6 +274,9 @@ def seen(model: LLMModel, observed: Observed) -> Seen:
     # The download's pod is the PVC's first consumer: a class that binds on first use waits for it.
     first_pod = fetcher.why if fetcher is not None and fetcher.state in ("unschedulable", "stuck") else None
     storage = _report(storage_report(model, observed.pvc, observed.unbound, first_pod))
+    if observed.sizing is not None and observed.pvc is None:
+        storage = _condition(storage.type, False, "WaitingForSize", "the PVC is created once its size is known: "
+                             f"{observed.sizing.message}")
     return Seen(observed=observed, pods=pods, ready=ready, desired=model.spec.serving.replicas, steps=steps,
                 fetcher=fetcher, storage=storage,
                 model_ready=_model_ready(model, observed, steps, ready, storage, fetcher))
@@ -290,6 +305,8 @@ def compute(model: LLMModel, observed: Observed, previous: LLMModelStatus | None
         replicas=Replicas(ready=s.ready, desired=s.desired),
         model_size=observed.model_size or (previous.model_size if previous else None),
         download=observed.download,
+        resolved_revision=observed.resolved_revision or (previous.resolved_revision if previous else None),
+        loading=observed.loading,
         endpoints=EndpointStatus.model_validate(dict(routes.endpoints)) if routes.endpoints else None,
         **claim_fields(observed.claim),
     )

@@ -128,7 +128,9 @@ def _fetch_all(request: Request, root: SafeDir, pool: Pool, headers: dict[str, s
     progress = Progress(plan.total_bytes, len(plan.files), interval=request.progress_every)
     progress.add(done_bytes)
     progress.files_done = len(plan.files) - len(todo)
-    lock.progress = lambda: {**progress.snapshot(), "holder": lock.holder, "commit": plan.commit}
+    # repo and revision say which spec the commit answers (the operator shows it as status.resolvedRevision).
+    lock.progress = lambda: {**progress.snapshot(), "holder": lock.holder, "commit": plan.commit,
+                             "repo": request.repo_id, "revision": request.revision}
     stop = threading.Event()  # set when one file fails: the others stop at their next chunk
 
     def guard() -> None:

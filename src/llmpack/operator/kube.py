@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime
 import functools
+import logging
 from typing import Any
 
+import httpx2
 from lightkube import AsyncClient, codecs
 from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import (
@@ -23,6 +25,8 @@ from llmpack import kinds
 from llmpack.api import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from llmpack.config import FIELD_MANAGER
 from llmpack.operator.errors import Failure, classify
+
+log = logging.getLogger("llmpack.operator")
 
 
 def _resource(kind: kinds.Kind, version: str | None = None) -> Any:
@@ -133,3 +137,28 @@ async def record_event(client: AsyncClient, model: dict[str, Any], type_: str, r
         firstTimestamp=stamp, lastTimestamp=stamp,  # type: ignore[arg-type]
         source=EventSource(component="llmpack"), reportingComponent="llmpack",
     ))
+
+
+# Image volumes are on by default from Kubernetes 1.35 (beta) and GA in 1.36; earlier they need a feature gate.
+IMAGE_VOLUMES_SINCE = (1, 35)
+
+
+def serves_image_volumes(version: dict[str, Any]) -> bool:
+    """From the API server's /version: major and minor, which some providers suffix ("36+", EKS and GKE)."""
+    try:
+        found = tuple(int("".join(ch for ch in str(version[part]) if ch.isdigit())) for part in ("major", "minor"))
+    except (KeyError, ValueError):
+        return False
+    return found >= IMAGE_VOLUMES_SINCE
+
+
+async def image_volumes(http: httpx2.AsyncClient) -> bool:
+    """Whether OCI models are mounted as image volumes by default; when the version cannot be read, the copy
+    path, which works everywhere."""
+    try:
+        response = await http.get("/version")
+        response.raise_for_status()
+        return serves_image_volumes(response.json())
+    except (httpx2.HTTPError, ValueError) as exc:
+        log.warning("cannot read the API server's version (%s): OCI models are copied, not mounted", exc)
+        return False

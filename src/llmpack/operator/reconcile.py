@@ -22,8 +22,10 @@ from llmpack.api import KIND, Condition, ConditionStatus, LLMModel, LLMModelStat
 from llmpack.api.passthrough import PASSTHROUGH_KIND
 from llmpack.assess.claims import lost
 from llmpack.assess.download import job_pod, waits_on_node
+from llmpack.assess.hub import SizingState, sizing_state
 from llmpack.assess.progress import download_progress
 from llmpack.assess.report import Problem
+from llmpack.assess.sizing import HubFacts, downloaded_commit, hub_facts, hub_size
 from llmpack.assess.status import Observed, claim_fields, compute, job_state, ready_replicas, settle
 from llmpack.assess.storage import pending
 from llmpack.config import Config
@@ -37,8 +39,10 @@ from llmpack.operator.keys import ApiKeys
 from llmpack.operator.passthrough import Passthroughs, name_conflict, older
 from llmpack.operator.routes import Router
 from llmpack.operator.store import Key, Store
-from llmpack.render import Facts, download_job, plan, render
+from llmpack.quantity import format_bytes
+from llmpack.render import Facts, download_job, plan, render, sizing
 from llmpack.render.plan import reads_keys
+from llmpack.render.storage import loading
 from llmpack.wellknown import HF_TOKEN_KEY
 
 log = logging.getLogger("llmpack.reconcile")
@@ -50,6 +54,7 @@ class Reconciler:
     def __init__(self, client: AsyncClient, store: Store, config: Config,
                  wake: Callable[[Key], None] = lambda key: None) -> None:
         self.client, self.store, self.config = client, store, config
+        self.image_volumes = True  # the cluster mounts image volumes (set from its version at start)
         self.keys = ApiKeys(client, store, wake)
         self.router = Router(client, store, self.keys)
         self.passthroughs = Passthroughs(client, store, config, self.keys, self.router)
@@ -61,7 +66,7 @@ class Reconciler:
         self._terminating: dict[str, str] = {}
         # Each model's spec parsed and rendered once per generation: most passes are woken by a child's status.
         self._parsed: dict[Key, tuple[Stamp, LLMModel]] = {}
-        self._rendered: dict[Key, tuple[tuple[Stamp, bool, bool], list[dict[str, Any]]]] = {}
+        self._rendered: dict[Key, tuple[tuple[Stamp, bool, bool, HubFacts], list[dict[str, Any]]]] = {}
 
     def forget(self, key: Key) -> None:
         """The model is gone: drop what was remembered of it."""
@@ -79,11 +84,13 @@ class Reconciler:
         self._parsed[key] = (stamp, model)
         return model
 
-    def _render(self, key: Key, model: LLMModel, hold: bool, weights_ready: bool) -> list[dict[str, Any]]:
-        stamp = ((model.metadata.uid, model.metadata.generation), hold, weights_ready)
+    def _render(self, key: Key, model: LLMModel, hold: bool, weights_ready: bool,
+                hub: HubFacts) -> list[dict[str, Any]]:
+        stamp = ((model.metadata.uid, model.metadata.generation), hold, weights_ready, hub)
         if (cached := self._rendered.get(key)) is not None and cached[0] == stamp:
             return cached[1]
-        desired = render(model, self.config, hold=hold, weights_ready=weights_ready)
+        desired = render(model, self.config, hold=hold, weights_ready=weights_ready, hub=hub,
+                         image_volumes=self.image_volumes)
         self._rendered[key] = (stamp, desired)
         return desired
 
@@ -140,14 +147,17 @@ class Reconciler:
                                          "Job to try again")
         pods = self.store.of_kind(key, "Pod")
         facts = await self._facts(key, model, pods)
+        lease = self.store.child(key, "Lease", names.download_lease(model.name))
+        hub, sized = self._sizing(key, model, lease)
+        blocked = blocked or sized.problem
         # Decide.
-        desired = self._render(key, model, blocked is not None, job == "succeeded")
+        desired = self._render(key, model, blocked is not None, job == "succeeded", hub)
         routing = plan(model, self.config, facts)
         # Act.
         problem = await apply_what_differs(self.client, self.store, key, desired) or blocked
         routes = await self.router.walk(key, routing)
         # Report, with why storage or the download's pod waits when they do (asked only then).
-        download, size = download_progress(self.store.child(key, "Lease", names.download_lease(model.name)))
+        download, size = download_progress(lease)
         pvc = next(iter(self.store.of_kind(key, "PersistentVolumeClaim")), None)
         fetcher = job_pod(pods, job_name) if job == "running" else None
         observed = Observed(
@@ -155,17 +165,30 @@ class Reconciler:
             pods=pods,
             problem=problem,
             download=download,
-            model_size=size,
+            model_size=size or (format_bytes(hub.bytes) if hub.bytes is not None else None),
             job=job,
             routes=routes,
             claim=self.store.model_claim(key),
             unbound=await self.causes.unbound(pvc) if pvc is not None and pending(pvc) else None,
             job_pod_warnings=await self.causes.pod_warnings(fetcher) if fetcher and waits_on_node(fetcher) else (),
+            sizing=sized.waiting,
+            resolved_revision=hub.commit or downloaded_commit(lease, model),
+            loading=loading(model, self.image_volumes),
         )
         await self._report(body, model, observed)
         # Nothing we watch says when a waiting PVC or pod gets an Event, or a StorageClass appears: look again.
         waiting = pending(pvc) or (fetcher is not None and (fetcher.get("status") or {}).get("phase") == "Pending")
+        waiting = waiting or sized.waiting is not None
         return problem is not None or waiting
+
+    def _sizing(self, key: Key, model: LLMModel, lease: dict[str, Any] | None) -> tuple[HubFacts, SizingState]:
+        """What the sizing step reported on the Lease (the PVC's size, the commit), and what follows from it."""
+        report = hub_size(lease, model)
+        sizing_job = self.store.child(key, "Job", sizing.job_name(model))
+        pvc = self.store.child(key, "PersistentVolumeClaim", names.storage_pvc(model.name))
+        hub = hub_facts(model, report, job_state(sizing_job), sizing_job is not None,
+                        self.store.child(key, "Job", download_job.job_name(model)), pvc)
+        return hub, sizing_state(model, hub, report, job_state(sizing_job))
 
     async def _facts(self, key: Key, model: LLMModel, pods: list[dict[str, Any]]) -> Facts:
         """What the routing plan needs to know about the cluster; the key Secret is read only when its group

@@ -98,6 +98,7 @@ class Operator:
                                                           claims=self._claims)
             await kube.apply(client, hook.configuration(self.webhook.endpoint, cert.ca.read_bytes()))
         self.watches = Watches(connection(client.config))
+        self.reconciler.image_volumes = await kube.image_volumes(self.watches.http)
         if self.metrics is not None:
             self.metrics.count_requests(self.watches.http, watches=True)
         for ns in self._namespaces():

@@ -33,8 +33,9 @@ def _pod_labels(model: LLMModel) -> dict[str, str]:
     return {**labels(model), "app.kubernetes.io/name": DOWNLOAD_COMPONENT}
 
 
-def job(model: LLMModel, config: Config, layout: StorageLayout) -> dict[str, Any]:
-    container = downloader(model, config)
+def job(model: LLMModel, config: Config, layout: StorageLayout, revision: str | None = None) -> dict[str, Any]:
+    """`revision`: the commit the sizing step resolved (the download fetches exactly that)."""
+    container = downloader(model, config, revision)
     container["name"] = DOWNLOAD_COMPONENT
     return {
         "apiVersion": "batch/v1",

@@ -147,7 +147,7 @@ def _scheduling(model: LLMModel, layout: StorageLayout) -> dict[str, Any]:
         out["tolerations"] = tolerations
     if advanced.affinity:
         out["affinity"] = advanced.affinity  # the user's placement wins over ours
-    elif layout.pvc is not None and layout.pvc["spec"]["accessModes"] == [AccessMode.READ_WRITE_ONCE.value]:
+    elif layout.access_mode == AccessMode.READ_WRITE_ONCE.value:
         out["affinity"] = _colocate(model)
     return out
 

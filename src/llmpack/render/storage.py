@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmpack.api import LLMModel, StorageType, names
+from llmpack.assess.sizing import HubFacts, pinned, pvc_size
 from llmpack.config import Config
 from llmpack.render import coordination, security
 from llmpack.render.meta import metadata
@@ -20,6 +21,8 @@ VOLUME = "model-storage"
 MODEL_PATH = "/model-cache"
 OCI_SOURCE_DIR = "/models"
 OCI_TARGET_DIR = "/shared-models"  # where the seed's copy step sees the shared volume
+# How the weights reach /model-cache (status.loading).
+IMAGE_VOLUME, COPY, DOWNLOAD_JOB, POD_DOWNLOAD, MANUAL = "ImageVolume", "Copy", "DownloadJob", "PodDownload", "Manual"
 DOWNLOADER = "model-downloader"
 LOADER = "model-loader"
 
@@ -31,14 +34,18 @@ class StorageLayout:
     volumes: list[dict[str, Any]] = field(default_factory=list)
     vllm_mounts: list[dict[str, Any]] = field(default_factory=list)
     model_path: str = MODEL_PATH
+    access_mode: str | None = None  # of the PVC, also while it waits for its size
 
 
-def pvc(model: LLMModel, config: Config) -> dict[str, Any]:
+def access_mode(model: LLMModel, config: Config) -> str:
+    return (model.spec.model.storage.access_mode or config.access_mode).value
+
+
+def pvc(model: LLMModel, config: Config, size: str) -> dict[str, Any]:
     storage = model.spec.model.storage
-    assert storage.size is not None  # the API models refuse a pvc without a size
     spec: dict[str, Any] = {
-        "accessModes": [(storage.access_mode or config.access_mode).value],
-        "resources": {"requests": {"storage": storage.size}},
+        "accessModes": [access_mode(model, config)],
+        "resources": {"requests": {"storage": size}},
     }
     storage_class = storage.storage_class_name or config.storage_class_name
     if storage_class:  # unset means the cluster's default StorageClass
@@ -51,11 +58,12 @@ def pvc(model: LLMModel, config: Config) -> dict[str, Any]:
     }
 
 
-def downloader(model: LLMModel, config: Config) -> dict[str, Any]:
+def downloader(model: LLMModel, config: Config, revision: str | None = None) -> dict[str, Any]:
+    """`revision`: the commit the sizing step resolved, which every downloader of the model fetches."""
     m = model.spec.model
     args = [m.name, "--local-dir", MODEL_PATH]
-    if m.revision:
-        args += ["--revision", m.revision]
+    if revision or m.revision:
+        args += ["--revision", revision or m.revision or ""]
     container: dict[str, Any] = {
         "name": DOWNLOADER,
         "image": config.downloader_image,
@@ -88,23 +96,49 @@ def loader(model: LLMModel) -> dict[str, Any]:
     }
 
 
+def loading(model: LLMModel, image_volumes: bool) -> str:
+    """How the weights reach /model-cache; `image_volumes`: the cluster mounts image volumes (Kubernetes 1.35+)."""
+    m = model.spec.model
+    if not m.preload:
+        return MANUAL
+    if m.is_oci:
+        return IMAGE_VOLUME if (image_volumes if m.image_volume is None else m.image_volume) else COPY
+    return DOWNLOAD_JOB if m.storage.type == StorageType.PVC else POD_DOWNLOAD
+
+
+def _image_volume(model: LLMModel) -> StorageLayout:
+    """The image's /models, read-only at /model-cache: no init container, no copy, no node disk of ours."""
+    assert model.spec.model.image is not None
+    volume = {"name": VOLUME, "image": {"reference": model.spec.model.image, "pullPolicy": "IfNotPresent"}}
+    mount = {"name": VOLUME, "mountPath": MODEL_PATH, "subPath": OCI_SOURCE_DIR.strip("/"), "readOnly": True}
+    return StorageLayout(None, [], [volume], [mount])
+
+
 def _empty_dir(size: str | None) -> dict[str, Any]:
     return {"name": VOLUME, "emptyDir": {"sizeLimit": size} if size else {}}
 
 
-def build_storage(model: LLMModel, config: Config) -> StorageLayout:
+def build_storage(model: LLMModel, config: Config, hub: HubFacts | None = None,
+                  image_volumes: bool = True) -> StorageLayout:
+    """`hub`: what the sizing step reported (None: offline, the size the spec gives and no pinned commit).
+    `image_volumes`: the cluster mounts image volumes (Kubernetes 1.35+; offline, we assume it does)."""
     m = model.spec.model
     mounts = [{"name": VOLUME, "mountPath": MODEL_PATH}]
+    if loading(model, image_volumes) == IMAGE_VOLUME:
+        return _image_volume(model)
     if m.is_oci:
         # Weights baked into an image: copied into an emptyDir on every pod start (no PVC).
         size = m.storage.size if m.storage.type == StorageType.EMPTY_DIR else None
         init = [loader(model)] if m.preload else []
         return StorageLayout(None, init, [_empty_dir(size)], mounts)
-    init = [downloader(model, config)] if m.preload else []
     if m.storage.type == StorageType.EMPTY_DIR:
+        init = [downloader(model, config)] if m.preload else []
         return StorageLayout(None, init, [_empty_dir(m.storage.size)], mounts)
-    claim = pvc(model, config)
-    volumes = [{"name": VOLUME, "persistentVolumeClaim": {"claimName": claim["metadata"]["name"]}}]
+    facts = hub or HubFacts()
+    init = [downloader(model, config, pinned(facts))] if m.preload else []
+    size = pvc_size(model, facts)  # unknown until the Hub has said what the weights take: no PVC yet
+    volumes = [{"name": VOLUME, "persistentVolumeClaim": {"claimName": names.storage_pvc(model.name)}}]
     if coordination.needs_lease(model):
         volumes.append(coordination.token_volume())
-    return StorageLayout(claim, init, volumes, mounts)
+    return StorageLayout(pvc(model, config, size) if size else None, init, volumes, mounts,
+                         access_mode=access_mode(model, config))
