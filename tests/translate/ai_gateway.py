@@ -14,6 +14,7 @@ server.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 VERSION = "v1.1.0"
@@ -36,11 +37,20 @@ def _extension_ref(name: str) -> dict[str, Any]:
             "extensionRef": {"group": "gateway.envoyproxy.io", "kind": "HTTPRouteFilter", "name": name}}
 
 
-def _rule(rule: dict[str, Any], route: dict[str, Any]) -> dict[str, Any]:
+def _backend(ref: dict[str, Any], namespace: str, services: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+    """An InferencePool is referenced as it is; an AIServiceBackend (no group, no kind) by the backendRef it
+    holds (AI Gateway copies it)."""
+    weight = {"weight": ref["weight"]} if "weight" in ref else {}
+    if ref.get("kind") is None and ref["name"] in services:
+        held = services[ref["name"]]["spec"]["backendRef"]
+        return {**held, "namespace": held.get("namespace", namespace), **weight}
+    return {"group": ref.get("group"), "kind": ref.get("kind"), "name": ref["name"],
+            "namespace": ref.get("namespace", namespace), **weight}
+
+
+def _rule(rule: dict[str, Any], route: dict[str, Any], services: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
     namespace = route["metadata"]["namespace"]
-    backends = [{"group": ref.get("group"), "kind": ref.get("kind"), "name": ref["name"],
-                 "namespace": ref.get("namespace", namespace), **({"weight": ref["weight"]} if "weight" in ref else {})}
-                for ref in rule.get("backendRefs", [])]
+    backends = [_backend(ref, namespace, services) for ref in rule.get("backendRefs", [])]
     timeouts = dict(rule.get("timeouts") or {})
     timeouts.setdefault("request", DEFAULT_REQUEST_TIMEOUT)
     out: dict[str, Any] = {
@@ -55,14 +65,15 @@ def _rule(rule: dict[str, Any], route: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def http_route(route: dict[str, Any]) -> dict[str, Any]:
-    """The HTTPRoute AI Gateway writes for `route` (an AIGatewayRoute as llmpack renders it)."""
+def http_route(route: dict[str, Any], services: Mapping[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The HTTPRoute AI Gateway writes for `route` (an AIGatewayRoute as llmpack renders it); `services`: the
+    AIServiceBackends of its namespace, by name (a PassthroughModel's)."""
     meta, spec = route["metadata"], route["spec"]
     priorities = ",".join(f"{i}:{ref['name']}:{ref.get('priority', 0)}" for i, rule in enumerate(spec["rules"])
                           for ref in rule.get("backendRefs", []))
     annotations = {**meta.get("annotations", {}), "gateway.envoyproxy.io/backend-ref-priority": priorities,
                    "gateway.envoyproxy.io/ai-gateway-generated": "true"}
-    rules = [_rule(rule, route) for rule in spec["rules"]]
+    rules = [_rule(rule, route, services or {}) for rule in spec["rules"]]
     rules.append({"name": "route-not-found", "matches": [{"path": {"type": "PathPrefix", "value": ROOT_PREFIX}}],
                   "filters": [_extension_ref(not_found_filter(meta["name"]))]})
     return {

@@ -21,6 +21,7 @@ passed over, so a change in what Envoy Gateway emits cannot pass unnoticed.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,10 +113,15 @@ def _domain_matches(pattern: str, host: str) -> bool:
 
 def _header_matches(matcher: Mapping[str, Any], headers: Mapping[str, str]) -> bool:
     allowed = {"name", "stringMatch"}
-    if set(matcher) - allowed or set(matcher.get("stringMatch", {})) - {"exact"}:
+    string_match = matcher.get("stringMatch", {})
+    if set(matcher) - allowed or set(string_match) - {"exact", "safeRegex"} or len(string_match) != 1:
         raise Unmodelled(f"route header matcher {matcher}")
     value = headers.get(matcher["name"].lower())
-    return value is not None and value == matcher["stringMatch"]["exact"]
+    if value is None:
+        return False
+    if "safeRegex" in string_match:  # RE2 matches the whole value, as fullmatch does (for what we write)
+        return re.fullmatch(string_match["safeRegex"]["regex"], value) is not None
+    return bool(value == string_match["exact"])
 
 
 def _route_matches(match: Mapping[str, Any], request: Request, headers: Mapping[str, str]) -> bool:
