@@ -21,12 +21,21 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from llmpack.api import LLMModel
+from llmpack.api.passthrough import PassthroughModel
 from llmpack.certs import KeyPair
 from llmpack.config import Config
-from llmpack.kinds import AI_GATEWAY_ROUTE, INFERENCE_POOL, SECURITY_POLICY
+from llmpack.kinds import (
+    AI_GATEWAY_ROUTE,
+    AI_SERVICE_BACKEND,
+    BACKEND,
+    BACKEND_TLS_POLICY,
+    INFERENCE_POOL,
+    SECURITY_POLICY,
+)
 from llmpack.render import offline_facts, plan, render
 from llmpack.render.auth import key_secret
 from llmpack.render.listeners import gateway_patches
+from llmpack.render.passthrough_plan import plan as passthrough_plan
 from llmpack.render.serving import PORT
 from tests.translate import ai_gateway
 
@@ -100,6 +109,26 @@ def model_objects(served: Served, config: Config, key_secrets: frozenset[str], *
         elif obj["kind"] == AI_GATEWAY_ROUTE.kind:
             route = ai_gateway.http_route(obj)
             objects += [_pool_stand_in(route) if pool_stand_in else route, *ai_gateway.route_filters(obj)]
+    return objects
+
+
+def passthrough_objects(pm: PassthroughModel, config: Config, key_secrets: frozenset[str],
+                        client_ids: Iterable[str], created: str | None = None) -> list[dict[str, Any]]:
+    """What the gateways see of a PassthroughModel's plan: its SecurityPolicies, Backend and BackendTLSPolicy,
+    and its routes as AI Gateway writes them (created at `created`). Its AIServiceBackend only resolves the
+    routes' backendRefs and its BackendSecurityPolicy is AI Gateway's alone (neither is Envoy Gateway's kind)."""
+    facts = replace(offline_facts(), key_secrets=key_secrets, client_ids=tuple(sorted(client_ids)))
+    applied = passthrough_plan(pm, config, facts).objects
+    services = {o["metadata"]["name"]: o for o in applied if o["kind"] == AI_SERVICE_BACKEND.kind}
+    objects: list[dict[str, Any]] = []
+    for obj in applied:
+        if obj["kind"] in (SECURITY_POLICY.kind, BACKEND.kind, BACKEND_TLS_POLICY.kind):
+            objects.append(obj)
+        elif obj["kind"] == AI_GATEWAY_ROUTE.kind:
+            route = ai_gateway.http_route(obj, services)
+            if created is not None:
+                route["metadata"]["creationTimestamp"] = created
+            objects += [route, *ai_gateway.route_filters(obj)]
     return objects
 
 

@@ -28,6 +28,7 @@ def binary() -> Path:
 class Translation:
     resources: dict[str, Any]  # the input resources with the status Envoy Gateway gives them
     xds: dict[str, Any]  # per Gateway (`namespace/name`), Envoy's config dump
+    ir: dict[str, Any]  # per Gateway, Envoy Gateway's own model of it, which xDS is built from
 
     def status(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
         """`kind` as egctl lists it (`securityPolicies`, `httpRoutes`, `gateways`)."""
@@ -36,6 +37,15 @@ class Translation:
             if meta.get("namespace") == namespace and meta["name"] == name:
                 return dict(obj.get("status") or {})
         raise KeyError(f"{kind} {namespace}/{name} is not in egctl's output")
+
+    def destination_settings(self, gateway: str, destination: str) -> list[dict[str, Any]]:
+        """The IR's backends of one route destination (an Envoy cluster): what the config dump leaves out, as the
+        Secrets (egctl dumps none) that Envoy Gateway builds from them."""
+        for listener in self.ir[gateway].get("http") or []:
+            for route in listener.get("routes") or []:
+                if (route.get("destination") or {}).get("name") == destination:
+                    return list(route["destination"].get("settings") or [])
+        raise KeyError(f"no route of {gateway} goes to {destination}")
 
     def config(self, gateway: str) -> list[dict[str, Any]]:
         """The config dump's parts (bootstrap, listeners, clusters, routes, secrets) of one Gateway."""
@@ -51,15 +61,16 @@ class Translation:
 
 
 def translate(objects: Iterable[dict[str, Any]], workdir: Path) -> Translation:
-    """egctl's answer for `objects`, to Gateway API status and to xDS, in one run."""
+    """egctl's answer for `objects`, to Gateway API status, to xDS and to its IR, in one run."""
     source = workdir / "cluster.yaml"
     source.write_text(yaml.safe_dump_all(list(objects), sort_keys=False))
     done = subprocess.run(
-        [str(binary()), "x", "translate", "--from", "gateway-api", "--to", "gateway-api,xds", "--type", "all",
+        [str(binary()), "x", "translate", "--from", "gateway-api", "--to", "gateway-api,xds,ir", "--type", "all",
          "--output", "json", "--file", str(source), "--namespace", GATEWAY_NAMESPACE],
         capture_output=True, text=True, timeout=120, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"egctl failed ({done.returncode}): {done.stderr.strip()}")
     out = json.loads(done.stdout)
-    xds = out.pop("xds", None) or {}
-    return Translation(resources=out, xds=xds)
+    xds, ir = out.pop("xds", None) or {}, out.pop("xdsIR", None) or {}
+    out.pop("infraIR", None)
+    return Translation(resources=out, xds=xds, ir=ir)

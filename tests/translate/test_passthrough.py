@@ -2,27 +2,19 @@
 reaches its own rule, and the catch-all takes only the ids nobody declares, even when its route is the older.
 
 Both objects come from the plans the operator applies; AI Gateway's HTTPRoute for the PassthroughModel's
-route names the Envoy Gateway Backend its AIServiceBackend holds (ai_gateway.py). egctl translates without
-Envoy Gateway's Backend API (off by default), so the provider's rules answer 500 where a live gateway would
-reach the provider: which rule a request matched is what these tests read.
+route names the Envoy Gateway Backend its AIServiceBackend holds (ai_gateway.py). Which rule a request
+matched is what these tests read; test_provider_tls.py reads where the provider's rules send it.
 """
 
 from __future__ import annotations
-
-from dataclasses import replace
-from typing import Any
 
 import pytest
 
 from llmpack.api.passthrough import PassthroughModel
 from llmpack.certs import KeyPair
-from llmpack.kinds import AI_GATEWAY_ROUTE, AI_SERVICE_BACKEND, SECURITY_POLICY
 from llmpack.render.auth import MODEL_HEADER
-from llmpack.render.passthrough_plan import plan
-from llmpack.render.plan import offline_facts
-from tests.translate import ai_gateway
 from tests.translate.clients import EXTERNAL_HOST, GATEWAY
-from tests.translate.cluster_state import CONFIG, Served, cluster, key_secret_of
+from tests.translate.cluster_state import CONFIG, Served, cluster, key_secret_of, passthrough_objects
 from tests.translate.conftest import Translate
 from tests.translate.egctl import Translation
 from tests.translate.envoy import Outcome, Request, send
@@ -44,22 +36,6 @@ def provider() -> PassthroughModel:
                  "models": {"declared": ["openai/gpt-5.2"], "catchAll": True}, "access": {"public": True}}})
 
 
-def provider_objects(pm: PassthroughModel, key_secrets: frozenset[str], created: str) -> list[dict[str, Any]]:
-    """What the gateways see of the PassthroughModel's plan; its routes created at `created`."""
-    facts = replace(offline_facts(), key_secrets=key_secrets, client_ids=tuple(sorted(PROVIDER_KEYS)))
-    applied = plan(pm, CONFIG, facts).objects
-    services = {o["metadata"]["name"]: o for o in applied if o["kind"] == AI_SERVICE_BACKEND.kind}
-    objects: list[dict[str, Any]] = []
-    for obj in applied:
-        if obj["kind"] in (SECURITY_POLICY.kind, "Backend"):
-            objects.append(obj)
-        elif obj["kind"] == AI_GATEWAY_ROUTE.kind:
-            route = ai_gateway.http_route(obj, services)
-            route["metadata"]["creationTimestamp"] = created
-            objects += [route, *ai_gateway.route_filters(obj)]
-    return objects
-
-
 def translated(egctl: Translate, tls: KeyPair, provider_created: str) -> Translation:
     objects = cluster([QWEN], tls)
     for obj in objects:
@@ -67,7 +43,8 @@ def translated(egctl: Translate, tls: KeyPair, provider_created: str) -> Transla
             obj["metadata"]["creationTimestamp"] = OLDER if provider_created == NEWER else NEWER
     pm = provider()
     secrets = frozenset({"qwen-api-keys", "router-api-keys"})
-    return egctl([*objects, key_secret_of(pm, PROVIDER_KEYS), *provider_objects(pm, secrets, provider_created)])
+    return egctl([*objects, key_secret_of(pm, PROVIDER_KEYS),
+                  *passthrough_objects(pm, CONFIG, secrets, PROVIDER_KEYS, provider_created)])
 
 
 def ask(t: Translation, model_id: str, key: str) -> Outcome:
