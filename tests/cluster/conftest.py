@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from lightkube import AsyncClient, KubeConfig
@@ -14,6 +15,9 @@ from lightkube.resources.core_v1 import Namespace
 
 from llmpack_dev.cluster import LocalCluster, install_admission
 from tests.cluster.operator_process import OperatorProcess
+
+if TYPE_CHECKING:  # chart_operator imports this module
+    from tests.cluster.chart_operator import Gateway
 
 ROOT = Path(__file__).resolve().parents[2]
 # Routing settings of the session's operator (tests/cluster/test_routing.py reads them back).
@@ -89,3 +93,11 @@ def running_operator(cluster: LocalCluster, operator: OperatorProcess) -> Operat
     if not operator.alive():
         operator.start()
     return operator
+
+
+@pytest.fixture
+async def gw_client(gateway: Gateway) -> AsyncIterator[AsyncClient]:
+    """A client of the control plane of the module's own `gateway` fixture ."""
+    api = AsyncClient(KubeConfig.from_file(str(gateway.cluster.kubeconfig)), field_manager="llmpack-tests")
+    yield api
+    await api.close()

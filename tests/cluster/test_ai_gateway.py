@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from lightkube import AsyncClient, KubeConfig
+from lightkube import AsyncClient
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import ConfigMap, Namespace, PersistentVolumeClaim, Secret
 from lightkube.resources.storage_v1 import StorageClass
@@ -42,13 +42,6 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     # audit_reads: deprecated_requests counts the operator's reads too
     with chart_operator(tmp_path_factory.mktemp("gateway-cluster"), crds, audit_reads=True) as gateway:
         yield gateway
-
-
-@pytest.fixture
-async def gw_client(gateway: Gateway) -> AsyncIterator[AsyncClient]:
-    client = AsyncClient(KubeConfig.from_file(str(gateway.cluster.kubeconfig)), field_manager="llmpack-tests")
-    yield client
-    await client.close()
 
 
 async def condition(client: AsyncClient, name: str, namespace: str, type_: str, reason: str) -> dict[str, Any] | None:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import yaml
-from lightkube import AsyncClient, KubeConfig
+from lightkube import AsyncClient
 from lightkube.core.exceptions import ApiError
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace, Secret
@@ -54,13 +54,6 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     crds = [*routing_crds(), *passthrough_crds("v0.5.0")]
     with chart_operator(tmp_path_factory.mktemp("passthrough-cluster"), crds) as gateway:
         yield gateway
-
-
-@pytest.fixture
-async def gw_client(gateway: Gateway) -> AsyncIterator[AsyncClient]:
-    client = AsyncClient(KubeConfig.from_file(str(gateway.cluster.kubeconfig)), field_manager="llmpack-tests")
-    yield client
-    await client.close()
 
 
 async def fresh_namespace(client: AsyncClient, name: str | None = None) -> str:
