@@ -239,3 +239,20 @@ def test_a_health_url_that_is_not_http_host_port_is_refused_in_one_line(capsys: 
     assert main(["run", "--health", "0.0.0.0:8080"]) == 2
     assert capsys.readouterr().err == ("llmpack run: --health must look like http://0.0.0.0:8080/healthz, not "
                                        "0.0.0.0:8080\n")
+
+
+def test_an_event_that_changes_only_what_is_not_kept_wakes_no_reconcile() -> None:
+    def job(version: str, status: dict[str, Any]) -> dict[str, Any]:
+        return {"kind": "Job", "metadata": {"name": "qwen-dl", "namespace": "ns", "labels": {MODEL_LABEL: "qwen"},
+                                            "resourceVersion": version}, "spec": {"backoffLimit": 6}, "status": status}
+
+    store = Store()
+    assert store.put_child("Job", job("1", {})) == ("ns", "qwen")  # what our apply was answered
+    assert store.wrote(("ns", "qwen"))
+    assert not store.wrote(("ns", "qwen"))  # asked once, then forgotten
+    assert store.take("Job", job("1", {})) is None  # the watch's echo of that apply
+    assert store.take("Job", job("2", {"active": 1, "ready": 1})) is None  # counts no reconcile reads
+    done = {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}
+    assert store.take("Job", job("3", done)) == ("ns", "qwen")  # what job_state reads changed
+    assert not store.wrote(("ns", "qwen"))  # a watch event is not our write
+    assert store.take("Job", job("4", done)) is None

@@ -53,7 +53,7 @@ SECRET_OK_FOR = 60.0
 class Reconciler:
     def __init__(self, client: AsyncClient, store: Store, config: Config,
                  wake: Callable[[Key], None] = lambda key: None) -> None:
-        self.client, self.store, self.config = client, store, config
+        self.client, self.store, self.config, self.wake = client, store, config, wake
         self.image_volumes = True  # the cluster mounts image volumes (set from its version at start)
         self.keys = ApiKeys(client, store, wake)
         self.router = Router(client, store, self.keys)
@@ -105,6 +105,11 @@ class Reconciler:
                 self._terminating[key[0]] = kube.now()
                 return False  # the namespace is going away, and the model with it: nothing to do
             raise
+        finally:
+            # What was just written may open what this pass found closed (the key metadata's uid owns the key
+            # manager's Role; a Job that exists is waited on): one more pass, as its watch event once woke.
+            if self.store.wrote(key):
+                self.wake(key)
 
     def _in_terminating_namespace(self, key: Key) -> bool:
         """Skip models of a namespace being deleted, unless created after we learned it (a new namespace)."""

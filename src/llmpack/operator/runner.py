@@ -43,6 +43,7 @@ from llmpack.operator.queue import WorkQueue
 from llmpack.operator.reconcile import Reconciler
 from llmpack.operator.store import Key, Store
 from llmpack.operator.watch import Source, Stream, Watches, connection
+from llmpack.render.sizing import SIZE_COMPONENT
 from llmpack.wellknown import MANAGED_BY, MANAGED_BY_LABEL
 
 if TYPE_CHECKING:
@@ -51,6 +52,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("llmpack.operator")
 MANAGED = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+# The sizing Job's pod: nothing reads it (the Job's conditions and the Lease say all), and each of its steps
+# would wake its model for nothing.
+UNREAD_PODS = f"app.kubernetes.io/name!={SIZE_COMPONENT}"
 PROBLEM_RECHECK = 15.0
 LISTED_RECHECK = 1.0  # on start-up, seconds before streams still listing are counted again
 PERSISTS = 3  # failed passes in a row before a model's failure is worth a WARNING
@@ -123,7 +127,8 @@ class Operator:
     def _watch_children(self, kind: Kind) -> list[Stream]:
         assert self.watches is not None
         sink = partial(self.on_child, kind.kind)
-        return [self.watches.start(f"{kind.plural} {ns or '*'}", Source(kind, ns, labels=MANAGED), sink)
+        labels = f"{MANAGED},{UNREAD_PODS}" if kind.kind == "Pod" else MANAGED
+        return [self.watches.start(f"{kind.plural} {ns or '*'}", Source(kind, ns, labels=labels), sink)
                 for ns in self._namespaces()]
 
     def _unwatch_children(self, kind: Kind) -> None:
@@ -285,7 +290,7 @@ class Operator:
 
     def on_child(self, kind: str, type_: str, body: dict[str, Any]) -> None:
         key: Key | None
-        key = self.store.drop_child(kind, body) if type_ == "DELETED" else self.store.put_child(kind, body)
+        key = self.store.drop_child(kind, body) if type_ == "DELETED" else self.store.take(kind, body)
         if key is not None and self.reconciler is not None and kind == "ConfigMap" \
                 and body["metadata"]["name"] == names.key_metadata(key[1]):
             self.reconciler.keys.stale(key)  # a key manager wrote key metadata (after the Secret): read the keys

@@ -40,16 +40,22 @@ ChildKey = tuple[str, str]  # (kind, name)
 Body = dict[str, Any]
 
 
-def slim(body: Body) -> Body:
+def slim(body: Body, unread: tuple[str, ...] = ("managedFields",)) -> Body:
     """The object without metadata.managedFields: server-side apply makes those the bulk of many objects,
     and nothing here reads them (peak RSS 187 -> 150 MB for 200 routed models, bench/operator_scale.py)."""
     meta = body.get("metadata") or {}
-    if "managedFields" not in meta:
+    if not any(k in meta for k in unread):
         return body
-    return {**body, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+    return {**body, "metadata": {k: v for k, v in meta.items() if k not in unread}}
 
 
-_POD_META = ("name", "namespace", "uid", "labels", "annotations", "deletionTimestamp", "resourceVersion")
+def slim_child(body: Body) -> Body:
+    """A child without managedFields, nor the resourceVersion every write changes: two events that differ
+    only in what is not kept then compare equal, and the second wakes no reconcile (`Store.take`)."""
+    return slim(body, ("managedFields", "resourceVersion"))
+
+
+_POD_META = ("name", "namespace", "uid", "labels", "annotations", "deletionTimestamp")
 _POD_STATUS = ("phase", "conditions", "initContainerStatuses", "containerStatuses")
 
 
@@ -64,7 +70,14 @@ def pod(body: Body) -> Body:
 
 def unread_status(body: Body) -> Body:
     """Kinds whose status no reconcile reads (a Deployment's changes with every pod) keep none."""
-    return slim({k: v for k, v in body.items() if k != "status"})
+    return slim_child({k: v for k, v in body.items() if k != "status"})
+
+
+def job(body: Body) -> Body:
+    """Of a Job's status only its conditions (assess/status.job_state): the counts the Job controller writes
+    while its pod runs change nothing we report."""
+    conditions = (body.get("status") or {}).get("conditions")
+    return {**slim_child(body), "status": {"conditions": conditions} if conditions is not None else {}}
 
 
 def written_in(body: Body) -> Body:
@@ -72,20 +85,20 @@ def written_in(body: Body) -> Body:
     (apply.py writes an object again when the version we write now is not among them)."""
     fields = (body.get("metadata") or {}).get("managedFields") or ()
     ours = sorted({str(f["apiVersion"]) for f in fields if f.get("manager") == FIELD_MANAGER and f.get("apiVersion")})
-    kept = slim(body)
+    kept = slim_child(body)
     return {**kept, "metadata": {**kept.get("metadata", {}),
                                  "managedFields": [{"manager": FIELD_MANAGER, "apiVersion": v} for v in ours]}}
 
 
 _KEEP: dict[str, Callable[[Body], Body]] = {
-    "Pod": pod, "Deployment": unread_status, "Service": unread_status, "NetworkPolicy": unread_status,
+    "Pod": pod, "Deployment": unread_status, "Service": unread_status, "NetworkPolicy": unread_status, "Job": job,
     **{kind.kind: written_in for kind in CHILDREN if kind.versions},
 }
 
 
 def keep(kind: str) -> Callable[[Body], Body]:
     """How an object of `kind` is cut before it is stored (watch events and apply responses alike)."""
-    return _KEEP.get(kind, slim)
+    return _KEEP.get(kind, slim_child)
 
 
 def key_of(body: Body) -> Key:
@@ -127,6 +140,7 @@ class Store:
     # PassthroughModels, by the same key: their children carry the same label, so a name both kinds use in a
     # namespace is one owner of children (only the older of the two is reconciled: operator/passthrough.py).
     passthroughs: dict[Key, Body] = field(default_factory=dict)
+    written: set[Key] = field(default_factory=set)  # models whose children we applied (`put_child`, `wrote`)
 
     def owners(self) -> list[Key]:
         """Every LLMModel and PassthroughModel, once each."""
@@ -211,9 +225,33 @@ class Store:
         return self.claims.get(claim_key(key, kind))
 
     def put_child(self, kind: str, body: Body) -> Key | None:
-        if (owner := owner_of(body)) is not None:
-            self.children[owner][(kind, body["metadata"]["name"])] = keep(kind)(body)
+        """Keep what the server answered to our write; its model is `written` (its watch event will not wake it)."""
+        owner = self._put_child(kind, body)[0]
+        if owner is not None:
+            self.written.add(owner)
         return owner
+
+    def wrote(self, key: Key) -> bool:
+        """Whether the model's children were written since this was last asked (and forget that they were)."""
+        if key not in self.written:
+            return False
+        self.written.discard(key)
+        return True
+
+    def take(self, kind: str, body: Body) -> Key | None:
+        """Keep a child a watch delivered; its model when what is kept of it changed, else None. The echo of
+        our own apply (its answer is already here) and status nobody reads wake no reconcile: at 200 models
+        most events are those (bench/operator_scale.py)."""
+        owner, changed = self._put_child(kind, body)
+        return owner if changed else None
+
+    def _put_child(self, kind: str, body: Body) -> tuple[Key | None, bool]:
+        if (owner := owner_of(body)) is None:
+            return None, False
+        children, ref, kept = self.children[owner], (kind, body["metadata"]["name"]), keep(kind)(body)
+        changed = children.get(ref) != kept
+        children[ref] = kept
+        return owner, changed
 
     def drop_child(self, kind: str, body: Body) -> Key | None:
         if (owner := owner_of(body)) is not None:
