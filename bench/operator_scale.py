@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import datetime
 import json
 import os
@@ -39,7 +40,7 @@ from lightkube import AsyncClient, KubeConfig  # noqa: E402
 
 from llmpack.api.crd import crd  # noqa: E402
 from llmpack.operator.kube import LLMModelResource  # noqa: E402
-from llmpack_dev.cluster import LocalCluster  # noqa: E402
+from llmpack_dev.cluster import LocalCluster, free_port  # noqa: E402
 from llmpack_dev.crds import install, routing_crds  # noqa: E402
 from llmpack_dev.nodes import node  # noqa: E402
 from tests.cluster.operator_process import OperatorProcess  # noqa: E402
@@ -102,6 +103,41 @@ def requests_by(audit_log: Path, user: str) -> list[dict[str, str]]:
         entry = json.loads(line)
         if entry.get("user", {}).get("username") == user:
             out.append({"verb": entry["verb"], "uri": entry["requestURI"], "at": entry["requestReceivedTimestamp"]})
+    return out
+
+
+def written_by_operator(audit_log: Path, user: str = "llmpack-operator") -> list[float]:
+    """Per model, when the API server received the last of the operator's first writes of its status and four
+    children (what `converged` waits for), in seconds after the first LLMModel create: how long the operator
+    itself took, apart from when a poll of the cluster saw it."""
+    first: dict[str, dict[str, float]] = collections.defaultdict(dict)
+    start = None
+    for line in audit_log.read_text().splitlines():
+        entry = json.loads(line)
+        ref, at = entry.get("objectRef") or {}, _seconds(entry["requestReceivedTimestamp"])
+        if entry["verb"] == "create" and ref.get("resource") == "llmmodels" and not ref.get("subresource"):
+            start = at if start is None else min(start, at)
+        if entry.get("user", {}).get("username") != user or entry["verb"] not in ("patch", "create"):
+            continue
+        what = "status" if ref.get("subresource") == "status" else ref.get("resource")
+        if what in ("status", "deployments", "services", "serviceaccounts", "persistentvolumeclaims") \
+                and ref.get("name"):
+            first[ref["name"].removesuffix("-model-storage")].setdefault(str(what), at)
+    if start is None:
+        return []
+    return sorted(max(writes.values()) - start for writes in first.values() if len(writes) == 5)
+
+
+def _seconds(stamp: str) -> float:
+    return datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.UTC).timestamp()
+
+
+def control_plane_cpu(cluster: LocalCluster) -> dict[str, float]:
+    """CPU seconds so far of each control-plane process (API server, etcd, controller-manager, scheduler, kwok)."""
+    out = {}
+    for name, pid in cluster._pids().items():
+        with contextlib.suppress(OSError):
+            out[name] = cpu_seconds(pid)
     return out
 
 
@@ -173,12 +209,15 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=10, help="seconds after all Ready before the window")
     parser.add_argument("--profile", type=Path, help="py-spy raw profile of the operator, create to all Ready")
     parser.add_argument("--restart", action="store_true", help="then restart the operator and count its writes")
+    parser.add_argument("--metrics", action="store_true", help="the operator serves /metrics on a port (not scraped)")
     args = parser.parse_args()
+    poll = max(0.5, args.models / 400)  # each poll lists every object: at 1000 models it loads the API server
     with tempfile.TemporaryDirectory(prefix="llmpack-bench-") as tmp:
         cluster = LocalCluster(Path(tmp) / "cluster", ROOT / ".testbin", audit_reads=True)
         cluster.up()
         operator = OperatorProcess(cluster.kubeconfig_for("operator"), Path(tmp) / "operator.log",
-                                   ["--workers", str(args.workers)] if args.workers else [])
+                                   (["--workers", str(args.workers)] if args.workers else [])
+                                   + (["--metrics", f"http://127.0.0.1:{free_port()}/metrics"] if args.metrics else []))
         try:
             # room for every replica: kwok nodes hold 110 pods each
             extra = [node(f"cpu-bench-{i}", cpu="64", memory="256Gi") for i in range(args.models // 100 + 1)]
@@ -197,28 +236,35 @@ def main() -> None:
                           "metadata": {"name": f"model-{i:03d}", "namespace": NAMESPACE},
                           "spec": {"model": {"name": f"org/model-{i:03d}", "storage": {"size": "30Gi"}},
                                    "resources": {"gpu": {"count": 0}}}} for i in range(args.models)]
+            plane_before = control_plane_cpu(cluster)
             started = time.monotonic()
             asyncio.run(create_all(cluster, manifests))
             applied = time.monotonic() - started
             converge_at = ready_at = routed_at = None
-            cpu_ready = float("nan")
+            cpu_ready = cpu_converged = float("nan")
+            plane_converged: dict[str, float] = {}
+            plane_ready: dict[str, float] = {}
             while time.monotonic() - started < args.timeout and (routed_at if args.routing else ready_at) is None:
                 complete, ready, routed = converged(cluster, args.models)
                 now = time.monotonic() - started
                 if converge_at is None and complete == args.models:
                     converge_at = now
+                    cpu_converged = cpu_seconds(operator.proc.pid) - cpu_before
+                    plane_converged = control_plane_cpu(cluster)
                 if ready_at is None and ready == args.models:
                     ready_at = now
                     cpu_ready = cpu_seconds(operator.proc.pid) - cpu_before
+                    plane_ready = control_plane_cpu(cluster)
                 if routed == args.models:
                     routed_at = now
-                time.sleep(0.5)
+                time.sleep(poll)
             cpu = cpu_seconds(operator.proc.pid) - cpu_before
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(30)
             time.sleep(2)
             busy = requests_by(cluster.audit_log, "llmpack-operator")
+            wrote = written_by_operator(cluster.audit_log)
             idle: list[dict[str, str]] | None = None
             if args.idle:
                 time.sleep(args.settle)
@@ -238,6 +284,14 @@ def main() -> None:
                 args.keep_log.write_bytes(operator.log.read_bytes())
     print(f"models: {args.models}, created concurrently in {applied:.1f} s")
     print(f"converged (all children + status written): {converge_at:.1f} s" if converge_at else "did not converge")
+    if wrote:
+        print(f"  the operator's own part: every model's children + first status received by the API server "
+              f"{wrote[-1]:.1f} s after the first create (median model {wrote[len(wrote) // 2]:.1f} s; "
+              f"{len(wrote)} models)")
+    for what, plane, cpu_op in (("converged", plane_converged, cpu_converged), ("all Ready", plane_ready, cpu_ready)):
+        if plane:
+            used = ", ".join(f"{name} {plane[name] - plane_before.get(name, 0):.1f}" for name in sorted(plane))
+            print(f"  CPU seconds, first create to {what}: operator {cpu_op:.1f}, {used}")
     print(f"all Ready (kwok runs the pods):             {ready_at:.1f} s" if ready_at else "not all Ready")
     if args.routing:
         print(f"all routed (pool, picker, policies):        {routed_at:.1f} s" if routed_at else "not all routed")
@@ -258,7 +312,9 @@ def main() -> None:
     if args.profile:
         print("\n".join(top_frames(args.profile)))
     print("rerun: make testbin && .venv/bin/python bench/operator_scale.py --models", args.models,
-          *(["--routing"] if args.routing else []), *(["--restart"] if args.restart else []))
+          *(["--routing"] if args.routing else []), *(["--restart"] if args.restart else []),
+          *(["--metrics"] if args.metrics else []),
+          *(["--timeout", f"{args.timeout:.0f}"] if args.timeout != 180 else []))
 
 
 if __name__ == "__main__":
