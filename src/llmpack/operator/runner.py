@@ -94,8 +94,9 @@ class Operator:
             from llmpack.operator import admission_server
 
             cert = self.serving_cert()
+            observe = self.metrics.reviewed if self.metrics is not None else admission_server.unobserved
             self.admission = await admission_server.start(self.webhook.listen, self.webhook.port, cert,
-                                                          claims=self._claims)
+                                                          claims=self._claims, observe=observe)
             await kube.apply(client, hook.configuration(self.webhook.endpoint, cert.ca.read_bytes()))
         self.watches = Watches(connection(client.config))
         self.reconciler.image_volumes = await kube.image_volumes(self.watches.http)
