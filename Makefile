@@ -26,7 +26,7 @@ lint: venv ## ruff
 typecheck: venv ## mypy, strict on src/ and llmpack_dev/
 	$(BIN)/mypy src llmpack_dev
 
-testbin: ## build the test control plane (etcd, kube-*, kubectl, kwok, helm) and egctl into .testbin/
+testbin: ## build the test control plane (etcd, kube-*, kubectl, kwok, helm), egctl and prometheus into .testbin/
 	testcluster/build.sh $(TESTBIN)
 
 # pytest exits 5 when it collected nothing: that is a failure here, never a pass.
