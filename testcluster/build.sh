@@ -56,7 +56,8 @@ mod_hash=$(cat "$here/go.mod" "$here/go.sum" | sha256sum | cut -c1-16)
 # spend many minutes rebuilding them.
 legacy="$out/.stamp"
 adopt_legacy() {  # name, want
-  [[ ! -f "$out/.stamps/$1" && -x "$out/$1" && -f "$legacy" && "$1" != helm && "$1" != egctl && "$1" != prometheus ]] || return 1
+  [[ ! -f "$out/.stamps/$1" && -x "$out/$1" && -f "$legacy" ]] || return 1
+  [[ "$1" != helm && "$1" != egctl && "$1" != prometheus ]] || return 1
   grep -q "kube=$KUBE_VERSION etcd=$ETCD_VERSION kwok=$KWOK_VERSION " "$legacy" || return 1
   echo "$2" > "$out/.stamps/$1"
 }
