@@ -152,7 +152,7 @@ def _fetch_all(request: Request, root: SafeDir, pool: Pool, headers: dict[str, s
     lock.check()
     _preflight(request, root, todo, plan)
     progress = Progress(plan.total_bytes, len(plan.files), interval=request.progress_every)
-    progress.add(done_bytes)
+    progress.bytes_done = progress.kept = done_bytes
     progress.files_done = len(plan.files) - len(todo)
     _publish(lock, request, plan, progress)
     stop = threading.Event()  # set when one file fails: the others stop at their next chunk

@@ -21,6 +21,7 @@ class Progress:
     interval: float = 5.0
     bytes_done: int = 0
     files_done: int = 0
+    kept: int = 0  # of bytes_done, those already there when it started: done, but not at this run's rate
     phase: str = "downloading"
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -37,7 +38,7 @@ class Progress:
 
     def snapshot(self) -> dict[str, Any]:
         elapsed = max(time.monotonic() - self._started, 1e-6)
-        rate = self.bytes_done / elapsed
+        rate = (self.bytes_done - self.kept) / elapsed
         left = max(self.bytes_total - self.bytes_done, 0)
         return {
             "phase": self.phase, "bytes_done": self.bytes_done, "bytes_total": self.bytes_total,
