@@ -161,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
                     break
                 time.sleep(0.5)
     except KeyboardInterrupt:
-        console.print("Stopped: the downloader and the local Hub are gone; the cluster still runs (make cluster-down).")
+        console.print(f"Stopped: the downloader and the local Hub are gone. The cluster still runs: `make demo` again "
+                      f"resumes {DOWNLOADED}'s download, `make cluster-down` stops everything.")
         return 130
     finally:
         player.stop()
@@ -174,6 +175,7 @@ Look around (kwok plays the GPU nodes and the vLLM pods; {DOWNLOADED}'s weights 
 {player.volumes}):
   export KUBECONFIG={kubeconfig}
   {args.bin}/kubectl get llmmodel -n {NAMESPACE} -o wide
+  .venv/bin/llmpack status -n {NAMESPACE}
   {args.bin}/kubectl describe llmmodel qwen-int4 -n {NAMESPACE}
   {args.bin}/kubectl get pvc,deploy,pods -n {NAMESPACE}
   {args.bin}/kubectl patch llmmodel qwen-int4 -n {NAMESPACE} --type=merge -p '{{"spec":{{"serving":{{"replicas":3}}}}}}'
