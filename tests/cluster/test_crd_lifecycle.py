@@ -112,6 +112,11 @@ def test_our_crds_replace_the_serving_packs_keeping_every_object_and_our_status_
     for name in PACK_CRDS:  # as the pack's Helm chart leaves them: created from its crds/
         plane.kubectl("create", "-f", "-", stdin=pack_crd(name))
     plane.kubectl("wait", "--for=condition=Established", *(f"crd/{n}" for n in OURS), "--timeout=30s")
+    # What a server-side apply of ours would keep: a conversion webhook another manager set (never called with
+    # one version, but the API server would send every object through it once there were two).
+    plane.kubectl("patch", "crd", "llmmodels.llm.nebari.dev", "--field-manager=someone-else", "--type=merge", "-p",
+                  json.dumps({"spec": {"conversion": {"strategy": "Webhook", "webhook": {
+                      "conversionReviewVersions": ["v1"], "clientConfig": {"url": "https://gone.example.test/c"}}}}}))
     model = yaml.safe_load(PACK_MODEL.read_text())
     namespace = model["metadata"]["namespace"]
     plane.kubectl("create", "namespace", namespace)

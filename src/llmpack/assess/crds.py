@@ -3,8 +3,9 @@
 `llmpack crd` prints, what differs when it is not, and when replacing it would lose stored objects.
 
 Exactly, not "holds at least ours": a property, a validation rule or `x-kubernetes-preserve-unknown-fields`
-that another manager left in the schema (the Serving Pack's CRD, an older llmpack's) keeps pruning or refusing
-what we write, so any difference means the definition is replaced as a whole.
+left in the schema (the Serving Pack's CRD, an older llmpack's) keeps pruning or refusing what we write, and a
+conversion webhook left by another manager would convert our objects, so any difference means the definition
+is replaced as a whole.
 """
 
 from __future__ import annotations

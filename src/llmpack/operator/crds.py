@@ -5,11 +5,12 @@ in place of ours.
 
 Each CRD is read by name; one that is exactly ours (assess/crds.py) is left alone, so a restart writes
 nothing. One that is missing is created; one that differs is replaced whole (an update carrying its
-resourceVersion), not server-side applied: apply merges into what another manager set, and a property, rule
-or `x-kubernetes-preserve-unknown-fields` of theirs, or a conversion webhook, would survive it. The API
-server keeps every object across such an update (it changes how objects are validated and pruned, not what
-is stored). With `crds.manage` off (GitOps, where another tool owns CRDs), nothing is written: a CRD that is
-missing or not ours is reported in one line.
+resourceVersion), not server-side applied: apply keeps what another manager set and we leave out (on 1.36
+`spec.versions` is atomic and taken whole, but another manager's `spec.conversion` webhook survives), while
+a replacement leaves nothing of theirs by construction. The API server keeps every object across such an
+update (it changes how objects are validated and pruned, not what is stored). With `crds.manage` off
+(GitOps, where another tool owns CRDs), nothing is written: a CRD that is missing or not ours is reported in
+one line.
 """
 
 from __future__ import annotations
