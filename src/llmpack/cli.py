@@ -225,7 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the operator against the current cluster",
         description="Watch LLMModels (in every namespace, or those given) and keep their storage, "
         "downloader, vLLM replicas, routes and policies as the spec says, reporting phase and conditions in "
-        "status. Uses $KUBECONFIG, ~/.kube/config, or the in-cluster service account.",
+        "status. At start, first installs the LLMModel and PassthroughModel CRDs, or replaces them when they are "
+        "not exactly this release's (crds.manage=false / LLMPACK_MANAGE_CRDS=false: only check them). Uses "
+        "$KUBECONFIG, ~/.kube/config, or the in-cluster service account.",
         epilog="Settings (images, storage defaults, routing.baseDomain, gateways, auth.oidc.issuer, ...) come from "
         "--values and LLMPACK_* environment variables; docs/operations.md lists every one.",
     )
