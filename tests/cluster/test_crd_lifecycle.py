@@ -6,7 +6,6 @@ fields without restarting a model's pods. A control plane of this module's own: 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ from tests.cluster.operator_process import OperatorProcess, settle_audit, writes
 from tests.cluster.test_chart import CHART, helm
 from tests.cluster.test_key_manager_rbac import NAMESPACE, OPERATOR_SA, RBAC_KINDS, render, token_kubeconfig
 
-PACK = Path(os.environ.get("LLMPACK_PACK_MIRROR", ROOT.parent / ".mirror" / "nebari-dev+llm-serving-pack" / "repo"))
+PACK_CRD_DIR = ROOT / "tests" / "cluster" / "manifests" / "serving-pack-crds"  # the pack's own, as test data
 PACK_CRDS = ("llmmodel-crd.yaml", "passthroughmodel-crd.yaml")
 OURS = {"llmmodels.llm.nebari.dev": "llmmodel", "passthroughmodels.llm.nebari.dev": "passthroughmodel"}
 PACK_MODEL = ROOT / "tests" / "cluster" / "manifests" / "pack-style-cpu-model.yaml"
@@ -56,13 +55,8 @@ def llmpack_crd(kind: str) -> dict[str, Any]:
 
 
 def pack_crd(name: str) -> str:
-    """One of the Serving Pack's CRDs, from its public source (mirrored beside the project)."""
-    shown = subprocess.run(["git", "-C", str(PACK), "show", f"HEAD:charts/nebari-llm-serving/crds/{name}"],
-                           capture_output=True, text=True, check=False)
-    if shown.returncode != 0:
-        pytest.fail(f"the Serving Pack's {name} is not readable from {PACK} ({shown.stderr.strip()}): set "
-                    "LLMPACK_PACK_MIRROR to a clone of nebari-dev/llm-serving-pack", pytrace=False)
-    return shown.stdout
+    """One of the Serving Pack's CRDs, exactly as its chart installs them (README.md beside them)."""
+    return (PACK_CRD_DIR / name).read_text()
 
 
 def served(cluster: LocalCluster, name: str) -> dict[str, Any]:
