@@ -1,0 +1,175 @@
+"""What the LLM Serving Pack leaves in a cluster for one model, written from its documented layout (its
+operator's reconcilers, its key manager, its chart's CRD; read for facts, not copied): the objects, their
+labels, owner references and field managers, and a PVC's files as `hf download --local-dir` leaves them.
+
+Its operator is controller-runtime built as the binary `manager`: every object it creates or updates is filed
+under manager `manager`, operation Update; its key manager (binary `key-manager`) updates the key objects'
+data. Objects in the CRDs' groups without an owner reference (the InferencePool, routes, policies, key objects)
+are as the pack makes them: its finalizer `llm.nebari.dev/cleanup` deletes the key objects.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from llmpack_dev.cluster import LocalCluster
+
+MANAGER = "manager"
+KEY_MANAGER = "key-manager"
+FINALIZER = "llm.nebari.dev/cleanup"
+CONFIG_HASH = "llm.nebari.dev/model-config-hash"
+
+# The pack's CRD, reduced to what matters here: the same names, printer columns and subresource, a spec it
+# does not prune, and a status of its own five fields (ours would be pruned to these).
+CRD: dict[str, Any] = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "llmmodels.llm.nebari.dev"},
+    "spec": {
+        "group": "llm.nebari.dev", "scope": "Namespaced",
+        "names": {"kind": "LLMModel", "listKind": "LLMModelList", "plural": "llmmodels", "singular": "llmmodel"},
+        "versions": [{
+            "name": "v1alpha1", "served": True, "storage": True, "subresources": {"status": {}},
+            "additionalPrinterColumns": [
+                {"jsonPath": ".status.phase", "name": "Phase", "type": "string"},
+                {"jsonPath": ".spec.model.name", "name": "Model", "type": "string"},
+                {"jsonPath": ".status.replicas.ready", "name": "Replicas", "type": "string"},
+                {"jsonPath": ".metadata.creationTimestamp", "name": "Age", "type": "date"}],
+            "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                "apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": {"type": "object"},
+                "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                "status": {"type": "object", "properties": {
+                    "phase": {"type": "string"},
+                    "observedGeneration": {"type": "integer", "format": "int64"},
+                    "modelSize": {"type": "string"},
+                    "replicas": {"type": "object", "properties": {"ready": {"type": "integer"},
+                                                                  "desired": {"type": "integer"}}},
+                    "endpoints": {"type": "object", "properties": {"external": {"type": "string"},
+                                                                   "internal": {"type": "string"}}}}}}}},
+        }],
+    },
+}
+
+
+def labels(model: str) -> dict[str, str]:
+    return {"app.kubernetes.io/managed-by": "nebari-llm-operator", "app.kubernetes.io/instance": model,
+            "app.kubernetes.io/name": "llmmodel", "llm.nebari.dev/model": model}
+
+
+def owner(model: str, uid: str) -> list[dict[str, Any]]:
+    return [{"apiVersion": "llm.nebari.dev/v1alpha1", "kind": "LLMModel", "name": model, "uid": uid,
+             "controller": True, "blockOwnerDeletion": True}]
+
+
+def meta(model: str, name: str, namespace: str, uid: str | None, extra: dict[str, str] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": name, "namespace": namespace, "labels": {**labels(model), **(extra or {})}}
+    if uid:
+        out["ownerReferences"] = owner(model, uid)
+    return out
+
+
+def children(model: str, repo: str, namespace: str, uid: str, size: str) -> list[dict[str, Any]]:
+    """The objects the pack's operator creates for a Hugging Face model on a PVC with one GPU."""
+    sa, cache = f"{model}-sa", "/model-cache"
+    http = {"name": "http", "containerPort": 8000, "protocol": "TCP"}
+    vllm = {
+        "name": "vllm", "image": "ghcr.io/llm-d/llm-d-cuda:v0.7.0",
+        "command": ["python3", "-m", "vllm.entrypoints.openai.api_server"],
+        "args": ["--model", cache, "--served-model-name", repo, "--tensor-parallel-size", "1",
+                 "--data-parallel-size", "1"],
+        "ports": [http], "resources": {"limits": {"nvidia.com/gpu": "1"}},
+        "volumeMounts": [{"name": "model-storage", "mountPath": cache}, {"name": "shm", "mountPath": "/dev/shm"}],
+        "startupProbe": {"httpGet": {"path": "/v1/models", "port": "http"}, "initialDelaySeconds": 15,
+                         "periodSeconds": 30, "failureThreshold": 120},
+        "readinessProbe": {"httpGet": {"path": "/v1/models", "port": "http"}, "periodSeconds": 5,
+                           "failureThreshold": 3},
+        "livenessProbe": {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 10, "failureThreshold": 3},
+    }
+    downloader = {"name": "model-downloader", "image": "ghcr.io/nebari-dev/llm-serving-pack/model-downloader:latest",
+                  "args": [repo, "--local-dir", cache], "volumeMounts": [{"name": "model-storage", "mountPath": cache}]}
+    deployment = {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {**meta(model, model, namespace, uid), "annotations": {CONFIG_HASH: "0123456789abcdef"}},
+        "spec": {
+            "replicas": 1, "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": {"app.kubernetes.io/instance": model}},
+            "template": {"metadata": {"labels": labels(model)}, "spec": {
+                "serviceAccountName": sa, "initContainers": [downloader], "containers": [vllm],
+                "volumes": [{"name": "model-storage", "persistentVolumeClaim": {"claimName": f"{model}-model-storage"}},
+                            {"name": "shm", "emptyDir": {"medium": "Memory"}}],
+                "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+                "securityContext": {"fsGroup": 65532, "fsGroupChangePolicy": "OnRootMismatch"}}}},
+    }
+    return [
+        {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta(model, f"{model}-model-storage",
+                                                                                namespace, uid),
+         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}},
+        {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+         "metadata": meta(model, f"{model}-deny-direct", namespace, uid),
+         "spec": {"podSelector": {"matchLabels": {"app.kubernetes.io/instance": model, "llm.nebari.dev/model": model}},
+                  "policyTypes": ["Ingress"],
+                  "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {
+                      "kubernetes.io/metadata.name": "envoy-gateway-system"}}}]},
+                      {"from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "epp"}}}]}]}},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(model, sa, namespace, uid)},
+        {"apiVersion": "v1", "kind": "Service", "metadata": meta(model, model, namespace, uid),
+         "spec": {"type": "ClusterIP", "selector": {"app.kubernetes.io/instance": model},
+                  "ports": [{"name": "http", "port": 8000, "targetPort": "http", "protocol": "TCP"}]}},
+        deployment,
+    ]
+
+
+def key_objects(model: str, namespace: str, keys: dict[str, str], creator: str) -> list[dict[str, Any]]:
+    """`<m>-api-keys` and `<m>-api-key-metadata` as the pack's operator creates them (no owner: its finalizer
+    deletes them) and its key manager fills them: data[clientId] = key, and a JSON record per clientId."""
+    extra = {"llm.nebari.dev/model-name": model}
+    records = {cid: json.dumps({"clientId": cid, "creator": creator, "description": "laptop",
+                                "createdAt": "2026-05-04T10:11:12Z", "modelName": model, "namespace": namespace})
+               for cid in keys}
+    return [
+        {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": meta(model, f"{model}-api-keys",
+                                                                                 namespace, None, extra),
+         "data": {cid: base64.b64encode(key.encode()).decode() for cid, key in keys.items()}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(model, f"{model}-api-key-metadata", namespace,
+                                                                   None, extra), "data": records},
+    ]
+
+
+def pack_client_id(user: str, model: str, sequence: int = 1) -> str:
+    """The shape of the pack key manager's client ids: user-<user>-<model>-<32 hex>-<n>."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{user}\0{model}".encode()).hexdigest()[:32]
+    return f"user-{user}-{model}-{digest}-{sequence}"
+
+
+def create(cluster: LocalCluster, objects: list[dict[str, Any]], manager: str = MANAGER) -> None:
+    """Created as the pack's programs create them: an Update by `manager`."""
+    cluster.kubectl("create", f"--field-manager={manager}", "-f", "-", stdin=yaml.safe_dump_all(objects))
+
+
+def write_status(cluster: LocalCluster, model: str, namespace: str, status: dict[str, Any]) -> None:
+    cluster.kubectl("patch", "llmmodel", model, "-n", namespace, "--subresource=status", "--type=merge",
+                    f"--field-manager={MANAGER}", "-p", json.dumps({"status": status}))
+
+
+def add_finalizer(cluster: LocalCluster, model: str, namespace: str) -> None:
+    cluster.kubectl("patch", "llmmodel", model, "-n", namespace, "--type=merge", f"--field-manager={MANAGER}",
+                    "-p", json.dumps({"metadata": {"finalizers": [FINALIZER]}}))
+
+
+def fill_like_hf_download(directory: Path, files: dict[str, bytes], commit: str) -> None:
+    """A directory as `hf download <repo> --local-dir DIR` leaves it: the files at their paths and, per file,
+    huggingface_hub's `.cache/huggingface/download/<path>.metadata` (commit, etag, timestamp)."""
+    for path, data in files.items():
+        target = directory / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        record = directory / ".cache" / "huggingface" / "download" / f"{path}.metadata"
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(f"{commit}\n\"etag-{len(data)}\"\n1767225600.0\n")
+    (directory / ".cache" / "huggingface" / ".gitignore").write_text("*")
