@@ -123,6 +123,69 @@ def children(model: str, repo: str, namespace: str, uid: str, size: str) -> list
     ]
 
 
+def routing(model: str, repo: str, namespace: str, uid: str) -> list[dict[str, Any]]:
+    """Its InferencePool and endpoint picker, and the external route and its API-key policy (the pack gives the
+    pool, routes and policies no owner reference)."""
+    epp = f"{model}-epp"
+    epp_labels = {**labels(model), "app.kubernetes.io/name": "epp"}
+    epp_selector = {"app.kubernetes.io/instance": model, "app.kubernetes.io/name": "epp"}
+
+    def epp_meta(name: str) -> dict[str, Any]:
+        return {**meta(model, name, namespace, uid), "labels": epp_labels}
+
+    container = {
+        "name": "epp", "image": "ghcr.io/llm-d/llm-d-inference-scheduler:v0.8.0",
+        "args": ["--pool-name", model, "--pool-namespace", namespace, "--grpc-port", "9002", "--grpc-health-port",
+                 "9003", "--metrics-port", "9090", "--config-file", "/etc/epp/epp-config.yaml", "--zap-encoder",
+                 "json", "--v", "4"],
+        "ports": [{"name": "grpc", "containerPort": 9002}, {"name": "grpc-health", "containerPort": 9003},
+                  {"name": "metrics", "containerPort": 9090}],
+        "volumeMounts": [{"name": "epp-config", "mountPath": "/etc/epp", "readOnly": True}],
+        "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}},
+    }
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": epp_meta(epp)},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": epp_meta(epp),
+         "rules": [{"apiGroups": ["inference.networking.k8s.io"], "resources": ["inferencepools"],
+                    "verbs": ["get", "list", "watch"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": epp_meta(epp),
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": epp},
+         "subjects": [{"kind": "ServiceAccount", "name": epp}]},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": epp_meta(f"{epp}-config"),
+         "data": {"epp-config.yaml": "kind: EndpointPickerConfig\n"}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": epp_meta(epp),
+         "spec": {"selector": epp_selector, "ports": [{"name": "grpc", "port": 9002, "targetPort": "grpc"},
+                                                      {"name": "metrics", "port": 9090, "targetPort": "metrics"}]}},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": epp_meta(epp),
+         "spec": {"replicas": 1, "selector": {"matchLabels": epp_selector},
+                  "template": {"metadata": {"labels": epp_labels}, "spec": {
+                      "serviceAccountName": epp, "containers": [container],
+                      "volumes": [{"name": "epp-config", "configMap": {"name": f"{epp}-config"}}]}}}},
+        {"apiVersion": "inference.networking.k8s.io/v1", "kind": "InferencePool",
+         "metadata": meta(model, model, namespace, None),
+         "spec": {"targetPorts": [{"number": 8000}],
+                  "selector": {"matchLabels": {"app.kubernetes.io/instance": model,
+                                               "app.kubernetes.io/name": "llmmodel"}},
+                  "endpointPickerRef": {"name": epp, "kind": "Service", "port": {"number": 9002}}}},
+        {"apiVersion": "aigateway.envoyproxy.io/v1alpha1", "kind": "AIGatewayRoute",
+         "metadata": meta(model, f"{model}-external", namespace, None),
+         "spec": {"parentRefs": [{"name": "nebari-gateway", "namespace": "envoy-gateway-system",
+                                  "sectionName": "llm-https"}],
+                  "rules": [{"matches": [{"headers": [{"type": "Exact", "name": "x-ai-eg-model", "value": repo}]}],
+                             "backendRefs": [{"group": "inference.networking.k8s.io", "kind": "InferencePool",
+                                              "name": model}],
+                             "timeouts": {"request": "600s"}}]}},
+        {"apiVersion": "gateway.envoyproxy.io/v1alpha1", "kind": "SecurityPolicy",
+         "metadata": meta(model, f"{model}-external-auth", namespace, None),
+         "spec": {"targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute",
+                                  "name": f"{model}-external"}],
+                  "apiKeyAuth": {"credentialRefs": [{"group": "", "kind": "Secret", "name": f"{model}-api-keys"}],
+                                 "extractFrom": [{"headers": ["Authorization"]}],
+                                 "forwardClientIDHeader": "x-llm-client-id", "sanitize": True},
+                  "authorization": {"defaultAction": "Deny"}}},
+    ]
+
+
 def key_objects(model: str, namespace: str, keys: dict[str, str], creator: str) -> list[dict[str, Any]]:
     """`<m>-api-keys` and `<m>-api-key-metadata` as the pack's operator creates them (no owner: its finalizer
     deletes them) and its key manager fills them: data[clientId] = key, and a JSON record per clientId."""

@@ -35,6 +35,8 @@ from llmpack_dev.crds import ai_gateway_crds, install, routing_crds
 from tests.cluster import pack_layout as pack
 from tests.cluster.conftest import OPERATOR_ENV, ROOT
 from tests.cluster.operator_process import OperatorProcess
+from tests.cluster.test_key_manager_rbac import NAMESPACE as CHART_NAMESPACE
+from tests.cluster.test_key_manager_rbac import OPERATOR_SA, RBAC_KINDS, render, token_kubeconfig
 from tests.cluster.waiting import eventually
 from tests.download.conftest import env_for
 from tests.hub.server import HubServer, synthetic_repo
@@ -85,6 +87,7 @@ def pack_install(cluster: LocalCluster) -> str:
     pack.add_finalizer(cluster, MODEL, NAMESPACE)
     uid = cluster.kubectl("get", "llmmodel", MODEL, "-n", NAMESPACE, "-o", "jsonpath={.metadata.uid}").stdout
     pack.create(cluster, pack.children(MODEL, REPO, NAMESPACE, uid, "1Gi"))
+    pack.create(cluster, pack.routing(MODEL, REPO, NAMESPACE, uid))
     pack.create(cluster, pack.key_objects(MODEL, NAMESPACE, {ALICE: ALICE_KEY}, "alice"), manager=pack.KEY_MANAGER)
     pack.write_status(cluster, MODEL, NAMESPACE, {
         "phase": "Ready", "observedGeneration": 1, "replicas": {"ready": 1, "desired": 1},
@@ -121,7 +124,13 @@ async def test_a_running_pack_model_is_taken_over_in_place_with_its_weights_and_
     # The guide: our CRD over the pack's, then our operator (the pack's is scaled to 0: here it never ran).
     pack_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=yaml.safe_dump(crd.crd()))
     pack_cluster.kubectl("wait", "--for=condition=Established", "crd/llmmodels.llm.nebari.dev", "--timeout=30s")
-    operator = OperatorProcess(pack_cluster.kubeconfig_for("operator"), tmp_path / "operator.log", env=OPERATOR_ENV)
+    # As the chart's ServiceAccount, with exactly the chart's RBAC: what proves that RBAC for a takeover.
+    pack_cluster.kubectl("create", "namespace", CHART_NAMESPACE)
+    rbac = [o for o in render(pack_cluster, "--set", f"auth.oidc.issuer={OPERATOR_ENV['LLMPACK_OIDC_ISSUER']}")
+            if o["kind"] in RBAC_KINDS]
+    pack_cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(rbac))
+    kubeconfig = token_kubeconfig(pack_cluster, OPERATOR_SA, tmp_path / "kubeconfig-chart")
+    operator = OperatorProcess(kubeconfig, tmp_path / "operator.log", env=OPERATOR_ENV)
     operator.start()
     try:
         async def taken_over() -> dict[str, Any] | None:
@@ -164,6 +173,15 @@ async def test_a_running_pack_model_is_taken_over_in_place_with_its_weights_and_
     assert pack.MANAGER not in {f.manager for f in pvc.metadata.managedFields if f.fieldsV1 and  # type: ignore[union-attr]
                                 "f:metadata" in f.fieldsV1}
 
+    # The routing objects, the pack's without owners, are the model's now, with only our fields.
+    for resource, name in ROUTING:
+        obj = await api.get(resource, name, namespace=NAMESPACE)
+        assert [(o.uid, o.controller) for o in obj.metadata.ownerReferences or ()] == [(uid, True)], name
+        assert pack.MANAGER not in managers(obj), name
+    epp = (await api.get(Deployment, f"{MODEL}-epp", namespace=NAMESPACE)).spec.template.spec  # type: ignore[union-attr]
+    assert "--zap-encoder" not in (epp.containers[0].args or ())
+    assert [v.name for v in epp.volumes or ()] == ["config"]
+
     # Our status, served by our CRD (not pruned to the pack's five fields).
     assert {"Ready", "StorageReady"} <= set(routes)
     printed = pack_cluster.kubectl("get", "llmmodel", "-n", NAMESPACE).stdout
@@ -197,9 +215,13 @@ async def test_a_running_pack_model_is_taken_over_in_place_with_its_weights_and_
     assert (progress["phase"], progress["percent"]) == ("complete", 100)
 
 
+ROUTING = ((InferencePoolResource, MODEL), (AIGatewayRouteResource, f"{MODEL}-external"),
+           (SecurityPolicyResource, f"{MODEL}-external-auth"), (Deployment, f"{MODEL}-epp"),
+           (ConfigMap, f"{MODEL}-epp-config"), (Service, f"{MODEL}-epp"))
+
+
 async def _routed(client: AsyncClient) -> bool:
-    for resource, name in ((InferencePoolResource, MODEL), (AIGatewayRouteResource, f"{MODEL}-external"),
-                           (SecurityPolicyResource, f"{MODEL}-external-auth")):
+    for resource, name in ROUTING:
         obj = await client.get(resource, name, namespace=NAMESPACE)
         if (obj.metadata.labels or {}).get("app.kubernetes.io/managed-by") != "llmpack":  # type: ignore[union-attr]
             return False
