@@ -55,6 +55,23 @@ CRD: dict[str, Any] = {
 }
 
 
+WEBHOOK = "nebari-llm-serving-validating-webhook"
+
+
+def webhook(namespace: str) -> dict[str, Any]:
+    """The pack chart's webhook on LLMModels: failurePolicy Fail, so with its operator stopped every create and
+    update of an LLMModel is refused until it is deleted (the guide's first step)."""
+    return {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": WEBHOOK},
+            "webhooks": [{"name": "vllmmodel-v1alpha1.kb.io", "admissionReviewVersions": ["v1"], "sideEffects": "None",
+                          "failurePolicy": "Fail",
+                          "clientConfig": {"service": {"name": "nebari-llm-serving-webhook-service",
+                                                       "namespace": namespace,
+                                                       "path": "/validate-llm-nebari-dev-v1alpha1-llmmodel"}},
+                          "rules": [{"apiGroups": ["llm.nebari.dev"], "apiVersions": ["v1alpha1"],
+                                     "operations": ["CREATE", "UPDATE"], "resources": ["llmmodels"]}]}]}
+
+
 def labels(model: str) -> dict[str, str]:
     return {"app.kubernetes.io/managed-by": "nebari-llm-operator", "app.kubernetes.io/instance": model,
             "app.kubernetes.io/name": "llmmodel", "llm.nebari.dev/model": model}

@@ -92,6 +92,7 @@ def pack_install(cluster: LocalCluster) -> str:
     pack.write_status(cluster, MODEL, NAMESPACE, {
         "phase": "Ready", "observedGeneration": 1, "replicas": {"ready": 1, "desired": 1},
         "endpoints": {"external": "https://llm.example.test", "internal": "https://llm-internal.example.test"}})
+    pack.create(cluster, [pack.webhook(NAMESPACE)], manager="helm")  # its operator (the webhook's server) is gone
     return uid
 
 
@@ -121,7 +122,13 @@ async def test_a_running_pack_model_is_taken_over_in_place_with_its_weights_and_
     pvc_before = await api.get(PersistentVolumeClaim, f"{MODEL}-model-storage", namespace=NAMESPACE)
     deployment_before = await api.get(Deployment, MODEL, namespace=NAMESPACE)
 
-    # The guide: our CRD over the pack's, then our operator (the pack's is scaled to 0: here it never ran).
+    # The guide: the pack's operator scaled to 0 (here it never ran) and its webhook deleted (with no server
+    # behind it, it refuses every change to an LLMModel, the removal of the pack's finalizer too), our CRD over
+    # the pack's, then our operator.
+    refused = pack_cluster.kubectl("label", "llmmodel", MODEL, "-n", NAMESPACE, "x=y", check=False)
+    assert refused.returncode != 0
+    assert "vllmmodel-v1alpha1.kb.io" in refused.stderr, refused.stderr
+    pack_cluster.kubectl("delete", "validatingwebhookconfiguration", pack.WEBHOOK)
     pack_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=yaml.safe_dump(crd.crd()))
     pack_cluster.kubectl("wait", "--for=condition=Established", "crd/llmmodels.llm.nebari.dev", "--timeout=30s")
     # As the chart's ServiceAccount, with exactly the chart's RBAC: what proves that RBAC for a takeover.
@@ -192,6 +199,8 @@ async def test_a_running_pack_model_is_taken_over_in_place_with_its_weights_and_
     assert base64.b64decode((secret.data or {})[ALICE]).decode() == ALICE_KEY
     metadata = await api.get(ConfigMap, f"{MODEL}-api-key-metadata", namespace=NAMESPACE)
     assert json.loads((metadata.data or {})[ALICE])["creator"] == "alice"
+    # Without a key manager the model owns its key metadata now (the pack's finalizer deleted it before).
+    assert [o.uid for o in metadata.metadata.ownerReferences or ()] == [uid]  # type: ignore[union-attr]
     policy = await api.get(SecurityPolicyResource, f"{MODEL}-external-auth", namespace=NAMESPACE)
     assert {"group": "", "kind": "Secret", "name": f"{MODEL}-api-keys"} in policy.spec["apiKeyAuth"]["credentialRefs"]
     (rule,) = policy.spec["authorization"]["rules"]
