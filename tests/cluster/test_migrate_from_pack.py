@@ -149,6 +149,18 @@ async def test_a_running_pack_model_is_taken_over_in_place_with_its_weights_and_
                                   what="the model Ready under llmpack, the pack's finalizer removed")
         routes = {c["type"]: c["reason"] for c in status["conditions"]}
         await eventually(lambda: _routed(api), within=20, what="the pack's routing objects to be ours")
+        # A pack model deleted now is not held by the pack's finalizer: nothing else would ever remove it.
+        pack_cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump({
+            "apiVersion": "llm.nebari.dev/v1alpha1", "kind": "LLMModel",
+            "metadata": {"name": "retired", "namespace": NAMESPACE, "finalizers": [pack.FINALIZER]},
+            "spec": {"model": {"name": REPO, "storage": {"size": "1Gi"}}}}))
+        pack_cluster.kubectl("delete", "llmmodel", "retired", "-n", NAMESPACE, "--wait=false")
+
+        async def retired_gone() -> bool:
+            found = pack_cluster.kubectl("get", "llmmodel", "retired", "-n", NAMESPACE, check=False)
+            return found.returncode != 0 and "NotFound" in found.stderr
+
+        await eventually(retired_gone, within=20, what="the deleted pack model to go")
         await asyncio.sleep(3)  # long enough for a second roll to show, if there were one
         final_pods = await pods_of(api)
         rs = await replica_sets(api)
@@ -188,6 +200,9 @@ async def test_a_running_pack_model_is_taken_over_in_place_with_its_weights_and_
     epp = (await api.get(Deployment, f"{MODEL}-epp", namespace=NAMESPACE)).spec.template.spec  # type: ignore[union-attr]
     assert "--zap-encoder" not in (epp.containers[0].args or ())
     assert [v.name for v in epp.volumes or ()] == ["config"]
+
+    # The model's own fields: its status is ours, the pack's manager holds nothing on it any more.
+    assert pack.MANAGER not in managers(await api.get(LLMModelResource, MODEL, namespace=NAMESPACE))
 
     # Our status, served by our CRD (not pruned to the pack's five fields).
     assert {"Ready", "StorageReady"} <= set(routes)
