@@ -206,6 +206,9 @@ async def test_a_running_pack_model_is_taken_over_in_place_with_its_weights_and_
 
     # Our status, served by our CRD (not pruned to the pack's five fields).
     assert {"Ready", "StorageReady"} <= set(routes)
+    adopted = next(c for c in status["conditions"] if c["type"] == "Adopted")
+    assert (adopted["status"], adopted["reason"]) == ("True", "KeptFromServingPack")
+    assert f"Deployment {MODEL} keeps the selector" in adopted["message"]
     printed = pack_cluster.kubectl("get", "llmmodel", "-n", NAMESPACE).stdout
     assert "Ready" in printed.splitlines()[1]
 

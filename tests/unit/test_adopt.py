@@ -13,6 +13,7 @@ from llmpack.assess.adopt import (
     finalizer_removal,
     from_pack,
     kept_immutable,
+    kept_notes,
     takeover,
     takeover_patch,
 )
@@ -133,3 +134,14 @@ def test_the_packs_finalizer_marks_a_model_to_adopt_and_only_it_is_removed() -> 
                                         {"op": "remove", "path": "/metadata/finalizers/1"}]
     assert not from_pack({"metadata": {}})
     assert finalizer_removal({"metadata": {"finalizers": ["example.com/other"]}}) is None
+
+
+def test_the_status_says_which_selector_is_kept_and_why_and_nothing_when_none_is() -> None:
+    ours = deployment({"app.kubernetes.io/instance": "qwen", "app.kubernetes.io/name": "llmmodel"})
+    packs = deployment({"app.kubernetes.io/instance": "qwen"})
+    (note,) = kept_notes([ours], lambda kind, name: packs)
+    assert note.startswith("Deployment qwen keeps the selector it was created with (app.kubernetes.io/instance=qwen)")
+    assert "cannot change" in note
+    assert kept_notes([ours], lambda kind, name: ours) == ()
+    assert kept_notes([ours], lambda kind, name: None) == ()
+    assert kept_notes([ours], lambda kind, name: deployment({"app": "other"})) == ()  # a Problem says that one

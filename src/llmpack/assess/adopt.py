@@ -16,7 +16,7 @@ pack's cleanup.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from llmpack.assess.report import Problem
@@ -121,3 +121,18 @@ def kept_immutable(desired: Body, observed: Body | None) -> tuple[Body, Problem 
         adjusted["spec"]["storageClassName"] = have["storageClassName"]
         return adjusted, None
     return desired, None
+
+
+def kept_notes(desired: Iterable[Body], observed: Callable[[str, str], Body | None]) -> tuple[str, ...]:
+    """What `kept_immutable` keeps of the cluster's objects and why, for the model's status: a Deployment whose
+    selector is the one the pack gave it."""
+    notes = []
+    for obj in desired:
+        have = observed(obj["kind"], obj["metadata"]["name"])
+        kept, problem = kept_immutable(obj, have)
+        if obj["kind"] == "Deployment" and problem is None and kept is not obj:
+            selector = kept["spec"]["selector"].get("matchLabels") or {}
+            labels = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+            notes.append(f"Deployment {obj['metadata']['name']} keeps the selector it was created with ({labels}): "
+                         "a Deployment's selector cannot change, and this one picks llmpack's pods all the same")
+    return tuple(notes)

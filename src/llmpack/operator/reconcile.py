@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from llmpack.api import KIND, Condition, ConditionStatus, LLMModel, LLMModelStatus, Phase, names
 from llmpack.api.passthrough import PASSTHROUGH_KIND
+from llmpack.assess.adopt import kept_notes
 from llmpack.assess.claims import lost
 from llmpack.assess.download import job_pod, waits_on_node
 from llmpack.assess.hub import SizingState, sizing_state
@@ -179,6 +180,7 @@ class Reconciler:
             sizing=sized.waiting,
             resolved_revision=hub.commit or downloaded_commit(lease, model),
             loading=loading(model, self.image_volumes),
+            kept=kept_notes(desired, lambda kind, name: self.store.child(key, kind, name)),
         )
         phase = await self._report(body, model, observed)
         if adopting and phase is Phase.READY:
