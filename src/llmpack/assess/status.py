@@ -51,6 +51,7 @@ class Observed:
     sizing: Problem | None = None  # what the model waits for from the Hub before its PVC or download
     resolved_revision: str | None = None  # the commit the weights are (or are being) fetched at
     loading: str | None = None  # how the weights reach /model-cache (render/storage.py loading)
+    kept: tuple[str, ...] = ()  # what of an immutable field the cluster keeps from the Serving Pack, and why
 
 
 def _init_state(pod: dict[str, Any]) -> str:
@@ -320,7 +321,9 @@ def compute(model: LLMModel, observed: Observed, previous: LLMModelStatus | None
         phase=top.phase,
         observed_generation=model.metadata.generation,
         conditions=[_condition("Ready", top.phase == Phase.READY, top.reason, top.message), s.storage,
-                    s.model_ready, available, *(_condition(r.type, r.ok, r.reason, r.message) for r in routes.reports)],
+                    s.model_ready, available, *(_condition(r.type, r.ok, r.reason, r.message) for r in routes.reports),
+                    *([_condition("Adopted", True, "KeptFromServingPack", "; ".join(observed.kept))]
+                      if observed.kept else [])],
         replicas=Replicas(ready=s.ready, desired=s.desired),
         model_size=observed.model_size or (previous.model_size if previous else None),
         download=observed.download,
