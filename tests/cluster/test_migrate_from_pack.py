@@ -23,6 +23,7 @@ from lightkube.resources.coordination_v1 import Lease
 from lightkube.resources.core_v1 import ConfigMap, PersistentVolumeClaim, Pod, Secret, Service
 
 from llmpack.api import crd
+from llmpack.assess.crds import differences
 from llmpack.downloader.lease import PROGRESS_ANNOTATION
 from llmpack.operator.kube import (
     AIGatewayRouteResource,
@@ -123,14 +124,12 @@ async def test_a_running_pack_model_is_taken_over_in_place_with_its_weights_and_
     deployment_before = await api.get(Deployment, MODEL, namespace=NAMESPACE)
 
     # The guide: the pack's operator scaled to 0 (here it never ran) and its webhook deleted (with no server
-    # behind it, it refuses every change to an LLMModel, the removal of the pack's finalizer too), our CRD over
-    # the pack's, then our operator.
+    # behind it, it refuses every change to an LLMModel, the removal of the pack's finalizer too), then our
+    # operator, which replaces the pack's CRD with ours when it starts (nothing applies it by hand).
     refused = pack_cluster.kubectl("label", "llmmodel", MODEL, "-n", NAMESPACE, "x=y", check=False)
     assert refused.returncode != 0
     assert "vllmmodel-v1alpha1.kb.io" in refused.stderr, refused.stderr
     pack_cluster.kubectl("delete", "validatingwebhookconfiguration", pack.WEBHOOK)
-    pack_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=yaml.safe_dump(crd.crd()))
-    pack_cluster.kubectl("wait", "--for=condition=Established", "crd/llmmodels.llm.nebari.dev", "--timeout=30s")
     # As the chart's ServiceAccount, with exactly the chart's RBAC: what proves that RBAC for a takeover.
     pack_cluster.kubectl("create", "namespace", CHART_NAMESPACE)
     rbac = [o for o in render(pack_cluster, "--set", f"auth.oidc.issuer={OPERATOR_ENV['LLMPACK_OIDC_ISSUER']}")
@@ -168,6 +167,8 @@ async def test_a_running_pack_model_is_taken_over_in_place_with_its_weights_and_
         operator.stop()
     log = (tmp_path / "operator.log").read_text()
     assert "taken over from the Serving Pack" in log, log[-3000:]
+    served = json.loads(pack_cluster.kubectl("get", "crd", "llmmodels.llm.nebari.dev", "-o", "json").stdout)
+    assert differences(served, crd.crd()) == [], "the pack's CRD is still served, not ours"
 
     # Never recreated: the same PVC (its spec untouched) and Deployment; pods replaced once.
     pvc = await api.get(PersistentVolumeClaim, f"{MODEL}-model-storage", namespace=NAMESPACE)
