@@ -84,6 +84,7 @@ def test_every_value_reaches_the_operator(cluster: LocalCluster) -> None:
     assert config.storage_class_name == values["defaults"]["storage"]["storageClassName"]
     assert config.access_mode == values["defaults"]["storage"]["accessMode"]
     assert config.watch_namespaces == tuple(values["watchNamespaces"])
+    assert config.manage_crds is values["crds"]["manage"] is False
     assert config.epp_image == values["inferencePool"]["eppImage"]
     routing, oidc = values["routing"], values["auth"]["oidc"]
     assert config.base_domain == routing["baseDomain"]
@@ -289,6 +290,13 @@ async def test_installed_chart_runs_the_lifecycle_with_exactly_its_rbac(
                            ("patch", "validatingwebhookconfigurations/other")]:
         assert not can_i(cluster, verb, resource), f"the operator may {verb} {resource}"
 
+    # Our two CRDs, by name, kept current at start; no one else's CRD, and it deletes none.
+    assert can_i(cluster, "update", "customresourcedefinitions/llmmodels.llm.nebari.dev")
+    assert can_i(cluster, "update", "customresourcedefinitions/passthroughmodels.llm.nebari.dev")
+    for verb, resource in [("update", "customresourcedefinitions/gateways.gateway.networking.k8s.io"),
+                           ("patch", "customresourcedefinitions/llmmodels.llm.nebari.dev"),
+                           ("delete", "customresourcedefinitions/llmmodels.llm.nebari.dev")]:
+        assert not can_i(cluster, verb, resource), f"the operator may {verb} {resource}"
     # The operator keeps the chart's webhook configuration current: it may patch that one, and only that one.
     kubeconfig = _token_kubeconfig(cluster, tmp_path / "kubeconfig")
     patched = cluster.kubectl("patch", "validatingwebhookconfiguration", "llmpack-validating-webhook",

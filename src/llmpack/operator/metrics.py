@@ -127,7 +127,7 @@ class _Cluster:
                 ready.add_metric([namespace, name], replicas.get("ready") or 0)
                 desired.add_metric([namespace, name], replicas.get("desired") or 0)
             progress, _ = download_progress(self.store.child((namespace, name), "Lease", names.download_lease(name)))
-            if progress is not None:
+            if progress is not None and progress.phase != "verifying":  # those bytes are read, not fetched
                 done.add_metric([namespace, name], progress.bytes_done)
                 if progress.bytes_total is not None:
                     total.add_metric([namespace, name], progress.bytes_total)

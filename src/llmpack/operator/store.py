@@ -127,6 +127,9 @@ class Store:
     # PassthroughModels, by the same key: their children carry the same label, so a name both kinds use in a
     # namespace is one owner of children (only the older of the two is reconciled: operator/passthrough.py).
     passthroughs: dict[Key, Body] = field(default_factory=dict)
+    # Models the Serving Pack's operator ran (its finalizer is still on them): their children may be its, unseen
+    # by our watches, and are looked up before they are applied (operator/apply.py, assess/adopt.py).
+    adopting: set[Key] = field(default_factory=set)
 
     def owners(self) -> list[Key]:
         """Every LLMModel and PassthroughModel, once each."""
