@@ -26,7 +26,7 @@ lint: venv ## ruff
 typecheck: venv ## mypy, strict on src/ and llmpack_dev/
 	$(BIN)/mypy src llmpack_dev
 
-testbin: ## build the test control plane (etcd, kube-*, kubectl, kwok, helm) and egctl into .testbin/
+testbin: ## build the test control plane (etcd, kube-*, kubectl, kwok, helm), egctl and prometheus into .testbin/
 	testcluster/build.sh $(TESTBIN)
 
 # pytest exits 5 when it collected nothing: that is a failure here, never a pass.
@@ -52,8 +52,8 @@ cluster-up: venv testbin ## start the local control plane; kubeconfig in .testcl
 cluster-down: venv ## stop the local control plane and remove its state
 	$(BIN)/python -m llmpack_dev.cluster down --state .testcluster
 
-demo: venv testbin ## the main job: control plane, CRD, operator, example models reaching Ready
-	$(BIN)/python -m llmpack_dev.demo --state .testcluster --bin $(TESTBIN)
+demo: venv testbin ## control plane, CRD, operator, examples reaching Ready; qwen-int4 really downloaded from a local Hub
+	$(BIN)/python -m llmpack_dev.demo --state .testcluster --bin $(TESTBIN) $(DEMO_ARGS)
 
 crd: venv ## regenerate the checked-in CRD and the chart's admission policies from the API models and rules
 	$(BIN)/llmpack crd > charts/llmpack/crds/llmmodels.llm.nebari.dev.yaml

@@ -55,6 +55,7 @@ class LocalCluster:
     delays: StageDelays = field(default_factory=StageDelays)
     audit: bool = True
     audit_reads: bool = False  # benchmarks count every request; tests only need writes
+    held: tuple[str, ...] = ()  # models ("namespace/name") whose Job pods kwok never finishes (stages.py)
 
     @property
     def kubeconfig(self) -> Path:
@@ -224,8 +225,7 @@ class LocalCluster:
         procs["kube-scheduler"] = self._start("kube-scheduler", [
             self._bin("kube-scheduler"), *common, f"--secure-port={free_port()}", "--v=1",
         ])
-        stages = self.state / "kwok.yaml"
-        stages.write_text(yaml.safe_dump_all(load_stages(self.delays)))
+        stages = self._write_stages()
         procs["kwok"] = self._start("kwok", [
             self._bin("kwok"), f"--kubeconfig={self.kubeconfig}", f"--config={stages}",
             "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
@@ -241,6 +241,20 @@ class LocalCluster:
             "wait", "--for=condition=Ready", "node", "--all", "--timeout=2s", check=False).returncode == 0, procs)
         self._wait("the default ServiceAccount", lambda: self.kubectl(
             "get", "serviceaccount", "default", "-n", "default", check=False).returncode == 0, procs)
+
+    def _write_stages(self) -> Path:
+        path = self.state / "kwok.yaml"
+        path.write_text(yaml.safe_dump_all(load_stages(self.delays, held=self.held)))
+        return path
+
+    def hold_job_pods(self, *models: str) -> None:
+        """From now on kwok never finishes the Job pods of these models ("namespace/name"): the caller plays
+        them. A running kwok started without them is restarted with the new stages."""
+        self.held = tuple(sorted({*self.held, *models}))
+        path = self.state / "kwok.yaml"
+        before = path.read_text() if path.exists() else None
+        if self._write_stages().read_text() != before and "kwok" in self._pids():
+            self.restart("kwok")
 
     def _ready(self) -> bool:
         config = yaml.safe_load(self.kubeconfig.read_text())

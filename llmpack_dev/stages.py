@@ -3,6 +3,9 @@
 kwok's "general" pod stages walk a pod through create -> init containers running -> init completed ->
 ready, which is exactly what an LLMModel pod does (download, then load weights). We keep upstream's stage
 logic and only set how long each step takes, so tests see Downloading and Starting for a moment.
+
+`held`: models ("namespace/name") whose Job pods kwok runs but never finishes: whoever asked for that (the demo)
+runs their container for real and then marks the pod done itself.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from llmpack.wellknown import MODEL_LABEL
 from llmpack_dev import gomod
 
 KWOK_MODULE = "sigs.k8s.io/kwok@v0.8.0"
@@ -40,7 +44,16 @@ def _with_delay(stage: dict[str, Any], milliseconds: int) -> dict[str, Any]:
     return stage
 
 
-def load_stages(delays: StageDelays, module_dir: Path | None = None) -> list[dict[str, Any]]:
+def _held_back(stage: dict[str, Any], held: tuple[str, ...]) -> dict[str, Any]:
+    """pod-complete passes over the pods of these models (a pod without the label is "namespace/")."""
+    stage["spec"]["selector"]["matchExpressions"].append(
+        {"key": f'.metadata.namespace + "/" + .metadata.labels["{MODEL_LABEL}"]', "operator": "NotIn",
+         "values": list(held)})
+    return stage
+
+
+def load_stages(delays: StageDelays, module_dir: Path | None = None,
+                held: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     root = (module_dir or gomod.module_dir(KWOK_MODULE)) / "kustomize" / "stage"
     by_name = {
         "pod-create": delays.create,
@@ -52,6 +65,8 @@ def load_stages(delays: StageDelays, module_dir: Path | None = None) -> list[dic
     }
     stages = [_with_delay(yaml.safe_load((root / "pod" / "general" / f"{n}.yaml").read_text()), by_name[n])
               for n in POD_STAGES]
+    if held:
+        stages = [_held_back(s, held) if s["metadata"]["name"] == "pod-complete" else s for s in stages]
     for folder, name in NODE_STAGES:
         stage = yaml.safe_load((root / "node" / folder / f"{name}.yaml").read_text())
         stages.append(_with_delay(stage, delays.heartbeat) if name == "node-heartbeat" else stage)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the test control plane into $1 (default ../.testbin) from the modules pinned in go.mod, and egctl
-# (Envoy Gateway's CLI, for tests/translate) from its own module in egctl/ (its dependency graph is large and
-# apart from the others': kept out of go.mod, so neither moves the other's versions).
+# (Envoy Gateway's CLI, for tests/translate) and Prometheus (for the dashboard's test) each from its own module,
+# egctl/ and prometheus/ (their dependency graphs are large and apart from the others': kept out of go.mod, so
+# none moves another's versions).
 # Each binary has its own stamp (.stamps/<name>): the exact build command and a hash of what it reads from
 # this directory. A binary is rebuilt only when its stamp differs, so changing one binary's flags rebuilds
 # that binary alone. .stamp is written once every binary is in place (others wait for it).
@@ -16,6 +17,11 @@ ETCD_VERSION=$(cd "$here" && go list -m -f '{{.Version}}' go.etcd.io/etcd/server
 # egctl's module is only ever read: every module it needs is hashed in egctl/go.sum (docs/development.md says
 # how that file was made), so no build consults the checksum database.
 EGCTL_VERSION=$(GOFLAGS=-mod=readonly go -C "$here/egctl" list -m -f '{{.Version}}' github.com/envoyproxy/gateway)
+# Prometheus's module likewise (prometheus/go.sum); its module version v0.MMNN.P is release M.NN.P.
+PROMETHEUS_VERSION=$(GOFLAGS=-mod=readonly go -C "$here/prometheus" list -m -f '{{.Version}}' \
+  github.com/prometheus/prometheus)
+IFS=. read -r _ prom_minor prom_patch <<< "${PROMETHEUS_VERSION#v}"
+PROMETHEUS_RELEASE="$(( 10#$prom_minor / 100 )).$(( 10#$prom_minor % 100 )).$prom_patch"
 
 export CGO_ENABLED=0 GOFLAGS=-mod=mod
 mkdir -p "$out/.stamps"
@@ -46,11 +52,12 @@ done
 mod_hash=$(cat "$here/go.mod" "$here/go.sum" | sha256sum | cut -c1-16)
 
 # A stamp from before per-binary stamps: its binaries were built by the same commands as below for all
-# but helm (and egctl, which came later), so adopt them when the versions match rather than spend many
-# minutes rebuilding them.
+# but helm (and egctl and prometheus, which came later), so adopt them when the versions match rather than
+# spend many minutes rebuilding them.
 legacy="$out/.stamp"
 adopt_legacy() {  # name, want
-  [[ ! -f "$out/.stamps/$1" && -x "$out/$1" && -f "$legacy" && "$1" != helm && "$1" != egctl ]] || return 1
+  [[ ! -f "$out/.stamps/$1" && -x "$out/$1" && -f "$legacy" ]] || return 1
+  [[ "$1" != helm && "$1" != egctl && "$1" != prometheus ]] || return 1
   grep -q "kube=$KUBE_VERSION etcd=$ETCD_VERSION kwok=$KWOK_VERSION " "$legacy" || return 1
   echo "$2" > "$out/.stamps/$1"
 }
@@ -89,9 +96,15 @@ egctl_hash=$(cat "$here/egctl/go.mod" "$here/egctl/go.sum" | sha256sum | cut -c1
 build egctl "$egctl_hash" env GOFLAGS=-mod=readonly go -C egctl build -trimpath -gcflags=all=-dwarf=false \
   -ldflags "-s -w -X github.com/envoyproxy/gateway/internal/cmd/version.envoyGatewayVersion=$EGCTL_VERSION" \
   -o "$out/egctl" github.com/envoyproxy/gateway/cmd/egctl
+prometheus_hash=$(cat "$here/prometheus/go.mod" "$here/prometheus/go.sum" | sha256sum | cut -c1-16)
+# remove_all_sd: none of its service discoveries but static, file and HTTP (the tests name their targets);
+# without the builtinassets tag its web UI is left out too (the tests read its HTTP API only).
+build prometheus "$prometheus_hash" env GOFLAGS=-mod=readonly go -C prometheus build -trimpath -tags remove_all_sd \
+  -gcflags=all=-dwarf=false -ldflags "-s -w -X github.com/prometheus/common/version.Version=$PROMETHEUS_RELEASE" \
+  -o "$out/prometheus" github.com/prometheus/prometheus/cmd/prometheus
 
 echo "kube=$KUBE_VERSION etcd=$ETCD_VERSION kwok=$KWOK_VERSION helm=$HELM_VERSION (helm assumes Kubernetes" \
-  "$helm_k8s_major.$helm_k8s_minor) mod=$mod_hash egctl=$EGCTL_VERSION" > "$out/.stamp"
+  "$helm_k8s_major.$helm_k8s_minor) mod=$mod_hash egctl=$EGCTL_VERSION prometheus=$PROMETHEUS_VERSION" > "$out/.stamp"
 if (( ${#built[@]} )); then
   echo "testbin: built ${built[*]} in $(( $(date +%s) - start ))s into $out"
 else

@@ -225,7 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the operator against the current cluster",
         description="Watch LLMModels (in every namespace, or those given) and keep their storage, "
         "downloader, vLLM replicas, routes and policies as the spec says, reporting phase and conditions in "
-        "status. Uses $KUBECONFIG, ~/.kube/config, or the in-cluster service account.",
+        "status. At start, first installs the LLMModel and PassthroughModel CRDs, or replaces them when they are "
+        "not exactly this release's (crds.manage=false / LLMPACK_MANAGE_CRDS=false: only check them). Uses "
+        "$KUBECONFIG, ~/.kube/config, or the in-cluster service account.",
         epilog="Settings (images, storage defaults, routing.baseDomain, gateways, auth.oidc.issuer, ...) come from "
         "--values and LLMPACK_* environment variables; docs/operations.md lists every one.",
     )
@@ -259,13 +261,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "download",
         help="download a Hugging Face model into a directory (the model-downloader init container)",
-        description="Takes the arguments of `hf download MODEL --local-dir DIR [--revision R]` (what the LLM "
-        "Serving Pack's init container runs) and fills DIR so that several downloaders sharing it fetch each "
-        "byte once, a killed one resumes, and every file is verified (sha256 or git blob sha1) before it is "
-        "moved into place; a complete DIR is recognised in well under a second. Every name the Hub lists is "
-        "checked before a byte is written, and no symbolic link inside DIR is ever followed. HF_TOKEN, "
-        "HF_ENDPOINT and the other HF_* variables apply. Progress goes to stderr: a bar on a terminal, else one "
-        "JSON object per line every few seconds; a failure adds exactly one line starting 'llmpack download:'.",
+        description="Takes the arguments of `hf download MODEL --local-dir DIR [--revision R]` (what the LLM Serving "
+        "Pack's init container runs) and fills DIR so that several downloaders sharing it fetch each byte once, a "
+        "killed one resumes, and every file is verified (sha256 or git blob sha1) before it is moved into place; a "
+        "complete DIR is recognised in well under a second. Files already in DIR without llmpack's completion record "
+        "(e.g. left by `hf download`) are hashed against the Hub's hashes (phase 'verifying', LLMPACK_VERIFY_THREADS "
+        "at once) and kept when they match; only the rest is fetched. Every name the Hub lists is checked before a "
+        "byte is written, and no symbolic link inside DIR is ever followed. HF_TOKEN, HF_ENDPOINT and the other HF_* "
+        "variables apply. Progress goes to stderr: a bar on a terminal, else one JSON object per line every few "
+        "seconds; a failure adds exactly one line starting 'llmpack download:'.",
         epilog="Exit codes: 0 complete; 2 not a Hub repo id, or HF_ENDPOINT not an http(s) URL; 3 "
         "gated/unauthorized; 4 repo not found; 5 revision not found; 6 not enough space (checked and reserved "
         "before the first byte, or the volume filled up); 7 network (Hub unreachable, or no progress through "

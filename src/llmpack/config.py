@@ -66,6 +66,8 @@ class Config(BaseModel):
         description="namespace/name; empty: no key manager")
     # `llmpack run` serves Prometheus metrics on http://0.0.0.0:<port>/metrics (--metrics overrides).
     metrics_port: int = Field(0, ge=0, le=65535, description="0: no metrics endpoint.")
+    # At start, install or replace our CRDs unless they are exactly ours (operator/crds.py); off: only check.
+    manage_crds: bool = True
 
     @property
     def jwks_uri(self) -> str:
@@ -101,6 +103,7 @@ SETTINGS: tuple[tuple[str, str, str], ...] = (
     ("auth.oidc.audience", "LLMPACK_OIDC_AUDIENCE", "oidc_audience"),
     ("keyManager.serviceAccount", "LLMPACK_KEY_MANAGER_SERVICE_ACCOUNT", "key_manager_service_account"),
     ("metrics.port", "LLMPACK_METRICS_PORT", "metrics_port"),
+    ("crds.manage", "LLMPACK_MANAGE_CRDS", "manage_crds"),
 )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/cluster/" in str(item.fspath):
             item.add_marker(pytest.mark.cluster)
+
+
+@contextmanager
+def own_cluster(state: Path) -> Iterator[LocalCluster]:
+    """A control plane of a test module's own (for tests that swap what the session's shares), stopped after."""
+    local = LocalCluster(state, Path(os.environ.get("LLMPACK_TESTBIN", ROOT / ".testbin")))
+    try:
+        local.up()
+        yield local
+    finally:
+        local.down(keep_state=bool(os.environ.get("LLMPACK_KEEP_CLUSTER")))
 
 
 @pytest.fixture(scope="session")

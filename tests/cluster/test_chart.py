@@ -3,6 +3,7 @@ into a real API server, and its RBAC is enough for the operator's whole lifecycl
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -83,6 +84,7 @@ def test_every_value_reaches_the_operator(cluster: LocalCluster) -> None:
     assert config.storage_class_name == values["defaults"]["storage"]["storageClassName"]
     assert config.access_mode == values["defaults"]["storage"]["accessMode"]
     assert config.watch_namespaces == tuple(values["watchNamespaces"])
+    assert config.manage_crds is values["crds"]["manage"] is False
     assert config.epp_image == values["inferencePool"]["eppImage"]
     routing, oidc = values["routing"], values["auth"]["oidc"]
     assert config.base_domain == routing["baseDomain"]
@@ -132,6 +134,35 @@ def test_metrics_are_served_by_default_and_service_monitors_made_only_when_asked
         assert [p["port"] for s in selected for p in s["spec"]["ports"] if p["name"] == "metrics"] == [9102]
     monitored = {o["metadata"]["name"] for o in custom if o["kind"] == "ServiceMonitor"}
     assert monitored == {"llmpack", "llmpack-key-manager"}
+
+
+def test_the_grafana_dashboard_is_a_configmap_for_grafanas_sidecar_only_when_asked(cluster: LocalCluster) -> None:
+    def dashboards(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-dashboard")]
+
+    assert dashboards(template(cluster)) == []
+    (default,) = dashboards(template(cluster, "--set", "metrics.dashboard.enabled=true"))
+    assert (default["metadata"]["namespace"], default["metadata"]["labels"]["grafana_dashboard"]) == (NAMESPACE, "1")
+    shipped = json.loads((CHART / "dashboards" / "llmpack.json").read_text())
+    assert json.loads(default["data"]["llmpack.json"]) == shipped
+
+    (moved,) = dashboards(template(cluster, "--set", "metrics.dashboard.enabled=true",
+                                   "--set", "metrics.dashboard.label=example.com/dashboard",
+                                   "--set", "metrics.dashboard.labelValue=llm",
+                                   "--set", "metrics.dashboard.namespace=monitoring",
+                                   "--set", "metrics.dashboard.annotations.grafana_folder=LLM"))
+    assert moved["metadata"]["namespace"] == "monitoring"
+    assert moved["metadata"]["labels"]["example.com/dashboard"] == "llm"
+    assert "grafana_dashboard" not in moved["metadata"]["labels"]
+    assert moved["metadata"]["annotations"] == {"grafana_folder": "LLM"}
+    refused = helm(cluster, "template", RELEASE, str(CHART), "--kube-version", KUBE_VERSION,
+                   "--set", "metrics.dashboard.label=not a label", check=False)
+    assert refused.returncode != 0
+    assert "at '/metrics/dashboard/label'" in refused.stderr
+
+    default["metadata"]["namespace"] = "default"  # one that exists
+    result = cluster.kubectl("apply", "--dry-run=server", "-f", "-", stdin=yaml.safe_dump(default), check=False)
+    assert result.returncode == 0, result.stderr  # the API server takes it (a ConfigMap holds at most 1 MiB)
 
 
 def test_every_object_of_the_custom_render_passes_the_real_schemas(cluster: LocalCluster) -> None:
@@ -259,6 +290,13 @@ async def test_installed_chart_runs_the_lifecycle_with_exactly_its_rbac(
                            ("patch", "validatingwebhookconfigurations/other")]:
         assert not can_i(cluster, verb, resource), f"the operator may {verb} {resource}"
 
+    # Our two CRDs, by name, kept current at start; no one else's CRD, and it deletes none.
+    assert can_i(cluster, "update", "customresourcedefinitions/llmmodels.llm.nebari.dev")
+    assert can_i(cluster, "update", "customresourcedefinitions/passthroughmodels.llm.nebari.dev")
+    for verb, resource in [("update", "customresourcedefinitions/gateways.gateway.networking.k8s.io"),
+                           ("patch", "customresourcedefinitions/llmmodels.llm.nebari.dev"),
+                           ("delete", "customresourcedefinitions/llmmodels.llm.nebari.dev")]:
+        assert not can_i(cluster, verb, resource), f"the operator may {verb} {resource}"
     # The operator keeps the chart's webhook configuration current: it may patch that one, and only that one.
     kubeconfig = _token_kubeconfig(cluster, tmp_path / "kubeconfig")
     patched = cluster.kubectl("patch", "validatingwebhookconfiguration", "llmpack-validating-webhook",

@@ -24,7 +24,7 @@ from llmpack.keymanager.kinds import LLMMODEL
 from llmpack.render.auth import api_key_objects
 from llmpack.render.keymanager_rbac import retained_key_objects
 from llmpack_dev.cluster import LocalCluster
-from tests.cluster import models
+from tests.cluster import models, pack_layout
 from tests.cluster.operator_process import OperatorProcess
 from tests.cluster.waiting import eventually
 from tests.oidc.issuer import Issuer
@@ -587,6 +587,27 @@ async def test_keys_outlive_a_deleted_model_for_the_grace_period_then_go(
         assert retired[0].involvedObject.kind == "ConfigMap"
     finally:
         await running.stop()
+
+
+async def test_keys_the_serving_packs_key_manager_wrote_are_listed_kept_and_revoked_in_its_layout(
+        client: AsyncClient, ns: str, km: RunningKeyManager) -> None:
+    """The pack's key objects (its labels, no owner, records without expiresAt, its client ids) as they are."""
+    await make_model(client, ns, "qwen", {"public": True}, key_objects="none")
+    first, second = pack_layout.pack_client_id("alice", "qwen", 1), pack_layout.pack_client_id("alice", "qwen", 2)
+    for obj in pack_layout.key_objects("qwen", ns, {first: "sk-" + "a" * 32, second: "sk-" + "b" * 32}, "alice"):
+        await client.create(codecs.from_dict(obj))
+    async with km.as_user("alice") as alice, km.as_user("bob") as bob:
+        await eventually(lambda: _listed(alice, ns, "qwen"), within=10, what="the model in the catalog")
+        listed = {k["clientId"]: k for k in (await alice.get("/api/keys")).json()["keys"]}
+        assert set(listed) == {first, second}
+        assert (listed[first]["description"], listed[first]["createdAt"], listed[first]["expiresAt"]) == (
+            "laptop", "2026-05-04T10:11:12Z", None)  # the pack's keys never expired; they still do not
+        assert (await bob.delete(f"/api/keys/{ns}/qwen/{first}")).status_code == 403
+        assert (await alice.delete(f"/api/keys/{ns}/qwen/{first}")).status_code == 204
+        new = await new_key(alice, "qwen", namespace=ns)
+        await asyncio.sleep(1)  # two sweeps (every 0.5 s here): a key without expiresAt is not one of theirs
+        assert await secret_keys(client, ns, "qwen") == {second: "sk-" + "b" * 32, new["clientId"]: new["apiKey"]}
+        assert set(await records(client, ns, "qwen")) == {second, new["clientId"]}
 
 
 async def _none(value: Any) -> bool:

@@ -96,8 +96,8 @@ def chart_rbac(cluster: LocalCluster) -> Iterator[list[dict[str, Any]]]:
         cluster.kubectl("delete", "namespace", NAMESPACE, "--wait=false")
 
 
-def token_kubeconfig(cluster: LocalCluster, service_account: str, path: Path) -> Path:
-    token = cluster.kubectl("create", "token", service_account, "-n", NAMESPACE, "--duration=1h").stdout.strip()
+def token_kubeconfig(cluster: LocalCluster, service_account: str, path: Path, namespace: str = NAMESPACE) -> Path:
+    token = cluster.kubectl("create", "token", service_account, "-n", namespace, "--duration=1h").stdout.strip()
     config = yaml.safe_load(cluster.kubeconfig.read_text())
     config["users"] = [{"name": service_account, "user": {"token": token}}]
     config["contexts"][0]["context"]["user"] = service_account

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,7 +29,7 @@ from llmpack.render.auth import MODEL_HEADER
 from llmpack_dev.cluster import LocalCluster, free_port, wait_for_webhook
 from llmpack_dev.crds import ai_gateway_crds, install, routing_crds
 from tests.cluster import models
-from tests.cluster.conftest import OPERATOR_ENV, ROOT
+from tests.cluster.conftest import OPERATOR_ENV, own_cluster
 from tests.cluster.operator_process import OperatorProcess, settle_audit, writes_by
 from tests.cluster.test_operator_lifecycle import READY_WITHIN, ready_replicas
 from tests.cluster.waiting import eventually
@@ -42,16 +40,11 @@ HANDOVER_WITHIN = 20.0  # seconds for the next claimant's route once the owner g
 
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    local = LocalCluster(tmp_path_factory.mktemp("claims-cluster"),
-                         Path(os.environ.get("LLMPACK_TESTBIN", ROOT / ".testbin")))
-    try:
-        local.up()
+    with own_cluster(tmp_path_factory.mktemp("claims-cluster")) as local:
         local.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(crd()))
         install(local, [*routing_crds(), *ai_gateway_crds("v0.5.0")])
         local.kubectl("wait", "--for=condition=Established", "crd/llmmodels.llm.nebari.dev", "--timeout=30s")
         yield local
-    finally:
-        local.down(keep_state=bool(os.environ.get("LLMPACK_KEEP_CLUSTER")))
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,17 @@ async def test_progress_on_the_lease_reaches_status_and_kubectl(
         await client.patch(Lease, "qwen-model-download", namespace=namespace,
                            obj={"metadata": {"annotations": {PROGRESS_ANNOTATION: json.dumps(progress)}}})
 
+    await annotate({"phase": "verifying", "bytes_done": 6 << 30, "bytes_total": 20 << 30, "percent": 30,
+                    "rate": "1.0Gi/s", "eta": "14s", "holder": "qwen-7d9f-abcde", "model_bytes": 20 << 30})
+
+    async def checking() -> dict[str, object] | None:
+        st = await models.status(client, "qwen", namespace)
+        return st if (st.get("download") or {}).get("phase") == "verifying" else None
+
+    st = await eventually(checking, what="status.download to show the files being verified")
+    assert (st["download"]["percent"], st["modelSize"]) == (30, "20.0Gi")
+    wide = cluster.kubectl("get", "llmmodel", "qwen", "-n", namespace, "-o", "wide").stdout
+    assert "30" in wide.splitlines()[1].split()
     await annotate({"phase": "downloading", "bytes_done": 8 << 30, "bytes_total": 20 << 30, "percent": 40,
                     "rate": "200.0Mi/s", "eta": "61s", "holder": "qwen-7d9f-abcde"})
 

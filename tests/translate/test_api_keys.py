@@ -134,3 +134,19 @@ def test_a_client_id_in_two_models_secrets_opens_both_to_the_first_ones_key(egct
     for target in (first, second):
         assert with_key(t, target, "sk-first-0001").status == 200
         assert with_key(t, target, "sk-second-0002").status == 401
+
+
+def test_keys_the_serving_packs_key_manager_minted_open_exactly_their_model(egctl: Translate, tls: KeyPair) -> None:
+    """A model taken over from the pack keeps its `<m>-api-keys` as the pack's key manager filled it: client ids
+    `user-<user>-<model>-<32 hex>-<n>`, `sk-` keys of 32 characters. Our policy pools and allows them as they are,
+    next to keys our key manager mints for another model."""
+    pack_id = "user-alice-qwen-" + "0f" * 16 + "-1"
+    pack_key = "sk-" + "Ab9_-" * 6 + "xy"
+    taken_over = Served(model({"model": {"name": "Qwen/Qwen3-8B"}}, name="qwen"), {pack_id: pack_key})
+    ours = Served(model({"model": {"name": "acme/alpha-8b"}}, name="alpha"), {"alpha_alice_0a1b2c3d": "sk-ours-1"})
+    t = egctl(cluster([taken_over, ours], tls))
+    outcome = with_key(t, taken_over, pack_key)
+    assert (outcome.status, outcome.upstream[CLIENT_ID_HEADER]) == (200, pack_id)
+    assert with_key(t, ours, pack_key).status == 403  # it authenticates on the shared listener, not allowed here
+    assert with_key(t, taken_over, "sk-ours-1").status == 403
+    assert with_key(t, ours, "sk-ours-1").status == 200

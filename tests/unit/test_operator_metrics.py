@@ -42,12 +42,15 @@ def test_a_scrape_counts_models_by_phase_and_shows_only_running_downloads() -> N
     store.put_child("Lease", lease("a", "m2", {"phase": "downloading", "bytes_done": 3 << 30,
                                               "bytes_total": 10 << 30, "percent": 30, "rate": "1.5Gi/s"}))
     store.put_child("Lease", lease("a", "m1", {"phase": "complete", "bytes_done": 10, "bytes_total": 10}))
+    store.put_model(model("b", "m4", "Downloading"))  # checking the files already there: read, not fetched
+    store.put_child("Lease", lease("b", "m4", {"phase": "verifying", "bytes_done": 5, "bytes_total": 10,
+                                              "model_bytes": 20}))
     got = samples(Metrics(store, depth=lambda: 4, failing=lambda: 1))
 
     by_phase = {(labels["namespace"], labels["phase"]): v for labels, v in got["llmpack_models"]}
     assert len(by_phase) == 2 * len(PHASES)  # every phase of every namespace with models: series never vanish
     assert (by_phase["a", "Ready"], by_phase["a", "Downloading"], by_phase["b", "Unknown"]) == (1, 1, 1)
-    assert sum(by_phase.values()) == 3
+    assert sum(by_phase.values()) == 4
     assert got["llmpack_model_download_bytes_done"] == [({"namespace": "a", "model": "m2"}, 3 << 30)]
     assert got["llmpack_model_download_bytes_total"] == [({"namespace": "a", "model": "m2"}, 10 << 30)]
     assert got["llmpack_model_download_rate_bytes_per_second"] == [({"namespace": "a", "model": "m2"}, 1.5 * 2**30)]

@@ -213,6 +213,33 @@ def test_download_progress_is_mirrored_from_the_lease_and_the_size_kept_after() 
     assert status.model_size == "20.0Gi"
 
 
+def test_files_already_on_the_volume_being_verified_show_as_verifying_with_their_percent() -> None:
+    from llmpack.assess.progress import download_progress
+    from llmpack.wellknown import PROGRESS_ANNOTATION
+
+    checking = {"phase": "verifying", "bytes_done": 12 << 30, "bytes_total": 40 << 30, "percent": 30,
+                "rate": "1.2Gi/s", "eta": "23s", "holder": "qwen-dl-abc", "model_bytes": 60 << 30}
+    download, size = download_progress({"metadata": {"annotations": {PROGRESS_ANNOTATION: json.dumps(checking)}}})
+    assert download is not None
+    assert download.phase == "verifying"
+    assert (download.percent, download.bytes_total) == (30, 40 << 30)
+    assert size == "60.0Gi"  # the model's size, not the bytes being checked
+    m = model()
+    for observed in (Observed(pvc=BOUND, job="running", pods=[job_pod(m, "Running")], download=download),
+                     Observed(pvc=BOUND, pods=[pod(m, init="running")], download=download)):
+        status = compute(m, observed, None)
+        assert status.phase == Phase.DOWNLOADING
+        ready = {c.type: c for c in status.conditions}
+        assert (ready["Ready"].reason, ready["ModelReady"].reason) == ("Verifying", "Verifying")
+        assert "verifying the files already on the volume" in ready["Ready"].message
+        assert "30% (12.0Gi of 40.0Gi checked, 1.2Gi/s)" in ready["Ready"].message
+        assert status.download is not None
+        assert status.download.phase == "verifying"
+    fetching = download.model_copy(update={"phase": "downloading"})
+    status = compute(m, Observed(pvc=BOUND, job="running", pods=[job_pod(m, "Running")], download=fetching), None)
+    assert status.conditions[0].reason == "Downloading"
+
+
 def test_endpoints_are_reported_only_for_routes_in_place_and_a_missing_crd_does_not_stop_serving() -> None:
     m = model()
     routes = Routes((Report("InferencePoolReady", True, "Applied", "pool"),

@@ -18,7 +18,8 @@ rows = st.builds(Row, namespace=names, name=names, phase=st.sampled_from(PHASES)
                  ready=st.none() | st.integers(0, 999), desired=st.none() | st.integers(0, 999),
                  done=st.none() | st.integers(0, 2**50), total=st.none() | st.integers(1, 2**50),
                  percent=st.none() | st.integers(0, 100), rate=st.none() | st.just("123.4Mi/s"),
-                 eta=st.none() | st.integers(0, 10**6).map(lambda n: f"{n}s"), message=st.text(max_size=300))
+                 eta=st.none() | st.integers(0, 10**6).map(lambda n: f"{n}s"), verifying=st.booleans(),
+                 message=st.text(max_size=300))
 
 
 def downloading(percent: int = 40) -> dict[str, Any]:
@@ -51,6 +52,14 @@ def test_a_model_that_is_not_ready_says_why_and_one_without_status_is_unknown() 
     assert board([row(broken)], 80, colour=False)[1].split() == ["a/m", "Error", "-/-", "Secret", "hf", "not",
                                                                   "found", "in", "namespace", "a:", "create", "it"]
     assert plain(row({"metadata": {"namespace": "a", "name": "new"}})) == "a/new Unknown ready=-/-"
+
+
+def test_files_being_verified_say_so_beside_their_bar_and_in_a_plain_line() -> None:
+    body = downloading()
+    body["status"]["download"]["phase"] = "verifying"
+    [_, line] = board([row(body)], 120, colour=False)
+    assert line.endswith("40% verifying  8.0Gi/20.0Gi  200.0Mi/s  ETA 1m01s")
+    assert "verify=40% 8.0Gi/20.0Gi" in plain(row(body))
 
 
 @pytest.mark.parametrize(("text", "shown"), [("61s", "1m01s"), ("5s", "5s"), ("3725s", "1h02m05s"),

@@ -32,11 +32,15 @@ class BadReview(ValueError):
     """A body we cannot answer with a verdict; str() says why in one line."""
 
 
+VERDICTS = ("allowed", "warned", "invalid")  # allowed as is; allowed with warnings; not a review we can answer
+
+
 @dataclass(frozen=True)
 class Answer:
     status: int
     body: bytes
     content_type: str
+    verdict: str  # one of VERDICTS, for the webhook's metrics
 
 
 def _float(text: str) -> float | str:
@@ -102,5 +106,7 @@ def answer(raw: bytes, claims: ClaimIndex | None = None) -> Answer:
     try:
         request = read_request(raw)
     except BadReview as exc:
-        return Answer(400, f"not an AdmissionReview: {exc}".encode(), "text/plain")
-    return Answer(200, json.dumps(verdict(request, claims), allow_nan=False).encode(), "application/json")
+        return Answer(400, f"not an AdmissionReview: {exc}".encode(), "text/plain", "invalid")
+    review = verdict(request, claims)
+    return Answer(200, json.dumps(review, allow_nan=False).encode(), "application/json",
+                  "warned" if "warnings" in review["response"] else "allowed")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import Field
 
@@ -48,6 +49,10 @@ class EndpointStatus(ApiModel):
 class Download(ApiModel):
     """Progress of the shared download, mirrored from the download Lease."""
 
+    phase: Literal["verifying", "downloading"] | None = Field(
+        None, description="verifying: the files already on the volume (another tool's download, an older "
+        "revision) are hashed against the Hub's hashes, and the bytes are those checked; downloading: what is "
+        "missing or wrong is fetched.")
     bytes_done: int = 0
     bytes_total: int | None = None
     percent: int | None = Field(None, ge=0, le=100)

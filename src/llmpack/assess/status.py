@@ -25,6 +25,7 @@ from llmpack.assess.download import DownloadPod, download_pod, job_pod, unschedu
 from llmpack.assess.report import Problem, Report
 from llmpack.assess.routing import Routes
 from llmpack.assess.storage import Unbound, storage_report, uses_pvc
+from llmpack.quantity import format_bytes
 from llmpack.render.download_job import job_name
 from llmpack.render.meta import identity
 from llmpack.render.storage import DOWNLOADER, LOADER
@@ -50,6 +51,7 @@ class Observed:
     sizing: Problem | None = None  # what the model waits for from the Hub before its PVC or download
     resolved_revision: str | None = None  # the commit the weights are (or are being) fetched at
     loading: str | None = None  # how the weights reach /model-cache (render/storage.py loading)
+    kept: tuple[str, ...] = ()  # what of an immutable field the cluster keeps from the Serving Pack, and why
 
 
 def _init_state(pod: dict[str, Any]) -> str:
@@ -122,6 +124,17 @@ DOWNLOAD_REASONS = {"absent": "WaitingForDownload", "starting": "WaitingForDownl
                     "unschedulable": "DownloadUnschedulable", "stuck": "DownloadCannotStart", "running": "Downloading"}
 
 
+def verifying(download: Download | None) -> str | None:
+    """What the downloader does while it hashes the files already on the volume, with how far it is."""
+    if download is None or download.phase != "verifying":
+        return None
+    done = format_bytes(download.bytes_done)
+    of = f" of {format_bytes(download.bytes_total)}" if download.bytes_total is not None else ""
+    rate = f", {download.rate}" if download.rate else ""
+    return (f"verifying the files already on the volume against the Hub's hashes: {download.percent or 0}% "
+            f"({done}{of} checked{rate}); then fetching only what is missing or wrong")
+
+
 def _model_ready(model: LLMModel, observed: Observed, steps: list[str], ready: int, storage: Condition,
                  fetcher: DownloadPod | None) -> Condition:
     preload = model.spec.model.preload
@@ -136,6 +149,9 @@ def _model_ready(model: LLMModel, observed: Observed, steps: list[str], ready: i
         pvc = f"PVC {observed.pvc['metadata']['name']}" if observed.pvc else "the PVC"
         return _condition("ModelReady", False, "WaitingForStorage",
                           f"nothing is fetched until {pvc} is bound (see StorageReady)")
+    fetching = "running" in steps or (fetcher is not None and fetcher.state == "running")
+    if fetching and (checking := verifying(observed.download)) is not None:
+        return _condition("ModelReady", False, "Verifying", checking)
     if "running" in steps:
         return _condition("ModelReady", False, "Downloading", "the weights are being fetched")
     if fetcher is not None:
@@ -211,6 +227,8 @@ def download_cannot_start(s: Seen) -> Rung | None:
 
 def job_downloads(s: Seen) -> Rung | None:
     if s.fetcher is not None and s.fetcher.state == "running":
+        if (checking := verifying(s.observed.download)) is not None:
+            return Rung(Phase.DOWNLOADING, "Verifying", f"the download Job is {checking}; no GPU is held meanwhile")
         return Rung(Phase.DOWNLOADING, "Downloading", "the download Job is fetching the weights; no GPU is held "
                     "meanwhile")
     return None
@@ -227,6 +245,8 @@ def pod_downloads(s: Seen) -> Rung | None:
     own downloader only confirms the weights in well under a second: that is starting, not downloading,
     unless the download's progress says it is fetching again (the volume lost its weights)."""
     download = s.observed.download
+    if (checking := verifying(download)) is not None and "running" in s.steps:
+        return Rung(Phase.DOWNLOADING, "Verifying", checking)
     if download is not None and (download.percent or 0) < 100:
         return Rung(Phase.DOWNLOADING, "Downloading", "fetching the weights")
     if "running" in s.steps and s.observed.job != "succeeded":
@@ -301,7 +321,9 @@ def compute(model: LLMModel, observed: Observed, previous: LLMModelStatus | None
         phase=top.phase,
         observed_generation=model.metadata.generation,
         conditions=[_condition("Ready", top.phase == Phase.READY, top.reason, top.message), s.storage,
-                    s.model_ready, available, *(_condition(r.type, r.ok, r.reason, r.message) for r in routes.reports)],
+                    s.model_ready, available, *(_condition(r.type, r.ok, r.reason, r.message) for r in routes.reports),
+                    *([_condition("Adopted", True, "KeptFromServingPack", "; ".join(observed.kept))]
+                      if observed.kept else [])],
         replicas=Replicas(ready=s.ready, desired=s.desired),
         model_size=observed.model_size or (previous.model_size if previous else None),
         download=observed.download,

@@ -33,13 +33,13 @@ from llmpack.downloader.names import endpoint_problem, repo_id_problem
 from llmpack.downloader.plan import (
     Plan,
     RemoteFile,
-    file_is_valid,
     forget_record,
     read_record,
     select,
     stat_complete,
     write_record,
 )
+from llmpack.downloader.present import default_threads, survey, verify
 from llmpack.downloader.progress import Progress
 from llmpack.downloader.safedir import SafeDir
 from llmpack.downloader.schedule import fetch_all
@@ -64,6 +64,7 @@ class Request:
     verify: bool = False
     connections: int = CONNECTIONS  # at once, over all files
     part_size: int = PART_SIZE      # files larger than this are fetched in parts of it; 0: one stream each
+    verify_threads: int = field(default_factory=default_threads)  # files already there hashed at once
     progress_every: float = field(default_factory=lambda: _env_float("LLMPACK_PROGRESS_SECONDS", 5))
     stale_after: float = field(default_factory=lambda: _env_float("LLMPACK_LOCK_STALE_SECONDS", 30))
     # Read as huggingface_hub reads it; its constants module raises on some malformed values at import.
@@ -115,22 +116,45 @@ def _preflight(request: Request, root: SafeDir, todo: Sequence[RemoteFile], plan
                            f"now); {advice}") from None
 
 
+def _publish(lock: Holdable, request: Request, plan: Plan, progress: Progress) -> None:
+    """Have the Lease carry this progress; repo and revision say which spec the commit answers (the operator
+    shows it as status.resolvedRevision), model_bytes the model's size while the bytes are those checked."""
+    lock.progress = lambda: {**progress.snapshot(), "model_bytes": plan.total_bytes, "holder": lock.holder,
+                             "commit": plan.commit, "repo": request.repo_id, "revision": request.revision}
+
+
+def _still_missing(request: Request, root: SafeDir, plan: Plan, lock: Holdable,
+                   recorded: Sequence[RemoteFile]) -> list[RemoteFile]:
+    """The files to fetch: those not in place with their size, and those whose bytes do not hash to the Hub's
+    hash (present.py). The check is a phase of its own, `verifying`, with progress on the Lease."""
+    present = survey(root, plan.files, recorded)
+    if not present.check:
+        return list(present.fetch)
+    progress = Progress(sum(f.size for f in present.check), len(present.check), interval=request.progress_every,
+                        phase="verifying")
+    _publish(lock, request, plan, progress)
+    progress.start()
+    try:
+        _, bad = verify(root, present.check, request.verify_threads, progress.add, progress.file_done, lock.check)
+    except BaseException:
+        progress.stop("failed")
+        raise
+    progress.stop("verified", kept_files=len(plan.files) - len(present.fetch) - len(bad),
+                  refetch=[f.path for f in bad][:20], missing=len(present.fetch))
+    again = {*present.fetch, *bad}
+    return [f for f in plan.files if f in again]
+
+
 def _fetch_all(request: Request, root: SafeDir, pool: Pool, headers: dict[str, str], plan: Plan,
-               lock: Holdable) -> None:
-    todo, done_bytes = [], 0
-    for remote in plan.files:
-        if file_is_valid(root, remote):
-            done_bytes += remote.size
-        else:
-            todo.append(remote)
+               lock: Holdable, recorded: Sequence[RemoteFile] = ()) -> None:
+    todo = _still_missing(request, root, plan, lock, recorded)
+    done_bytes = plan.total_bytes - sum(f.size for f in todo)
     lock.check()
     _preflight(request, root, todo, plan)
     progress = Progress(plan.total_bytes, len(plan.files), interval=request.progress_every)
-    progress.add(done_bytes)
+    progress.bytes_done = progress.kept = done_bytes
     progress.files_done = len(plan.files) - len(todo)
-    # repo and revision say which spec the commit answers (the operator shows it as status.resolvedRevision).
-    lock.progress = lambda: {**progress.snapshot(), "holder": lock.holder, "commit": plan.commit,
-                             "repo": request.repo_id, "revision": request.revision}
+    _publish(lock, request, plan, progress)
     stop = threading.Event()  # set when one file fails: the others stop at their next chunk
 
     def guard() -> None:
@@ -211,8 +235,10 @@ def _download(request: Request, root: SafeDir, pool: Pool, started: float) -> No
         say({"phase": "planned", "commit": plan.commit, "files": len(plan.files), "bytes": plan.total_bytes,
              "holder": lock.holder})
         lock.check()
+        earlier = read_record(root)  # another commit's or filters': the files it lists were verified
+        recorded = earlier.remote_files() if earlier is not None and not request.verify else []
         forget_record(root)
-        _fetch_all(request, root, pool, headers, plan, lock)
+        _fetch_all(request, root, pool, headers, plan, lock, recorded)
 
 
 def download(request: Request) -> None:

@@ -7,7 +7,7 @@ import fnmatch
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from llmpack.downloader.names import STATE_DIR, listing_problem
@@ -71,10 +71,12 @@ class Hasher:
         return self._hash.hexdigest()
 
 
-def hash_fd(fd: int, algorithm: str, size: int, limit: int | None = None) -> tuple[Hasher, int]:
-    """Hash the first `limit` bytes (all when None) of an open file; the running hasher and bytes read."""
+def hash_fd(fd: int, algorithm: str, size: int, limit: int | None = None, *, buffer: int = 1 << 20,
+            on_read: Callable[[int], None] | None = None) -> tuple[Hasher, int]:
+    """Hash the first `limit` bytes (all when None) of an open file; the running hasher and bytes read.
+    `on_read` hears of each read once it is hashed (it may raise to stop)."""
     hasher, done = Hasher(algorithm, size), 0
-    view = memoryview(bytearray(1 << 20))  # one buffer, read into again and again
+    view = memoryview(bytearray(buffer))  # one buffer, read into again and again
     while True:
         want = len(view) if limit is None else min(len(view), limit - done)
         n = os.preadv(fd, [view[:want]], done) if want > 0 else 0
@@ -82,22 +84,8 @@ def hash_fd(fd: int, algorithm: str, size: int, limit: int | None = None) -> tup
             return hasher, done
         hasher.update(view[:n])
         done += n
-
-
-def file_is_valid(root: SafeDir, remote: RemoteFile) -> bool:
-    """A present regular file of the right size whose bytes hash to what the Hub says (size alone when it
-    says nothing). A link or anything else in its place is refused, not read."""
-    st = root.lstat(remote.path)
-    if st is None or st.st_size != remote.size:
-        return False
-    if remote.expected is None:
-        return True
-    algorithm, digest = remote.expected
-    fd = root.open(remote.path, os.O_RDONLY)
-    try:
-        return hash_fd(fd, algorithm, remote.size)[0].hexdigest() == digest
-    finally:
-        os.close(fd)
+        if on_read is not None:
+            on_read(n)
 
 
 @dataclass(frozen=True)

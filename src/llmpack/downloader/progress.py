@@ -21,6 +21,7 @@ class Progress:
     interval: float = 5.0
     bytes_done: int = 0
     files_done: int = 0
+    kept: int = 0  # of bytes_done, those already there when it started: done, but not at this run's rate
     phase: str = "downloading"
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -37,7 +38,7 @@ class Progress:
 
     def snapshot(self) -> dict[str, Any]:
         elapsed = max(time.monotonic() - self._started, 1e-6)
-        rate = self.bytes_done / elapsed
+        rate = (self.bytes_done - self.kept) / elapsed
         left = max(self.bytes_total - self.bytes_done, 0)
         return {
             "phase": self.phase, "bytes_done": self.bytes_done, "bytes_total": self.bytes_total,
@@ -46,11 +47,12 @@ class Progress:
             "rate": f"{format_bytes(int(rate))}/s", "eta": f"{int(left / rate)}s" if rate > 0 else None,
         }
 
-    def emit(self) -> None:
-        self.stream.write(json.dumps(self.snapshot()) + "\n")
+    def emit(self, **extra: object) -> None:
+        self.stream.write(json.dumps({**self.snapshot(), **extra}) + "\n")
         self.stream.flush()
 
     def _loop(self) -> None:
+        self.emit()  # at once: a log that says which phase began, however soon it ends
         while not self._stop.wait(self.interval):
             self.emit()
 
@@ -68,20 +70,23 @@ class Progress:
 
         with Bar(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                  TimeRemainingColumn(), transient=False) as bar:
-            task = bar.add_task(f"{self.files_total} files", total=self.bytes_total)
+            task = bar.add_task(self._label(), total=self.bytes_total)
             while not self._stop.wait(0.2):
-                bar.update(task, completed=self.bytes_done,
-                           description=f"{self.files_done}/{self.files_total} files")
-            bar.update(task, completed=self.bytes_done, description=f"{self.files_done}/{self.files_total} files")
+                bar.update(task, completed=self.bytes_done, description=self._label())
+            bar.update(task, completed=self.bytes_done, description=self._label())
+
+    def _label(self) -> str:
+        files = f"{self.files_done}/{self.files_total} files"
+        return f"verifying {files} already here" if self.phase == "verifying" else files
 
     def start(self) -> None:
         on_tty = self.stream.isatty()
         self._thread = threading.Thread(target=self._bar if on_tty else self._loop, name="progress", daemon=True)
         self._thread.start()
 
-    def stop(self, phase: str) -> None:
+    def stop(self, phase: str, **extra: object) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
         self.phase = phase
-        self.emit()
+        self.emit(**extra)

@@ -2,7 +2,8 @@
 
 aiohttp's low-level server around the pure `answer` (admission/reviews.py), which decides the status and
 body for any bytes: no router, no middleware, no access log. Its one rule reads the operator's view of other
-objects: the model id claims (admission/claims.py), passed in as a function that returns them now.
+objects: the model id claims (admission/claims.py), passed in as a function that returns them now. Each review's
+verdict and the time from its first byte read to its answer go to `observe` (the operator's metrics), if given.
 """
 
 from __future__ import annotations
@@ -11,27 +12,38 @@ import asyncio
 import gc
 import logging
 import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
 from aiohttp import web
 
-from llmpack.admission.reviews import MAX_BYTES, answer
+from llmpack.admission.reviews import MAX_BYTES, Answer, answer
 from llmpack.admission.webhook import HANDLER_ID, ServingCert
 from llmpack.assess.claims import ClaimIndex
 
 log = logging.getLogger("llmpack.admission")
 REVIEW_PATH = f"/{HANDLER_ID}"
+Observe = Callable[[str, float], None]  # (verdict, seconds)
 
 
-async def _handle(claims: Callable[[], ClaimIndex | None], request: web.BaseRequest) -> web.StreamResponse:
+def unobserved(verdict: str, seconds: float) -> None:
+    pass
+
+
+async def _handle(claims: Callable[[], ClaimIndex | None], observe: Observe,
+                  request: web.BaseRequest) -> web.StreamResponse:
     if request.path == REVIEW_PATH and request.method == "POST":
+        started = time.perf_counter()
         try:
             raw = await request.clone(client_max_size=MAX_BYTES).read()
         except web.HTTPRequestEntityTooLarge:
-            return web.Response(status=413, text=f"not an AdmissionReview: the body is larger than {MAX_BYTES} bytes")
-        reply = answer(raw, claims())
+            reply = Answer(413, f"not an AdmissionReview: the body is larger than {MAX_BYTES} bytes".encode(),
+                           "text/plain", "invalid")
+        else:
+            reply = answer(raw, claims())
+        observe(reply.verdict, time.perf_counter() - started)
         return web.Response(status=reply.status, body=reply.body, content_type=reply.content_type)
     if request.path == "/healthz":
         return web.Response(text="ok")
@@ -57,12 +69,13 @@ def quiet_gc() -> None:
     gc.set_threshold(20_000, 50, 50)
 
 
-async def start(listen: str, port: int, cert: ServingCert,
-                claims: Callable[[], ClaimIndex | None] = lambda: None) -> AdmissionServer:
-    """`claims`: the model id claims the operator holds now (None while it does not hold them all)."""
+async def start(listen: str, port: int, cert: ServingCert, claims: Callable[[], ClaimIndex | None] = lambda: None,
+                observe: Observe = unobserved) -> AdmissionServer:
+    """`claims`: the model id claims the operator holds now (None while it does not hold them all); `observe`:
+    told each review's verdict and how long its answer took."""
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(str(cert.cert), str(cert.key))
-    handler = web.Server(partial(_handle, claims), access_log=None)
+    handler = web.Server(partial(_handle, claims, observe), access_log=None)
     # The API server opens few connections, but a burst of clients may not: leave room in the backlog.
     server = await asyncio.get_running_loop().create_server(handler, listen, port, ssl=tls, backlog=1024)
     log.info("admission webhook serving on https://%s:%d%s", listen, port, REVIEW_PATH)

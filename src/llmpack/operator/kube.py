@@ -51,7 +51,8 @@ def now() -> str:
 
 # Plurals of the kinds we apply, for requests that send and receive plain dicts.
 _PLURALS = {kind.kind: kind.plural for kind in (*kinds.CHILDREN, kinds.GATEWAY)} | {
-    "Secret": "secrets", "ValidatingWebhookConfiguration": "validatingwebhookconfigurations"}
+    "Secret": "secrets", "ValidatingWebhookConfiguration": "validatingwebhookconfigurations",
+    KIND: PLURAL, "PassthroughModel": "passthroughmodels"}
 
 
 @functools.cache
@@ -74,6 +75,27 @@ async def apply(client: AsyncClient, obj: dict[str, Any]) -> dict[str, Any]:
     answer = await client.patch(resource, meta["name"], obj, namespace=meta.get("namespace"),
                                 patch_type=PatchType.APPLY, field_manager=FIELD_MANAGER, force=True)
     return dict(answer)
+
+
+async def read(client: AsyncClient, obj: dict[str, Any]) -> dict[str, Any] | None:
+    """The object named like `obj` as the server holds it (managedFields and all), or None when it does not
+    exist: for children a watch cannot show us (another operator's labels)."""
+    meta = obj["metadata"]
+    resource = _plain(obj["apiVersion"], obj["kind"], "namespace" in meta)
+    try:
+        return dict(await client.get(resource, meta["name"], namespace=meta.get("namespace")))
+    except ApiError as exc:
+        if classify(exc) is Failure.MISSING:
+            return None
+        raise
+
+
+async def json_patch(client: AsyncClient, obj: dict[str, Any], patch: list[dict[str, Any]]) -> dict[str, Any]:
+    """An RFC 6902 patch of a child (or of an LLMModel); its `test` operations make it a precondition."""
+    meta = obj["metadata"]
+    resource = _plain(obj["apiVersion"], obj["kind"], "namespace" in meta)
+    return dict(await client.patch(resource, meta["name"], patch, namespace=meta.get("namespace"),
+                                   patch_type=PatchType.JSON, field_manager=FIELD_MANAGER))
 
 
 async def create(client: AsyncClient, obj: dict[str, Any]) -> bool:

@@ -2,7 +2,8 @@
 event loop like --health.
 
 Two kinds, so that the hot path pays almost nothing:
-- events the operator lives through (reconciles, their duration, queue waits, API requests) are counted
+- events the operator lives through (reconciles, their duration, queue waits, API requests, webhook reviews)
+  are counted
   where they happen: a counter increment or a histogram observation each, nothing more;
 - what the cluster looks like (models by phase, conditions, replicas, downloads, queue depth) is read from
   the Store when Prometheus scrapes, never kept up to date per event.
@@ -23,6 +24,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessColl
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from llmpack.admission.reviews import VERDICTS
 from llmpack.api import Phase, names
 from llmpack.assess.progress import download_progress
 from llmpack.quantity import QuantityError, parse_quantity
@@ -36,6 +38,8 @@ RESULTS = ("success", "problem", "error")  # applied; the model reports a proble
 PHASES = (*(str(p) for p in Phase), "Unknown")  # Unknown: no status written yet
 # Most passes read only the Store (well under a millisecond); those that apply wait for the API server.
 DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# A review is answered in well under a millisecond unless the loop is busy; the API server gives up at 2 s.
+REVIEW_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
 WAIT_BUCKETS = (0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0)
 _VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 
@@ -54,15 +58,25 @@ class Metrics:
                                "before a worker took it.", buckets=WAIT_BUCKETS, registry=self.registry)
         self.requests = Counter("llmpack_api_requests", "Requests to the Kubernetes API server by verb and HTTP "
                                 "status code.", ["verb", "code"], registry=self.registry)
-        # Bound once: the hot path then only increments.
+        self.reviews = Counter("llmpack_webhook_reviews", "Admission reviews the webhook answered, by verdict: "
+                               "allowed, warned (allowed with warnings), invalid (not a review it can answer).",
+                               ["verdict"], registry=self.registry)
+        self.review_seconds = Histogram("llmpack_webhook_review_duration_seconds", "Time from a review's first "
+                                        "byte read to its answer.", buckets=REVIEW_BUCKETS, registry=self.registry)
+        # Bound once: the hot path then only increments, and every series exists from the start.
         self._passes = {r: self.reconciles.labels("LLMModel", r) for r in RESULTS}
         self._durations = self.duration.labels("LLMModel")
+        self._verdicts = {v: self.reviews.labels(v) for v in VERDICTS}
         self.registry.register(_Cluster(store, depth, failing))
         ProcessCollector(registry=self.registry)  # the operator's own CPU seconds, memory, open files
 
     def reconciled(self, result: str, seconds: float) -> None:
         self._passes[result].inc()
         self._durations.observe(seconds)
+
+    def reviewed(self, verdict: str, seconds: float) -> None:
+        self._verdicts[verdict].inc()
+        self.review_seconds.observe(seconds)
 
     def count_requests(self, http: httpx2.AsyncClient, *, watches: bool = False) -> None:
         """Count every response `http` receives. On the watch connection a GET is a list or a watch."""
@@ -113,7 +127,7 @@ class _Cluster:
                 ready.add_metric([namespace, name], replicas.get("ready") or 0)
                 desired.add_metric([namespace, name], replicas.get("desired") or 0)
             progress, _ = download_progress(self.store.child((namespace, name), "Lease", names.download_lease(name)))
-            if progress is not None:
+            if progress is not None and progress.phase != "verifying":  # those bytes are read, not fetched
                 done.add_metric([namespace, name], progress.bytes_done)
                 if progress.bytes_total is not None:
                     total.add_metric([namespace, name], progress.bytes_total)

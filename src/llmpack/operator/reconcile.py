@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from llmpack.api import KIND, Condition, ConditionStatus, LLMModel, LLMModelStatus, Phase, names
 from llmpack.api.passthrough import PASSTHROUGH_KIND
+from llmpack.assess.adopt import kept_notes
 from llmpack.assess.claims import lost
 from llmpack.assess.download import job_pod, waits_on_node
 from llmpack.assess.hub import SizingState, sizing_state
@@ -32,6 +33,7 @@ from llmpack.config import Config
 from llmpack.kinds import THIRD_PARTY
 from llmpack.manifests import describe
 from llmpack.operator import kube
+from llmpack.operator.adoption import Adoption
 from llmpack.operator.apply import apply_what_differs
 from llmpack.operator.causes import Causes
 from llmpack.operator.errors import Failure, classify
@@ -59,6 +61,7 @@ class Reconciler:
         self.router = Router(client, store, self.keys)
         self.passthroughs = Passthroughs(client, store, config, self.keys, self.router)
         self.causes = Causes(client)
+        self.adoption = Adoption(client, store)
         # Secrets we found usable, and when: pod events wake a model often, and a Secret that was fine a
         # minute ago need not be fetched again for each of them. Problems are never remembered.
         self._secrets_ok: dict[tuple[str, str], float] = {}
@@ -134,6 +137,8 @@ class Reconciler:
                 return await self.passthroughs.reconcile(key)
             await self.passthroughs.refuse(passthrough, name_conflict(PASSTHROUGH_KIND, KIND, key))
         if body is None or body["metadata"].get("deletionTimestamp"):
+            if body is not None:  # the Serving Pack's finalizer would keep it forever: its operator is gone
+                await self.adoption.finish(key, body)
             return False  # owner references let the garbage collector remove the children
         try:
             model = self._model(key, body)
@@ -142,6 +147,7 @@ class Reconciler:
             invalid = Problem("InvalidSpec", f"{describe(exc.errors()[0])}; fix the manifest and apply it again")
             await self._report(body, None, Observed(problem=invalid, claim=self.store.model_claim(key)))
             return False
+        adopting = await self.adoption.begin(key, body)
         # Gather: what the spec alone does not say.
         blocked = await self._external_problem(model)
         job_name = download_job.job_name(model)
@@ -179,8 +185,11 @@ class Reconciler:
             sizing=sized.waiting,
             resolved_revision=hub.commit or downloaded_commit(lease, model),
             loading=loading(model, self.image_volumes),
+            kept=kept_notes(desired, lambda kind, name: self.store.child(key, kind, name)),
         )
-        await self._report(body, model, observed)
+        phase = await self._report(body, model, observed)
+        if adopting and phase is Phase.READY:
+            await self.adoption.finish(key, body)
         # Nothing we watch says when a waiting PVC or pod gets an Event, or a StorageClass appears: look again.
         waiting = pending(pvc) or (fetcher is not None and (fetcher.get("status") or {}).get("phase") == "Pending")
         waiting = waiting or sized.waiting is not None
@@ -227,7 +236,8 @@ class Reconciler:
         self._secrets_ok[key] = time.monotonic()
         return None
 
-    async def _report(self, body: dict[str, Any], model: LLMModel | None, observed: Observed) -> None:
+    async def _report(self, body: dict[str, Any], model: LLMModel | None, observed: Observed) -> Phase | None:
+        """Write the status when it changed; returns the phase."""
         meta = body["metadata"]
         previous = _parse_status(body.get("status"))
         if model is not None:
@@ -238,7 +248,7 @@ class Reconciler:
                                     conditions=[_error_condition(problem)], **claim_fields(observed.claim))
         status = settle(status, previous, kube.now(), meta.get("generation"))
         if previous is not None and status.wire() == previous.wire():
-            return
+            return status.phase
         await kube.apply_status(self.client, meta["namespace"], meta["name"], status.wire())
         if previous is None or previous.phase != status.phase:
             ready = status.conditions[0]
@@ -251,6 +261,7 @@ class Reconciler:
                                         str(status.phase), ready.message)
             except ApiError as exc:  # an Event is a courtesy; the status above is the truth
                 log.debug("%s/%s: event not recorded: %s", meta["namespace"], meta["name"], exc.status.message)
+        return status.phase
 
 
 def _error_condition(problem: Problem) -> Condition:

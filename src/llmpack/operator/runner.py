@@ -37,7 +37,7 @@ from llmpack.api.passthrough import PASSTHROUGH_KIND, PASSTHROUGH_PLURAL
 from llmpack.assess.claims import ClaimIndex
 from llmpack.config import FIELD_MANAGER, Config
 from llmpack.kinds import CHILDREN, THIRD_PARTY, Kind, newest_served
-from llmpack.operator import health, kube, listeners
+from llmpack.operator import crds, health, kube, listeners
 from llmpack.operator.metrics import Metrics
 from llmpack.operator.queue import WorkQueue
 from llmpack.operator.reconcile import Reconciler
@@ -93,13 +93,16 @@ class Operator:
             self.metrics.count_requests(client._client._client)
             self.queue.waited = self.metrics.waits.observe
         self.reconciler = Reconciler(client, self.store, self.config, wake=self.queue.add)
+        # Before any watch: the models are then read, and their status written, with this release's schema.
+        await crds.keep_current(client, manage=self.config.manage_crds)
         if self.webhook is not None:
             from llmpack.admission import webhook as hook
             from llmpack.operator import admission_server
 
             cert = self.serving_cert()
+            observe = self.metrics.reviewed if self.metrics is not None else admission_server.unobserved
             self.admission = await admission_server.start(self.webhook.listen, self.webhook.port, cert,
-                                                          claims=self._claims)
+                                                          claims=self._claims, observe=observe)
             await kube.apply(client, hook.configuration(self.webhook.endpoint, cert.ca.read_bytes()))
         self.watches = Watches(connection(client.config))
         self.reconciler.image_volumes = await kube.image_volumes(self.watches.http)

@@ -141,6 +141,9 @@ class Store:
     # namespace is one owner of children (only the older of the two is reconciled: operator/passthrough.py).
     passthroughs: dict[Key, Body] = field(default_factory=dict)
     written: set[Key] = field(default_factory=set)  # models whose children we applied (`put_child`, `wrote`)
+    # Models the Serving Pack's operator ran (its finalizer is still on them): their children may be its, unseen
+    # by our watches, and are looked up before they are applied (operator/apply.py, assess/adopt.py).
+    adopting: set[Key] = field(default_factory=set)
 
     def owners(self) -> list[Key]:
         """Every LLMModel and PassthroughModel, once each."""

@@ -28,6 +28,7 @@ class Row:
     percent: int | None = None
     rate: str | None = None
     eta: str | None = None
+    verifying: bool = False  # the bytes are those of files already there, being checked, not fetched
     message: str = ""  # the Ready condition's, when the model is not Ready
 
     @property
@@ -77,7 +78,8 @@ def row(body: Mapping[str, Any]) -> Row:
         if percent is None and done is not None and total:
             percent = 100 * done // total
         fields = {"done": done, "total": total, "percent": max(0, min(100, percent)) if percent is not None else None,
-                  "rate": _text(download.get("rate")), "eta": _text(download.get("eta"))}
+                  "rate": _text(download.get("rate")), "eta": _text(download.get("eta")),
+                  "verifying": download.get("phase") == "verifying"}
     return Row(str(meta.get("namespace") or ""), str(meta.get("name") or ""), phase,
                _int(replicas.get("ready")), _int(replicas.get("desired")), message=message, **fields)
 
@@ -101,7 +103,8 @@ def _bytes(row: Row) -> str:
 def plain(row: Row) -> str:
     parts = [row.where, row.phase, f"ready={row.replicas}"]
     if row.downloading:
-        parts.append(f"download={row.percent if row.percent is not None else '?'}% {_bytes(row)}")
+        step = "verify" if row.verifying else "download"
+        parts.append(f"{step}={row.percent if row.percent is not None else '?'}% {_bytes(row)}")
         parts += [f"rate={row.rate}"] if row.rate else []
         parts += [f"eta={eta(row.eta)}"] if row.eta else []
     if row.message:
@@ -135,8 +138,8 @@ def board(rows: Sequence[Row], width: int, *, colour: bool = True) -> list[str]:
 def _progress(r: Row, room: int) -> str:
     """The bar and as many facts as fit beside a bar of 10 or more: the bytes go first, then the rate, then
     the time left; the percentage stays."""
-    facts = [f" {r.percent if r.percent is not None else '?':>3}%", _bytes(r), r.rate,
-             f"ETA {eta(r.eta)}" if r.eta else None]
+    percent = f" {r.percent if r.percent is not None else '?':>3}%" + (" verifying" if r.verifying else "")
+    facts = [percent, _bytes(r), r.rate, f"ETA {eta(r.eta)}" if r.eta else None]
     for drop in (None, 1, 2, 3):
         if drop is not None:
             facts[drop] = None

@@ -1,0 +1,51 @@
+"""Models the Serving Pack's operator ran, taken over (assess/adopt.py decides what to write): while its
+finalizer is on a model, the model's children are looked up before they are applied (operator/apply.py); its
+status fields are handed to ours once; the finalizer goes when the model is Ready or being deleted."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from lightkube import AsyncClient
+
+from llmpack.api import API_VERSION, KIND
+from llmpack.assess.adopt import finalizer_removal, from_pack, takeover, takeover_patch
+from llmpack.operator import kube
+from llmpack.operator.store import Key, Store
+
+log = logging.getLogger("llmpack.operator")
+
+
+class Adoption:
+    def __init__(self, client: AsyncClient, store: Store) -> None:
+        self.client, self.store = client, store
+        self._status_taken: set[str] = set()  # uids whose status fields are ours now
+
+    async def begin(self, key: Key, body: dict[str, Any]) -> bool:
+        """Whether the model is the pack's still; if so, its status fields become ours (once)."""
+        if not from_pack(body):
+            self.store.adopting.discard(key)
+            return False
+        if key not in self.store.adopting:
+            log.info("%s/%s: taking over from the Serving Pack's operator", *key, extra={"model": "/".join(key)})
+        self.store.adopting.add(key)
+        uid = body["metadata"].get("uid") or ""
+        if uid not in self._status_taken:
+            observed = await kube.read(self.client, {"apiVersion": API_VERSION, "kind": KIND, "metadata": {
+                "name": key[1], "namespace": key[0]}})
+            if observed is not None and (fields := takeover(observed, "status")) is not None:
+                await kube.json_patch(self.client, observed, takeover_patch(observed, fields))
+            self._status_taken.add(uid)
+        return True
+
+    async def finish(self, key: Key, body: dict[str, Any]) -> None:
+        """Remove the pack's finalizer: its children are ours (owner references to this model), so the garbage
+        collector does the pack's cleanup, and a deletion no longer waits for an operator that is gone."""
+        if (patch := finalizer_removal(body)) is None:
+            return
+        await kube.json_patch(self.client, {"apiVersion": API_VERSION, "kind": KIND, "metadata": {
+            "name": key[1], "namespace": key[0]}}, patch)
+        self.store.adopting.discard(key)
+        self._status_taken.discard(body["metadata"].get("uid") or "")
+        log.info("%s/%s: taken over from the Serving Pack's operator", *key, extra={"model": "/".join(key)})
