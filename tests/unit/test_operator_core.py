@@ -174,6 +174,28 @@ def test_a_pod_is_kept_with_only_what_the_phase_ladder_reads_and_tells_the_same_
     assert compute(m, Observed(pods=[kept]), None) == compute(m, Observed(pods=[full]), None)
 
 
+def test_a_kept_pod_still_says_how_old_it_is_so_a_stuck_download_pod_is_reported() -> None:
+    """Without its creationTimestamp every kept pod is 0 s old: the grace period never ends (no
+    DownloadCannotStart) and the newest of a Job's pods is picked at random."""
+    import datetime
+
+    from llmpack.assess.download import job_pod
+    from llmpack.operator.causes import GRACE, age
+
+    def job_pod_created(name: str, created: str) -> dict[str, object]:
+        return {"metadata": {"name": name, "namespace": "ns", "creationTimestamp": created,
+                             "labels": {MODEL_LABEL: "qwen", "batch.kubernetes.io/job-name": "qwen-dl"}},
+                "status": {"phase": "Pending"}}
+
+    store = Store()
+    store.put_child("Pod", job_pod_created("qwen-dl-old", "2026-11-30T08:00:00Z"))
+    store.put_child("Pod", job_pod_created("qwen-dl-new", "2026-11-30T08:05:00Z"))
+    kept = [store.child(("ns", "qwen"), "Pod", n) or {} for n in ("qwen-dl-old", "qwen-dl-new")]
+    later = datetime.datetime(2026, 11, 30, 8, 6, tzinfo=datetime.UTC)
+    assert age(kept[1], later) == 60.0 > GRACE
+    assert (job_pod(kept, "qwen-dl") or {})["metadata"]["name"] == "qwen-dl-new"
+
+
 def test_a_kind_whose_crd_went_is_forgotten_from_the_store() -> None:
     store = Store()
     for kind in ("InferencePool", "Service"):

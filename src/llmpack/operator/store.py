@@ -55,7 +55,9 @@ def slim_child(body: Body) -> Body:
     return slim(body, ("managedFields", "resourceVersion"))
 
 
-_POD_META = ("name", "namespace", "uid", "labels", "annotations", "deletionTimestamp")
+# creationTimestamp: the newest of a Job's pods is the one that counts, and a pod waiting on its node is
+# asked about only after a grace period (causes.py).
+_POD_META = ("name", "namespace", "uid", "labels", "annotations", "creationTimestamp", "deletionTimestamp")
 _POD_STATUS = ("phase", "conditions", "initContainerStatuses", "containerStatuses")
 
 
