@@ -196,6 +196,22 @@ def test_a_kept_pod_still_says_how_old_it_is_so_a_stuck_download_pod_is_reported
     assert (job_pod(kept, "qwen-dl") or {})["metadata"]["name"] == "qwen-dl-new"
 
 
+def test_a_kept_pod_pending_on_its_node_is_still_seen_waiting_there() -> None:
+    """Its Events (FailedMount, a missing ConfigMap) are asked for only when it is placed and Pending: the
+    node it was placed on must survive the Store's trimming, or DownloadCannotStart never shows."""
+    from llmpack.assess.download import waits_on_node
+
+    placed = {"metadata": {"name": "qwen-dl-x", "namespace": "ns", "labels": {MODEL_LABEL: "qwen"}},
+              "spec": {"nodeName": "gpu-1", "containers": [{"name": "model-downloader", "image": "d"}]},
+              "status": {"phase": "Pending"}}
+    store = Store()
+    store.put_child("Pod", placed)
+    kept = store.child(("ns", "qwen"), "Pod", "qwen-dl-x") or {}
+    assert waits_on_node(placed) and waits_on_node(kept)
+    store.put_child("Pod", {**placed, "spec": {"containers": placed["spec"]["containers"]}})  # type: ignore[index]
+    assert not waits_on_node(store.child(("ns", "qwen"), "Pod", "qwen-dl-x") or {})  # not placed yet
+
+
 def test_a_kind_whose_crd_went_is_forgotten_from_the_store() -> None:
     store = Store()
     for kind in ("InferencePool", "Service"):

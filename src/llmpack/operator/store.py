@@ -62,11 +62,14 @@ _POD_STATUS = ("phase", "conditions", "initContainerStatuses", "containerStatuse
 
 
 def pod(body: Body) -> Body:
-    """What assess/status.py reads of a pod: its identity, its download step's name, and its status. A pod
-    is never applied, so nothing compares its spec (the bulk of it)."""
+    """What assess/ reads of a pod: its identity, its download step's name, the node it was placed on (a pod
+    Pending there is asked about through its Events: assess/download.py), and its status. A pod is never
+    applied, so nothing compares its spec (the bulk of it)."""
     meta, spec, status = body.get("metadata") or {}, body.get("spec") or {}, body.get("status") or {}
-    return {"metadata": {k: meta[k] for k in _POD_META if k in meta},
-            "spec": {"initContainers": [{"name": c.get("name")} for c in spec.get("initContainers") or ()]},
+    kept_spec: Body = {"initContainers": [{"name": c.get("name")} for c in spec.get("initContainers") or ()]}
+    if spec.get("nodeName"):
+        kept_spec["nodeName"] = spec["nodeName"]
+    return {"metadata": {k: meta[k] for k in _POD_META if k in meta}, "spec": kept_spec,
             "status": {k: status[k] for k in _POD_STATUS if k in status}}
 
 
