@@ -102,7 +102,13 @@ def verify(root: SafeDir, files: Sequence[RemoteFile], threads: int, on_bytes: C
     with ThreadPoolExecutor(max_workers=max(1, min(threads, len(ordered) or 1)),
                             thread_name_prefix="verify") as pool:
         futures = {pool.submit(one, remote): remote for remote in ordered}
-        finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        try:
+            finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        except BaseException:  # Ctrl-C while waiting: the hashing threads stop at their next read, not at the end
+            stop.set()
+            for future in futures:
+                future.cancel()
+            raise
         if failed := next((f for f in finished if f.exception() is not None), None):
             stop.set()
             for future in futures:
