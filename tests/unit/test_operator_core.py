@@ -207,7 +207,8 @@ def test_a_kept_pod_pending_on_its_node_is_still_seen_waiting_there() -> None:
     store = Store()
     store.put_child("Pod", placed)
     kept = store.child(("ns", "qwen"), "Pod", "qwen-dl-x") or {}
-    assert waits_on_node(placed) and waits_on_node(kept)
+    assert waits_on_node(placed)
+    assert waits_on_node(kept)
     store.put_child("Pod", {**placed, "spec": {"containers": placed["spec"]["containers"]}})  # type: ignore[index]
     assert not waits_on_node(store.child(("ns", "qwen"), "Pod", "qwen-dl-x") or {})  # not placed yet
 
