@@ -21,10 +21,13 @@ class Adoption:
     def __init__(self, client: AsyncClient, store: Store) -> None:
         self.client, self.store = client, store
         self._status_taken: set[str] = set()  # uids whose status fields are ours now
+        # uids whose pack finalizer we removed: a pass on a copy from before its watch event (a pod event can
+        # come first) must neither take the model over again nor patch a finalizer that is gone.
+        self._finished: set[str] = set()
 
     async def begin(self, key: Key, body: dict[str, Any]) -> bool:
         """Whether the model is the pack's still; if so, its status fields become ours (once)."""
-        if not from_pack(body):
+        if not from_pack(body) or (body["metadata"].get("uid") or "") in self._finished:
             self.store.adopting.discard(key)
             return False
         if key not in self.store.adopting:
@@ -42,10 +45,12 @@ class Adoption:
     async def finish(self, key: Key, body: dict[str, Any]) -> None:
         """Remove the pack's finalizer: its children are ours (owner references to this model), so the garbage
         collector does the pack's cleanup, and a deletion no longer waits for an operator that is gone."""
-        if (patch := finalizer_removal(body)) is None:
+        uid = body["metadata"].get("uid") or ""
+        if (patch := finalizer_removal(body)) is None or uid in self._finished:
             return
         await kube.json_patch(self.client, {"apiVersion": API_VERSION, "kind": KIND, "metadata": {
             "name": key[1], "namespace": key[0]}}, patch)
         self.store.adopting.discard(key)
-        self._status_taken.discard(body["metadata"].get("uid") or "")
+        self._status_taken.discard(uid)
+        self._finished.add(uid)
         log.info("%s/%s: taken over from the Serving Pack's operator", *key, extra={"model": "/".join(key)})
