@@ -59,12 +59,13 @@ async def keep_current(client: AsyncClient, *, manage: bool) -> None:
                 _check(wanted, await _get(client, wanted["metadata"]["name"]))
         except ApiError as exc:
             name = wanted["metadata"]["name"]
-            if classify(exc) is Failure.REFUSED:
+            if exc.status.code == 403:
                 log.warning("CRD %s: the operator may not %s it (%s): grant the chart's RBAC, or set "
                             "crds.manage=false and apply it yourself: %s", name, "update" if manage else "read",
                             exc.status.message, APPLY_HINT)
-            else:
-                log.warning("CRD %s not made current: %s", name, exc.status.message)
+            else:  # e.g. 422: the API server refused the definition (a field that cannot change)
+                log.warning("CRD %s not made current: %s; apply this release's CRDs yourself: %s", name,
+                            exc.status.message, APPLY_HINT)
         except httpx2.HTTPError as exc:
             log.warning("CRD %s not made current: %s", wanted["metadata"]["name"], exc)
 
