@@ -187,14 +187,17 @@ class JobPlayer:
         admin = yaml.safe_load(self.cluster.kubeconfig.read_text())
         path = self._dir / f"kubeconfig-{self.namespace}-{account}"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump({
+        config = yaml.safe_dump({
             "apiVersion": "v1", "kind": "Config", "current-context": "pod",
             "clusters": [{"name": "local", "cluster": admin["clusters"][0]["cluster"]}],
             "users": [{"name": account, "user": {"token": token.strip()}}],
             "contexts": [{"name": "pod", "context": {"cluster": "local", "user": account,
                                                     "namespace": self.namespace}}],
-        }))
-        path.chmod(0o600)
+        })
+        # Created owner-only (a new file: an old one would keep its mode): never readable by others, even briefly.
+        path.unlink(missing_ok=True)
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+            out.write(config)
         return path
 
     def _report(self, played: Played, code: int) -> None:
