@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from lightkube.resources.apps_v1 import Deployment, ReplicaSet
 from lightkube.resources.coordination_v1 import Lease
 from lightkube.resources.core_v1 import ConfigMap, PersistentVolumeClaim, Pod, Secret, Service
 
+from llmpack.admission import policies
+from llmpack.admission.table import Settings
 from llmpack.api import crd
 from llmpack.assess.crds import differences
 from llmpack.downloader.lease import PROGRESS_ANNOTATION
@@ -97,6 +100,27 @@ def pack_install(cluster: LocalCluster) -> str:
     return uid
 
 
+def retired_before_our_rules(cluster: LocalCluster) -> None:
+    """A second pack model, admitted by the pack with a schedulerConfig llmpack's admission policy refuses, then
+    llmpack's policies installed (as `helm install` does) and enforced on a write of its spec."""
+    cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump({
+        "apiVersion": "llm.nebari.dev/v1alpha1", "kind": "LLMModel",
+        "metadata": {"name": "retired", "namespace": NAMESPACE, "finalizers": [pack.FINALIZER]},
+        "spec": {"model": {"name": REPO, "storage": {"size": "1Gi"}},
+                 "advanced": {"inferencePool": {"schedulerConfig": "not an EndpointPickerConfig"}}}}))
+    cluster.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all(policies.objects(Settings())))
+    spec_write = ["patch", "llmmodel", "retired", "-n", NAMESPACE, "--dry-run=server", "--type=merge", "-p",
+                  json.dumps({"spec": {"advanced": {"inferencePool": {"schedulerConfig": "still not one"}}}})]
+
+    def enforced() -> bool:
+        return "ValidatingAdmissionPolicy 'llmmodel-denials'" in cluster.kubectl(*spec_write, check=False).stderr
+
+    deadline = time.monotonic() + 30
+    while not enforced():
+        assert time.monotonic() < deadline, "llmpack's admission policies not enforced within 30 s"
+        time.sleep(0.5)
+
+
 async def pods_of(client: AsyncClient) -> list[Pod]:
     selector = {"app.kubernetes.io/instance": MODEL, "app.kubernetes.io/name": "llmmodel"}
     return [p async for p in client.list(Pod, namespace=NAMESPACE, labels=selector)]
@@ -130,6 +154,7 @@ async def test_a_running_pack_model_is_taken_over_in_place_with_its_weights_and_
     assert refused.returncode != 0
     assert "vllmmodel-v1alpha1.kb.io" in refused.stderr, refused.stderr
     pack_cluster.kubectl("delete", "validatingwebhookconfiguration", pack.WEBHOOK)
+    retired_before_our_rules(pack_cluster)
     # As the chart's ServiceAccount, with exactly the chart's RBAC: what proves that RBAC for a takeover.
     pack_cluster.kubectl("create", "namespace", CHART_NAMESPACE)
     rbac = [o for o in render(pack_cluster, "--set", f"auth.oidc.issuer={OPERATOR_ENV['LLMPACK_OIDC_ISSUER']}")
@@ -148,11 +173,8 @@ async def test_a_running_pack_model_is_taken_over_in_place_with_its_weights_and_
                                   what="the model Ready under llmpack, the pack's finalizer removed")
         routes = {c["type"]: c["reason"] for c in status["conditions"]}
         await eventually(lambda: _routed(api), within=20, what="the pack's routing objects to be ours")
-        # A pack model deleted now is not held by the pack's finalizer: nothing else would ever remove it.
-        pack_cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump({
-            "apiVersion": "llm.nebari.dev/v1alpha1", "kind": "LLMModel",
-            "metadata": {"name": "retired", "namespace": NAMESPACE, "finalizers": [pack.FINALIZER]},
-            "spec": {"model": {"name": REPO, "storage": {"size": "1Gi"}}}}))
+        # A pack model deleted now is not held by the pack's finalizer: nothing else would ever remove it. This
+        # one has a schedulerConfig the pack took and our admission policy refuses: its finalizer still goes.
         pack_cluster.kubectl("delete", "llmmodel", "retired", "-n", NAMESPACE, "--wait=false")
 
         async def retired_gone() -> bool:

@@ -49,6 +49,9 @@ POLICIES = (
 )
 
 
+SPEC_WRITTEN = "oldObject == null || !has(oldObject.spec) || !has(object.spec) || object.spec != oldObject.spec"
+
+
 def _validation(rule: Rule) -> dict[str, Any]:
     out: dict[str, Any] = {"expression": rule.cel, "message": rule.static_message(), "reason": "Invalid"}
     if expression := rule.message_expression():
@@ -68,6 +71,12 @@ def policy(spec: Policy, settings: Settings, labels: Any = None) -> dict[str, An
             "resources": [PLURAL],  # not llmmodels/status: the operator's status writes pass untouched
         }]},
     }
+    if spec.action == "Deny":
+        # Denials only on a create or a write of the spec: a model admitted before a rule existed (or by the
+        # Serving Pack, which took any schedulerConfig) can still have its labels and finalizers changed, its
+        # deletion finish, and be taken over, as the API server ratchets the CRD's own rules on unchanged
+        # fields. Warnings speak on every write (some read status, e.g. a size below the Hub's figure).
+        body["matchConditions"] = [{"name": "spec-written", "expression": SPEC_WRITTEN}]
     if any(r.settings for r in spec.rules):
         body["variables"] = _settings(settings)
     body["validations"] = [_validation(r) for r in spec.rules]
