@@ -35,8 +35,7 @@ class Adoption:
         self.store.adopting.add(key)
         uid = body["metadata"].get("uid") or ""
         if uid not in self._status_taken:
-            observed = await kube.read(self.client, {"apiVersion": API_VERSION, "kind": KIND, "metadata": {
-                "name": key[1], "namespace": key[0]}})
+            observed = await kube.read(self.client, _model(key))
             if observed is not None and (fields := takeover(observed, "status")) is not None:
                 await kube.json_patch(self.client, observed, takeover_patch(observed, fields))
             self._status_taken.add(uid)
@@ -48,9 +47,13 @@ class Adoption:
         uid = body["metadata"].get("uid") or ""
         if (patch := finalizer_removal(body)) is None or uid in self._finished:
             return
-        await kube.json_patch(self.client, {"apiVersion": API_VERSION, "kind": KIND, "metadata": {
-            "name": key[1], "namespace": key[0]}}, patch)
+        await kube.json_patch(self.client, _model(key), patch)
         self.store.adopting.discard(key)
         self._status_taken.discard(uid)
         self._finished.add(uid)
         log.info("%s/%s: taken over from the Serving Pack's operator", *key, extra={"model": "/".join(key)})
+
+
+def _model(key: Key) -> dict[str, Any]:
+    """The LLMModel named by `key`, as a reference for a read or a patch."""
+    return {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": key[1], "namespace": key[0]}}

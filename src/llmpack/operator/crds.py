@@ -29,6 +29,7 @@ from llmpack import __version__
 from llmpack.api import crd, passthrough_crd
 from llmpack.assess.crds import differences, established, replacement, summary, unserved_stored_versions
 from llmpack.config import FIELD_MANAGER
+from llmpack.operator import kube
 from llmpack.operator.errors import Failure, classify
 
 log = logging.getLogger("llmpack.operator")
@@ -109,12 +110,8 @@ async def _make_current(client: AsyncClient, wanted: dict[str, Any]) -> None:
 
 
 async def _get(client: AsyncClient, name: str) -> dict[str, Any] | None:
-    try:
-        return dict(await client.get(CRDResource, name))
-    except ApiError as exc:
-        if classify(exc) is Failure.MISSING:
-            return None
-        raise
+    return await kube.read(client, {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                                    "metadata": {"name": name}})
 
 
 async def _until_established(client: AsyncClient, name: str) -> None:

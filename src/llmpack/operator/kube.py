@@ -52,7 +52,7 @@ def now() -> str:
 # Plurals of the kinds we apply, for requests that send and receive plain dicts.
 _PLURALS = {kind.kind: kind.plural for kind in (*kinds.CHILDREN, kinds.GATEWAY)} | {
     "Secret": "secrets", "ValidatingWebhookConfiguration": "validatingwebhookconfigurations",
-    KIND: PLURAL, "PassthroughModel": "passthroughmodels"}
+    KIND: PLURAL, "PassthroughModel": "passthroughmodels", "CustomResourceDefinition": "customresourcedefinitions"}
 
 
 @functools.cache
