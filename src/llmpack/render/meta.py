@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from typing import Any, Protocol
@@ -62,11 +63,11 @@ def metadata(model: Owner, name: str, *, owned: bool = True) -> dict[str, Any]:
 def identity(model: LLMModel) -> str:
     """A digest of what decides which weights a pod holds; when it changes the pods must roll."""
     m = model.spec.model
-    facts = {
-        "source": "oci" if m.is_oci else "huggingface",
-        "name": m.name,
-        "revision": m.revision,
-        "image": m.image if m.is_oci else None,
-        "storage": m.storage.type.value,
-    }
+    return _digest("oci" if m.is_oci else "huggingface", m.name, m.revision, m.image if m.is_oci else None,
+                   m.storage.type.value)
+
+
+@functools.lru_cache(maxsize=4096)  # asked several times by every reconcile pass (job names, current pods)
+def _digest(source: str, name: str, revision: str | None, image: str | None, storage: str) -> str:
+    facts = {"source": source, "name": name, "revision": revision, "image": image, "storage": storage}
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
