@@ -16,9 +16,7 @@ from lightkube.generic_resource import (
     create_api_info,
     create_namespaced_resource,
 )
-from lightkube.models.core_v1 import EventSource, ObjectReference
-from lightkube.models.meta_v1 import ObjectMeta
-from lightkube.resources.core_v1 import Event, Secret
+from lightkube.resources.core_v1 import Secret
 from lightkube.types import PatchType
 
 from llmpack import kinds
@@ -51,7 +49,7 @@ def now() -> str:
 
 # Plurals of the kinds we apply, for requests that send and receive plain dicts.
 _PLURALS = {kind.kind: kind.plural for kind in (*kinds.CHILDREN, kinds.GATEWAY)} | {
-    "Secret": "secrets", "ValidatingWebhookConfiguration": "validatingwebhookconfigurations",
+    "Secret": "secrets", "Event": "events", "ValidatingWebhookConfiguration": "validatingwebhookconfigurations",
     KIND: PLURAL, "PassthroughModel": "passthroughmodels", "CustomResourceDefinition": "customresourcedefinitions"}
 
 
@@ -100,8 +98,11 @@ async def json_patch(client: AsyncClient, obj: dict[str, Any], patch: list[dict[
 
 async def create(client: AsyncClient, obj: dict[str, Any]) -> bool:
     """Create unless it exists (False then): for objects whose content belongs to someone else."""
+    meta = obj["metadata"]
     try:
-        await client.create(codecs.from_dict(obj))
+        plain = obj["kind"] in _PLURALS
+        await client.create(_plain(obj["apiVersion"], obj["kind"], "namespace" in meta)(obj) if plain
+                            else codecs.from_dict(obj))
     except ApiError as exc:
         if classify(exc) is Failure.CONFLICT:
             return False
@@ -148,17 +149,21 @@ async def secret_problem(client: AsyncClient, namespace: str, name: str, key: st
 
 
 async def record_event(client: AsyncClient, model: dict[str, Any], type_: str, reason: str, message: str) -> None:
+    """As plain dicts both ways: four Events a model, and a typed Event costs more to build and decode than
+    the request itself."""
     meta = model["metadata"]
     stamp = now()
-    await client.create(Event(
-        metadata=ObjectMeta(generateName=f"{meta['name']}.", namespace=meta["namespace"]),
-        involvedObject=ObjectReference(apiVersion=API_VERSION, kind=model.get("kind") or KIND, name=meta["name"],
-                                       namespace=meta["namespace"], uid=meta.get("uid"),
-                                       resourceVersion=meta.get("resourceVersion")),
-        type=type_, reason=reason, message=message, count=1,
-        firstTimestamp=stamp, lastTimestamp=stamp,  # type: ignore[arg-type]
-        source=EventSource(component="llmpack"), reportingComponent="llmpack",
-    ))
+    await client.create(_plain("v1", "Event", True)({
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+        "involvedObject": {k: v for k, v in (
+            ("apiVersion", API_VERSION), ("kind", model.get("kind") or KIND), ("name", meta["name"]),
+            ("namespace", meta["namespace"]), ("uid", meta.get("uid")),
+            ("resourceVersion", meta.get("resourceVersion"))) if v is not None},
+        "type": type_, "reason": reason, "message": message, "count": 1,
+        "firstTimestamp": stamp, "lastTimestamp": stamp,
+        "source": {"component": "llmpack"}, "reportingComponent": "llmpack",
+    }))
 
 
 # Image volumes are on by default from Kubernetes 1.35 (beta) and GA in 1.36; earlier they need a feature gate.
