@@ -70,19 +70,22 @@ class Causes:
 
     async def _unbound(self, pvc: dict[str, Any]) -> Unbound:
         name = (pvc.get("spec") or {}).get("storageClassName")
-        storage_class, missing = None, False
-        if name:
-            try:
-                found = await self.client.get(StorageClass, name)
-                storage_class = dict(found.to_dict())
-            except ApiError as exc:
-                if classify(exc) is Failure.MISSING:
-                    missing = True
-                elif classify(exc) is Failure.REFUSED:
-                    log.warning("StorageClass %s not read: %s", name, exc.status.message)
-                else:
-                    raise
+        # Read once for every PVC of the class (200 models starting at once mostly share one).
+        storage_class, missing = await self._remembered(("class", name), lambda: self._class(name)) if name \
+            else (None, False)
         return Unbound(storage_class=storage_class, class_missing=missing, warnings=await self._warnings(pvc))
+
+    async def _class(self, name: str) -> tuple[dict[str, Any] | None, bool]:
+        """The StorageClass, and whether it is missing."""
+        try:
+            return dict((await self.client.get(StorageClass, name)).to_dict()), False
+        except ApiError as exc:
+            if classify(exc) is Failure.MISSING:
+                return None, True
+            if classify(exc) is Failure.REFUSED:
+                log.warning("StorageClass %s not read: %s", name, exc.status.message)
+                return None, False
+            raise
 
     async def _warnings(self, obj: dict[str, Any]) -> tuple[dict[str, Any], ...]:
         meta = obj["metadata"]
