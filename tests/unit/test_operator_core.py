@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -64,7 +65,7 @@ def test_class_and_access_mode_changes_are_refused_with_advice() -> None:
 
 
 async def test_queue_coalesces_repeated_keys_and_reruns_a_key_changed_while_active() -> None:
-    q = WorkQueue()
+    q = WorkQueue(pace=0)
     for _ in range(5):
         q.add(("ns", "a"))
     q.add(("ns", "b"))
@@ -77,8 +78,36 @@ async def test_queue_coalesces_repeated_keys_and_reruns_a_key_changed_while_acti
 
 
 @pytest.mark.timeout(10)
+async def test_queue_paces_a_key_so_a_burst_of_events_after_a_pass_makes_one_pass() -> None:
+    q = WorkQueue(pace=0.3)
+    key, other = ("ns", "a"), ("ns", "b")
+    q.add(key)
+    await q.get()  # a model's first pass is not delayed
+    q.done(key)
+    started = time.monotonic()
+    for _ in range(5):  # a pod's steps and our own status echo, right after the pass
+        q.add(key)
+    q.add(other)
+    assert len(q) == 1  # another model is not held back
+    assert await q.get() == other
+    assert await asyncio.wait_for(q.get(), 2) == key
+    assert time.monotonic() - started >= 0.29
+    assert len(q) == 0  # the five events made one pass
+
+
+async def test_a_new_model_is_reconciled_before_models_already_started() -> None:
+    q = WorkQueue(pace=0)
+    started, new = ("ns", "started"), ("ns", "new")
+    q.add(started)
+    q.done(await q.get())
+    q.add(started)  # its pod moved
+    q.add(new)  # applied just after
+    assert [await q.get(), await q.get()] == [new, started]
+
+
+@pytest.mark.timeout(10)
 async def test_queue_backs_off_exponentially_and_resets_on_success() -> None:
-    q = WorkQueue(base_delay=0.01, max_delay=0.04)
+    q = WorkQueue(base_delay=0.01, max_delay=0.04, pace=0)
     key = ("ns", "a")
     q.add(key)
     delays = []
