@@ -8,6 +8,7 @@ changed; an idle cluster therefore sees no writes at all.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -34,7 +35,7 @@ from llmpack.kinds import THIRD_PARTY
 from llmpack.manifests import describe
 from llmpack.operator import kube
 from llmpack.operator.adoption import Adoption
-from llmpack.operator.apply import apply_what_differs
+from llmpack.operator.apply import Held, apply_what_differs
 from llmpack.operator.causes import Causes
 from llmpack.operator.errors import Failure, classify
 from llmpack.operator.keys import ApiKeys
@@ -70,12 +71,14 @@ class Reconciler:
         # Each model's spec parsed and rendered once per generation: most passes are woken by a child's status.
         self._parsed: dict[Key, tuple[Stamp, LLMModel]] = {}
         self._rendered: dict[Key, tuple[tuple[Stamp, bool, bool, HubFacts], list[dict[str, Any]]]] = {}
+        self._held = Held()
 
     def forget(self, key: Key) -> None:
         """The model is gone: drop what was remembered of it."""
         self.keys.forget(key)
         self._parsed.pop(key, None)
         self._rendered.pop(key, None)
+        self._held.forget(key)
 
     def _model(self, key: Key, body: dict[str, Any]) -> LLMModel:
         """The spec as parsed for this generation (raises pydantic.ValidationError); its status is not read."""
@@ -165,8 +168,15 @@ class Reconciler:
         desired = self._render(key, model, blocked is not None, job == "succeeded", hub)
         routing = plan(model, self.config, facts)
         # Act.
-        problem = await apply_what_differs(self.client, self.store, key, desired) or blocked
-        routes = await self.router.walk(key, routing)
+        # The routes' objects depend on none of the children's (their pods come last, from the workloads).
+        applied, walked = await asyncio.gather(
+            apply_what_differs(self.client, self.store, key, desired, self._held, waves=True),
+            self.router.walk(key, routing), return_exceptions=True)
+        if isinstance(applied, BaseException):
+            raise applied
+        if isinstance(walked, BaseException):
+            raise walked
+        problem, routes = applied or blocked, walked
         # Report, with why storage or the download's pod waits when they do (asked only then).
         download, size = download_progress(lease)
         pvc = next(iter(self.store.of_kind(key, "PersistentVolumeClaim")), None)

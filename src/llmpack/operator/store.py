@@ -258,7 +258,8 @@ class Store:
             return None, False
         children, ref, kept = self.children[owner], (kind, body["metadata"]["name"]), keep(kind)(body)
         changed = children.get(ref) != kept
-        children[ref] = kept
+        if changed:  # else the one kept stays: apply.Held knows it by identity
+            children[ref] = kept
         return owner, changed
 
     def drop_child(self, kind: str, body: Body) -> Key | None:
