@@ -10,7 +10,7 @@ import pytest
 from llmpack.api import Download, LLMModel, Phase
 from llmpack.assess.report import Problem, Report
 from llmpack.assess.routing import Routes, refusal
-from llmpack.assess.status import Observed, compute, settle
+from llmpack.assess.status import Observed, compute, only_details_differ, settle
 from llmpack.assess.storage import Unbound
 from llmpack.render.download_job import job_name
 from llmpack.render.meta import identity
@@ -401,3 +401,22 @@ def test_a_download_job_is_downloading_only_while_its_pod_runs() -> None:
         status = compute(m, Observed(pvc=BOUND, job="running", pods=pods), None)
         assert {c.type: c.reason for c in status.conditions}["ModelReady"] == want
         assert status.phase == (Phase.DOWNLOADING if want == "Downloading" else Phase.PENDING)
+
+
+def _written(phase: str, ready: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"phase": phase, "observedGeneration": 1, "modelId": "org/m", **extra,
+            "conditions": [{"type": "Ready", "status": ready, "reason": phase, "message": message,
+                            "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": 1}]}
+
+
+def test_a_status_that_changes_only_a_message_or_progress_may_wait_but_a_phase_or_claim_never_does() -> None:
+    before = _written("Pending", "False", "the download Job's pod is starting on node n1")
+    assert only_details_differ(_written("Pending", "False", "the download Job's pod is starting (ContainerCreating)"),
+                               before)
+    assert only_details_differ(_written("Pending", "False", before["conditions"][0]["message"],
+                                        download={"percent": 40}), before)
+    assert not only_details_differ(_written("Downloading", "False", "fetching"), before)
+    assert not only_details_differ(_written("Pending", "True", before["conditions"][0]["message"]), before)
+    moved = _written("Pending", "False", before["conditions"][0]["message"], modelId="org/other")
+    assert not only_details_differ(moved, before)
+    assert not only_details_differ({**before, "observedGeneration": 2}, before)

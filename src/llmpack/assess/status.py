@@ -359,3 +359,18 @@ def settle(status: S, previous: S | None, now: str, generation: int | None) -> S
         since = old.last_transition_time if old is not None and old.status == c.status else now
         conditions.append(c.model_copy(update={"last_transition_time": since, "observed_generation": generation}))
     return status.model_copy(update={"conditions": conditions})
+
+
+_DETAILS = ("download", "replicas")  # progress and counts
+
+
+def _gist(wire: dict[str, Any]) -> dict[str, Any]:
+    conditions = [{k: v for k, v in c.items() if k not in ("message", "reason")} for c in wire.get("conditions") or ()]
+    return {**{k: v for k, v in wire.items() if k not in _DETAILS}, "conditions": conditions}
+
+
+def only_details_differ(status: dict[str, Any], previous: dict[str, Any]) -> bool:
+    """Whether two statuses (as written) differ only in what a reader can learn a few seconds late: conditions'
+    messages and reasons, download progress, replica counts. A phase, a condition's status, a generation, a
+    claimed model id or an endpoint never waits."""
+    return _gist(status) == _gist(previous)

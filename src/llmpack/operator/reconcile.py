@@ -28,7 +28,15 @@ from llmpack.assess.hub import SizingState, sizing_state
 from llmpack.assess.progress import download_progress
 from llmpack.assess.report import Problem
 from llmpack.assess.sizing import HubFacts, downloaded_commit, hub_facts, hub_size
-from llmpack.assess.status import Observed, claim_fields, compute, job_state, ready_replicas, settle
+from llmpack.assess.status import (
+    Observed,
+    claim_fields,
+    compute,
+    job_state,
+    only_details_differ,
+    ready_replicas,
+    settle,
+)
 from llmpack.assess.storage import pending
 from llmpack.config import Config
 from llmpack.kinds import THIRD_PARTY
@@ -51,12 +59,18 @@ from llmpack.wellknown import HF_TOKEN_KEY
 log = logging.getLogger("llmpack.reconcile")
 Stamp = tuple[str | None, int | None]  # (uid, generation)
 SECRET_OK_FOR = 60.0
+# A status write that changes only details (assess/status.py `only_details_differ`: a sub-step's message,
+# download progress) waits until this long after the model's previous write; the pass then due writes
+# whatever is true by then. At 200 models starting at once this halves the status writes (a pod's
+# Scheduled, ContainerCreating, Running each used to be one).
+DETAILS_EVERY = 5.0
 
 
 class Reconciler:
     def __init__(self, client: AsyncClient, store: Store, config: Config,
-                 wake: Callable[[Key], None] = lambda key: None) -> None:
-        self.client, self.store, self.config, self.wake = client, store, config, wake
+                 wake: Callable[[Key], None] = lambda key: None,
+                 later: Callable[[Key, float], None] = lambda key, delay: None) -> None:
+        self.client, self.store, self.config, self.wake, self.later = client, store, config, wake, later
         self.image_volumes = True  # the cluster mounts image volumes (set from its version at start)
         self.keys = ApiKeys(client, store, wake)
         self.router = Router(client, store, self.keys)
@@ -72,6 +86,7 @@ class Reconciler:
         self._parsed: dict[Key, tuple[Stamp, LLMModel]] = {}
         self._rendered: dict[Key, tuple[tuple[Stamp, bool, bool, HubFacts], list[dict[str, Any]]]] = {}
         self._held = Held()
+        self._status_written: dict[Key, float] = {}  # when (monotonic) each model's status was last written
 
     def forget(self, key: Key) -> None:
         """The model is gone: drop what was remembered of it."""
@@ -79,6 +94,7 @@ class Reconciler:
         self._parsed.pop(key, None)
         self._rendered.pop(key, None)
         self._held.forget(key)
+        self._status_written.pop(key, None)
 
     def _model(self, key: Key, body: dict[str, Any]) -> LLMModel:
         """The spec as parsed for this generation (raises pydantic.ValidationError); its status is not read."""
@@ -257,9 +273,17 @@ class Reconciler:
             status = LLMModelStatus(phase=Phase.ERROR, observed_generation=meta.get("generation"),
                                     conditions=[_error_condition(problem)], **claim_fields(observed.claim))
         status = settle(status, previous, kube.now(), meta.get("generation"))
-        if previous is not None and status.wire() == previous.wire():
+        wire = status.wire()
+        if previous is not None and wire == (was := previous.wire()):
             return status.phase
-        await kube.apply_status(self.client, meta["namespace"], meta["name"], status.wire())
+        key = (meta["namespace"], meta["name"])
+        if previous is not None and only_details_differ(wire, was):
+            wait = self._status_written.get(key, -DETAILS_EVERY) + DETAILS_EVERY - time.monotonic()
+            if wait > 0:
+                self.later(key, wait)
+                return status.phase
+        await kube.apply_status(self.client, meta["namespace"], meta["name"], wire)
+        self._status_written[key] = time.monotonic()
         if previous is None or previous.phase != status.phase:
             ready = status.conditions[0]
             where = f"{meta['namespace']}/{meta['name']}"

@@ -92,7 +92,7 @@ class Operator:
         if self.metrics is not None:  # lightkube offers no hook of its own: its httpx2 client's
             self.metrics.count_requests(client._client._client)
             self.queue.waited = self.metrics.waits.observe
-        self.reconciler = Reconciler(client, self.store, self.config, wake=self.queue.add)
+        self.reconciler = Reconciler(client, self.store, self.config, wake=self.queue.add, later=self.queue.add_after)
         # Before any watch: the models are then read, and their status written, with this release's schema.
         await crds.keep_current(client, manage=self.config.manage_crds)
         if self.webhook is not None:
