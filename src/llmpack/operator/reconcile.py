@@ -86,6 +86,7 @@ class Reconciler:
         self._parsed: dict[Key, tuple[Stamp, LLMModel]] = {}
         self._rendered: dict[Key, tuple[tuple[Stamp, bool, bool, HubFacts], list[dict[str, Any]]]] = {}
         self._held = Held()
+        self._events: set[asyncio.Task[None]] = set()
         self._status_written: dict[Key, float] = {}  # when (monotonic) each model's status was last written
 
     def forget(self, key: Key) -> None:
@@ -290,12 +291,21 @@ class Reconciler:
             log.info("%s: %s -> %s (%s: %s)", where, previous.phase if previous else "new", status.phase,
                      ready.reason, ready.message, extra={"model": where})
             warning = status.phase in (Phase.ERROR, Phase.DEGRADED)
-            try:
-                await kube.record_event(self.client, body, "Warning" if warning else "Normal",
-                                        str(status.phase), ready.message)
-            except ApiError as exc:  # an Event is a courtesy; the status above is the truth
-                log.debug("%s/%s: event not recorded: %s", meta["namespace"], meta["name"], exc.status.message)
+            self._tell(body, "Warning" if warning else "Normal", str(status.phase), ready.message)
         return status.phase
+
+    def _tell(self, body: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        """Record an Event without holding the worker: it is a courtesy, the status just written is the truth."""
+        task = asyncio.create_task(self._record(body, type_, reason, message))
+        self._events.add(task)  # a task nothing references may be collected before it runs
+        task.add_done_callback(self._events.discard)
+
+    async def _record(self, body: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        try:
+            await kube.record_event(self.client, body, type_, reason, message)
+        except Exception as exc:  # refused, timed out, the API server away: the Event is lost, nothing else
+            meta = body["metadata"]
+            log.debug("%s/%s: event not recorded: %s", meta["namespace"], meta["name"], exc)
 
 
 def _error_condition(problem: Problem) -> Condition:
