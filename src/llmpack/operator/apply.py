@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from typing import Any
 
 from lightkube import AsyncClient
@@ -30,20 +30,22 @@ async def adopt(client: AsyncClient, obj: dict[str, Any]) -> tuple[dict[str, Any
 
 
 class Held:
-    """Per model, the (observed, desired) pairs last found to hold, by identity: the Store replaces a child only
-    when what it keeps changed, and a model renders once per generation, so most passes (woken by another
-    object) compare nothing again (the comparison was an eighth of the operator's CPU at 200 models). The pairs
-    are referenced here, so an id cannot be reused while it is remembered."""
+    """Per model, the objects last found to hold what was rendered, by identity, with what the rendering was a
+    function of (`stamp`: the generation and the facts render() was given). The Store replaces a child only
+    when what it keeps changed, so most passes (woken by another object) compare nothing again: the
+    comparison was an eighth of the operator's CPU at 200 models. The objects are referenced here, so an id
+    cannot be reused while it is remembered."""
 
     def __init__(self) -> None:
-        self._pairs: dict[Key, dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any]]]] = {}
+        self._pairs: dict[Key, dict[tuple[str, str], tuple[dict[str, Any], Hashable]]] = {}
 
-    def known(self, key: Key, ref: tuple[str, str], observed: dict[str, Any] | None, desired: dict[str, Any]) -> bool:
+    def known(self, key: Key, ref: tuple[str, str], observed: dict[str, Any] | None, stamp: Hashable) -> bool:
         pair = self._pairs.get(key, {}).get(ref)
-        return pair is not None and pair[0] is observed and pair[1] is desired
+        return stamp is not None and pair is not None and pair[0] is observed and pair[1] == stamp
 
-    def remember(self, key: Key, ref: tuple[str, str], observed: dict[str, Any], desired: dict[str, Any]) -> None:
-        self._pairs.setdefault(key, {})[ref] = (observed, desired)
+    def remember(self, key: Key, ref: tuple[str, str], observed: dict[str, Any], stamp: Hashable) -> None:
+        if stamp is not None:
+            self._pairs.setdefault(key, {})[ref] = (observed, stamp)
 
     def forget(self, key: Key) -> None:
         self._pairs.pop(key, None)
@@ -55,7 +57,8 @@ WORKLOADS = frozenset({"Job", "Deployment"})
 
 
 async def apply_what_differs(client: AsyncClient, store: Store, key: Key, objects: Iterable[dict[str, Any]],
-                             held: Held | None = None, *, waves: bool = False) -> Problem | None:
+                             held: Held | None = None, *, stamp: Hashable = None,
+                             waves: bool = False) -> Problem | None:
     """The first refusal (a guard's, or the server's: retrying will not help) as a Problem; the objects after
     it are still applied. Any other API error is raised, for the reconcile to be retried.
 
@@ -68,7 +71,7 @@ async def apply_what_differs(client: AsyncClient, store: Store, key: Key, object
         if waves else [[o] for o in objects]
     problem: Problem | None = None
     for batch in batches:
-        results = await asyncio.gather(*(_apply(client, store, key, held, o) for o in batch),
+        results = await asyncio.gather(*(_apply(client, store, key, held, stamp, o) for o in batch),
                                        return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
@@ -77,10 +80,11 @@ async def apply_what_differs(client: AsyncClient, store: Store, key: Key, object
     return problem
 
 
-async def _apply(client: AsyncClient, store: Store, key: Key, held: Held, desired: dict[str, Any]) -> Problem | None:
+async def _apply(client: AsyncClient, store: Store, key: Key, held: Held, stamp: Hashable,
+                 desired: dict[str, Any]) -> Problem | None:
     kind, name = desired["kind"], desired["metadata"]["name"]
     observed = store.child(key, kind, name)
-    if held.known(key, (kind, name), observed, desired):
+    if held.known(key, (kind, name), observed, stamp):
         return None
     taken = False
     if observed is None and key in store.adopting:
@@ -92,7 +96,7 @@ async def _apply(client: AsyncClient, store: Store, key: Key, held: Held, desire
         return refused
     if (not taken and observed is not None and holds(observed, obj)
             and not written_in_another_version(observed, obj)):
-        held.remember(key, (kind, name), observed, desired)  # all above is a function of these two
+        held.remember(key, (kind, name), observed, stamp)  # all above is a function of these two
         return None
     try:
         # Remember what the server answered: until its watch delivers the object (a kind whose CRD was
