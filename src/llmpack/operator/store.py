@@ -4,7 +4,10 @@ model's claim on its model id (assess/claims.py), indexed by id.
 Reconciles read from here instead of the API server, so a reconcile that finds nothing to change
 makes no request at all. Each object is kept cut to what a reconcile reads (`keep`): of
 metadata.managedFields only, for a kind we write in several versions, the versions we wrote it in; of a Pod
-only what the phase ladder looks at.
+only what the phase ladder looks at. Children are then kept as compact JSON (sorted keys) and decoded when
+read: as dicts they were the operator's largest holding, ~95 KB a model, as JSON about a seventh of that
+(bench/operator_scale.py). The last RECENT children read stay decoded, so a pass, which reads most of its
+model's children two or three times, decodes each once. What a read returns is shared: never change it.
 
 `sync` is the contract with whatever fills the Store (runner.py): it is called once every LLMModel has been
 listed. Until then models are only kept, nobody can tell who owns a model id, and the routing plan decides
@@ -14,10 +17,12 @@ nothing about routes (render/plan.py); `sync` then decides every claim at once, 
 from __future__ import annotations
 
 import datetime
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from llmpack.api import KIND
 from llmpack.api.passthrough import PASSTHROUGH_KIND
@@ -38,6 +43,10 @@ from llmpack.wellknown import MODEL_LABEL
 Key = tuple[str, str]  # (namespace, LLMModel name)
 ChildKey = tuple[str, str]  # (kind, name)
 Body = dict[str, Any]
+# Sorted keys: a list's items (kind and apiVersion added last) and a watch event's compare equal as bytes.
+_encode = msgspec.json.Encoder(order="sorted").encode
+_decode = msgspec.json.decode
+RECENT = 256  # children kept decoded: those of the models the workers are reconciling, ~2 MB
 
 
 def slim(body: Body, unread: tuple[str, ...] = ("managedFields",)) -> Body:
@@ -134,7 +143,7 @@ def _now() -> str:
 @dataclass
 class Store:
     models: dict[Key, Body] = field(default_factory=dict)
-    children: dict[Key, dict[ChildKey, Body]] = field(default_factory=lambda: defaultdict(dict))
+    children: dict[Key, dict[ChildKey, bytes]] = field(default_factory=lambda: defaultdict(dict))  # JSON, as kept
     crds: set[str] = field(default_factory=set)  # established CRDs by name, e.g. inferencepools.inference...
     served: dict[str, tuple[str, ...]] = field(default_factory=dict)  # established CRD -> the versions it serves
     # Models whose `<m>-api-keys` Secret exists, with its data keys (read by get: Secrets are not watched).
@@ -149,6 +158,8 @@ class Store:
     # Models the Serving Pack's operator ran (its finalizer is still on them): their children may be its, unseen
     # by our watches, and are looked up before they are applied (operator/apply.py, assess/adopt.py).
     adopting: set[Key] = field(default_factory=set)
+    # (model, child) -> (the JSON kept, decoded): valid while the Store still keeps that very JSON.
+    _recent: OrderedDict[tuple[Key, ChildKey], tuple[bytes, Body]] = field(default_factory=OrderedDict)
 
     def owners(self) -> list[Key]:
         """Every LLMModel and PassthroughModel, once each."""
@@ -256,10 +267,11 @@ class Store:
     def _put_child(self, kind: str, body: Body) -> tuple[Key | None, bool]:
         if (owner := owner_of(body)) is None:
             return None, False
-        children, ref, kept = self.children[owner], (kind, body["metadata"]["name"]), keep(kind)(body)
-        changed = children.get(ref) != kept
+        children, ref, kept = self.children[owner], (kind, body["metadata"]["name"]), _encode(keep(kind)(body))
+        if children.get(ref) == kept:
+            return owner, False  # the JSON kept stays, and so does its decoded copy
         children[ref] = kept
-        return owner, changed
+        return owner, True
 
     def drop_child(self, kind: str, body: Body) -> Key | None:
         if (owner := owner_of(body)) is not None:
@@ -280,8 +292,20 @@ class Store:
 
     def child(self, key: Key, kind: str, name: str) -> Body | None:
         children = self.children.get(key)
-        return children.get((kind, name)) if children else None
+        kept = children.get((kind, name)) if children else None
+        return self._decoded(key, (kind, name), kept) if kept is not None else None
 
     def of_kind(self, key: Key, kind: str) -> list[Body]:
         children = self.children.get(key)
-        return [body for (k, _), body in children.items() if k == kind] if children else []
+        return [self._decoded(key, ref, kept) for ref, kept in children.items() if ref[0] == kind] if children else []
+
+    def _decoded(self, key: Key, ref: ChildKey, kept: bytes) -> Body:
+        recent = self._recent.get((key, ref))
+        if recent is not None and recent[0] is kept:
+            self._recent.move_to_end((key, ref))
+            return recent[1]
+        body: Body = _decode(kept)
+        self._recent[key, ref] = (kept, body)
+        if len(self._recent) > RECENT:
+            self._recent.popitem(last=False)
+        return body
