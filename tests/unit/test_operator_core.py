@@ -343,3 +343,21 @@ def test_a_stream_whose_kind_went_tells_the_store_each_child_is_gone() -> None:
     stream.forget()  # the CRD was deleted
     assert store.child(("ns", "qwen"), "InferencePool", "qwen") is None
     assert not store.children  # nothing left of the model's children
+
+
+def test_a_model_is_read_back_as_its_last_event_said_and_not_at_all_once_deleted() -> None:
+    def model(generation: int) -> dict[str, Any]:
+        return {"kind": "LLMModel", "metadata": {"name": "qwen", "namespace": "ns", "generation": generation,
+                                                 "managedFields": [{"manager": "kubectl"}]}, "spec": {"replicas": 1}}
+
+    store = Store()
+    store.put_model(model(1))
+    assert store.models[("ns", "qwen")]["metadata"] == {"name": "qwen", "namespace": "ns", "generation": 1}
+    store.put_model(model(2))
+    assert store.models.get(("ns", "qwen"), {})["metadata"]["generation"] == 2
+    assert list(store.models) == [("ns", "qwen")]
+    assert store.owns(("ns", "qwen"))
+    store.drop_model(model(2))
+    assert store.models.get(("ns", "qwen")) is None
+    assert not store.owns(("ns", "qwen"))
+    assert len(store.models) == 0
