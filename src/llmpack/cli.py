@@ -69,7 +69,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     import os
     import tempfile
 
-    from llmpack.admission.webhook import Endpoint
     from llmpack.config import load_config
     from llmpack.operator import logs
     from llmpack.operator.runner import WebhookOptions, run
@@ -91,6 +90,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from None
     webhook = None
     if args.webhook_port:
+        # Only then: the webhook's certificates import `cryptography` (~10 MB of the operator's memory).
+        from llmpack.admission.webhook import Endpoint
+
         service = None
         if args.webhook_service:
             where, _, port = args.webhook_service.partition(":")

@@ -324,3 +324,69 @@ def test_an_event_that_changes_only_what_is_not_kept_wakes_no_reconcile() -> Non
     assert store.take("Job", job("3", done)) == ("ns", "qwen")  # what job_state reads changed
     assert not store.wrote(("ns", "qwen"))  # a watch event is not our write
     assert store.take("Job", job("4", done)) is None
+
+
+def test_a_listed_child_with_its_fields_in_another_order_is_the_same_and_wakes_no_reconcile() -> None:
+    watched = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "qwen", "namespace": "ns",
+                                                                    "labels": {MODEL_LABEL: "qwen", "a": "1"}},
+               "spec": {"ports": [{"port": 8000, "name": "http"}]}}
+    listed = {"metadata": {"labels": {"a": "1", MODEL_LABEL: "qwen"}, "namespace": "ns", "name": "qwen"},
+              "spec": {"ports": [{"name": "http", "port": 8000}]}, "apiVersion": "v1", "kind": "Service"}
+    store = Store()
+    assert store.take("Service", watched) == ("ns", "qwen")
+    assert store.take("Service", listed) is None  # the relist after a 410 changes nothing
+    assert store.take("Service", {**listed, "spec": {"ports": [{"name": "http", "port": 8001}]}}) == ("ns", "qwen")
+
+
+def test_a_child_read_before_it_changed_is_read_again_as_it_now_is() -> None:
+    def config_map(value: str) -> dict[str, Any]:
+        return {"kind": "ConfigMap", "metadata": {"name": "qwen", "namespace": "ns", "labels": {MODEL_LABEL: "qwen"}},
+                "data": {"a": value}}
+
+    store = Store()
+    store.put_child("ConfigMap", config_map("1"))
+    assert (store.child(("ns", "qwen"), "ConfigMap", "qwen") or {})["data"] == {"a": "1"}
+    assert store.take("ConfigMap", config_map("2")) == ("ns", "qwen")
+    assert (store.child(("ns", "qwen"), "ConfigMap", "qwen") or {})["data"] == {"a": "2"}
+    assert [c["data"] for c in store.of_kind(("ns", "qwen"), "ConfigMap")] == [{"a": "2"}]
+    store.drop_child("ConfigMap", config_map("2"))
+    assert store.child(("ns", "qwen"), "ConfigMap", "qwen") is None
+
+
+def test_a_stream_whose_kind_went_tells_the_store_each_child_is_gone() -> None:
+    from typing import cast
+
+    import httpx2
+
+    from llmpack.kinds import INFERENCE_POOL
+    from llmpack.operator.watch import Source, Stream
+
+    store = Store()
+    body = {"kind": "InferencePool", "metadata": {"name": "qwen", "namespace": "ns", "resourceVersion": "7",
+                                                  "labels": {MODEL_LABEL: "qwen", "other": "x"}}, "spec": {"a": 1}}
+    stream = Stream(cast(httpx2.AsyncClient, None), Source(INFERENCE_POOL, "ns"),
+                    lambda type_, obj: store.drop_child("InferencePool", obj) if type_ == "DELETED"
+                    else store.take("InferencePool", obj))
+    stream._event({"type": "ADDED", "object": body})
+    assert store.child(("ns", "qwen"), "InferencePool", "qwen") is not None
+    stream.forget()  # the CRD was deleted
+    assert store.child(("ns", "qwen"), "InferencePool", "qwen") is None
+    assert not store.children  # nothing left of the model's children
+
+
+def test_a_model_is_read_back_as_its_last_event_said_and_not_at_all_once_deleted() -> None:
+    def model(generation: int) -> dict[str, Any]:
+        return {"kind": "LLMModel", "metadata": {"name": "qwen", "namespace": "ns", "generation": generation,
+                                                 "managedFields": [{"manager": "kubectl"}]}, "spec": {"replicas": 1}}
+
+    store = Store()
+    store.put_model(model(1))
+    assert store.models[("ns", "qwen")]["metadata"] == {"name": "qwen", "namespace": "ns", "generation": 1}
+    store.put_model(model(2))
+    assert store.models.get(("ns", "qwen"), {})["metadata"]["generation"] == 2
+    assert list(store.models) == [("ns", "qwen")]
+    assert store.owns(("ns", "qwen"))
+    store.drop_model(model(2))
+    assert store.models.get(("ns", "qwen")) is None
+    assert not store.owns(("ns", "qwen"))
+    assert len(store.models) == 0

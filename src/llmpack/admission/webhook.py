@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmpack import certs
 from llmpack.api import GROUP, PLURAL, VERSION
 from llmpack.api.passthrough import PASSTHROUGH_PLURAL
 from llmpack.wellknown import MANAGED_BY, MANAGED_BY_LABEL
@@ -79,6 +78,8 @@ def serving_cert(directory: Path, hosts: tuple[str, ...]) -> ServingCert:
     given = ServingCert(directory / "ca.crt", directory / "tls.crt", directory / "tls.key")
     if all(p.exists() for p in (given.ca, given.cert, given.key)):
         return given
+    from llmpack import certs  # cryptography (~10 MB of the operator's memory) only to make them
+
     directory.mkdir(parents=True, exist_ok=True)
     ca = certs.make_ca(directory, "llmpack-webhook-ca")
     leaf = certs.issue(ca, directory, "llmpack-webhook", common_name=hosts[0], hosts=hosts, server=True)

@@ -30,22 +30,22 @@ async def adopt(client: AsyncClient, obj: dict[str, Any]) -> tuple[dict[str, Any
 
 
 class Held:
-    """Per model, the objects last found to hold what was rendered, by identity, with what the rendering was a
-    function of (`stamp`: the generation and the facts render() was given). The Store replaces a child only
-    when what it keeps changed, so most passes (woken by another object) compare nothing again: the
-    comparison was an eighth of the operator's CPU at 200 models. The objects are referenced here, so an id
-    cannot be reused while it is remembered."""
+    """Per model, the children last found to hold what was rendered, by the identity of what the Store keeps
+    of them (Store.kept), with what the rendering was a function of (`stamp`: the generation and the facts
+    render() was given). The Store replaces a child only when what it keeps changed, so most passes (woken by
+    another object) compare, and decode, nothing again: the comparison was an eighth of the operator's CPU at
+    200 models. What is kept is referenced here, so an id cannot be reused while it is remembered."""
 
     def __init__(self) -> None:
-        self._pairs: dict[Key, dict[tuple[str, str], tuple[dict[str, Any], Hashable]]] = {}
+        self._pairs: dict[Key, dict[tuple[str, str], tuple[bytes, Hashable]]] = {}
 
-    def known(self, key: Key, ref: tuple[str, str], observed: dict[str, Any] | None, stamp: Hashable) -> bool:
+    def known(self, key: Key, ref: tuple[str, str], kept: bytes | None, stamp: Hashable) -> bool:
         pair = self._pairs.get(key, {}).get(ref)
-        return stamp is not None and pair is not None and pair[0] is observed and pair[1] == stamp
+        return stamp is not None and pair is not None and pair[0] is kept and pair[1] == stamp
 
-    def remember(self, key: Key, ref: tuple[str, str], observed: dict[str, Any], stamp: Hashable) -> None:
+    def remember(self, key: Key, ref: tuple[str, str], kept: bytes, stamp: Hashable) -> None:
         if stamp is not None:
-            self._pairs.setdefault(key, {})[ref] = (observed, stamp)
+            self._pairs.setdefault(key, {})[ref] = (kept, stamp)
 
     def forget(self, key: Key) -> None:
         self._pairs.pop(key, None)
@@ -83,9 +83,10 @@ async def apply_what_differs(client: AsyncClient, store: Store, key: Key, object
 async def _apply(client: AsyncClient, store: Store, key: Key, held: Held, stamp: Hashable,
                  desired: dict[str, Any]) -> Problem | None:
     kind, name = desired["kind"], desired["metadata"]["name"]
-    observed = store.child(key, kind, name)
-    if held.known(key, (kind, name), observed, stamp):
+    kept = store.kept(key, kind, name)
+    if held.known(key, (kind, name), kept, stamp):
         return None
+    observed = store.child(key, kind, name)
     taken = False
     if observed is None and key in store.adopting:
         observed, taken = await adopt(client, desired)
@@ -96,7 +97,8 @@ async def _apply(client: AsyncClient, store: Store, key: Key, held: Held, stamp:
         return refused
     if (not taken and observed is not None and holds(observed, obj)
             and not written_in_another_version(observed, obj)):
-        held.remember(key, (kind, name), observed, stamp)  # all above is a function of these two
+        if kept is not None:  # not read from the server (adoption): the Store has it
+            held.remember(key, (kind, name), kept, stamp)  # all above is a function of these two
         return None
     try:
         # Remember what the server answered: until its watch delivers the object (a kind whose CRD was

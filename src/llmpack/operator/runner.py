@@ -38,7 +38,6 @@ from llmpack.assess.claims import ClaimIndex
 from llmpack.config import FIELD_MANAGER, Config
 from llmpack.kinds import CHILDREN, THIRD_PARTY, Kind, newest_served
 from llmpack.operator import crds, health, kube, listeners
-from llmpack.operator.metrics import Metrics
 from llmpack.operator.queue import WorkQueue
 from llmpack.operator.reconcile import Reconciler
 from llmpack.operator.store import Key, Store
@@ -49,6 +48,7 @@ from llmpack.wellknown import MANAGED_BY, MANAGED_BY_LABEL
 if TYPE_CHECKING:
     from llmpack.admission import webhook as hook
     from llmpack.operator import admission_server
+    from llmpack.operator.metrics import Metrics
 
 log = logging.getLogger("llmpack.operator")
 MANAGED = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
@@ -302,6 +302,8 @@ class Operator:
 
 
 def metered(operator: Operator) -> Metrics:
+    from llmpack.operator.metrics import Metrics  # prometheus_client (~2 MB) only with --metrics
+
     operator.metrics = Metrics(operator.store, lambda: len(operator.queue),
                                lambda: len(operator.watches.failing()) if operator.watches else 0)
     return operator.metrics

@@ -4,7 +4,11 @@ model's claim on its model id (assess/claims.py), indexed by id.
 Reconciles read from here instead of the API server, so a reconcile that finds nothing to change
 makes no request at all. Each object is kept cut to what a reconcile reads (`keep`): of
 metadata.managedFields only, for a kind we write in several versions, the versions we wrote it in; of a Pod
-only what the phase ladder looks at.
+only what the phase ladder looks at. Models and children are then kept as compact JSON (sorted keys) and
+decoded when read: as dicts they were the operator's largest holding, ~105 KB a model, as JSON about a
+seventh of that (bench/operator_scale.py). The last objects read stay decoded (`Recent`), so a pass, which
+reads most of its model's children two or three times, decodes each once. What a read returns is shared:
+never change it.
 
 `sync` is the contract with whatever fills the Store (runner.py): it is called once every LLMModel has been
 listed. Until then models are only kept, nobody can tell who owns a model id, and the routing plan decides
@@ -14,10 +18,12 @@ nothing about routes (render/plan.py); `sync` then decides every claim at once, 
 from __future__ import annotations
 
 import datetime
-from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Hashable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from llmpack.api import KIND
 from llmpack.api.passthrough import PASSTHROUGH_KIND
@@ -38,6 +44,57 @@ from llmpack.wellknown import MODEL_LABEL
 Key = tuple[str, str]  # (namespace, LLMModel name)
 ChildKey = tuple[str, str]  # (kind, name)
 Body = dict[str, Any]
+# Sorted keys: a list's items (kind and apiVersion added last) and a watch event's compare equal as bytes.
+_encode = msgspec.json.Encoder(order="sorted").encode
+_decode = msgspec.json.decode
+RECENT = 256  # children kept decoded: those of the models the workers are reconciling, ~2 MB
+
+
+class Recent:
+    """The last `size` objects read, decoded, by where they are kept; valid while that very JSON is kept."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._bodies: OrderedDict[Hashable, tuple[bytes, Body]] = OrderedDict()
+
+    def read(self, where: Hashable, kept: bytes) -> Body:
+        recent = self._bodies.get(where)
+        if recent is not None and recent[0] is kept:
+            self._bodies.move_to_end(where)
+            return recent[1]
+        body: Body = _decode(kept)
+        self._bodies[where] = (kept, body)
+        if len(self._bodies) > self.size:
+            self._bodies.popitem(last=False)
+        return body
+
+
+class Kept(MutableMapping[Key, Body]):
+    """Objects by key, kept as JSON (`Recent` keeps the last few read decoded)."""
+
+    def __init__(self, recent: int = 32) -> None:
+        self._json: dict[Key, bytes] = {}
+        self._recent = Recent(recent)
+
+    def __getitem__(self, key: Key) -> Body:
+        return self._recent.read(key, self._json[key])
+
+    def __setitem__(self, key: Key, body: Body) -> None:
+        kept = _encode(body)
+        if self._json.get(key) != kept:  # else the JSON kept stays, and so does its decoded copy
+            self._json[key] = kept
+
+    def __delitem__(self, key: Key) -> None:
+        del self._json[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._json
+
+    def __iter__(self) -> Iterator[Key]:
+        return iter(self._json)
+
+    def __len__(self) -> int:
+        return len(self._json)
 
 
 def slim(body: Body, unread: tuple[str, ...] = ("managedFields",)) -> Body:
@@ -133,8 +190,8 @@ def _now() -> str:
 
 @dataclass
 class Store:
-    models: dict[Key, Body] = field(default_factory=dict)
-    children: dict[Key, dict[ChildKey, Body]] = field(default_factory=lambda: defaultdict(dict))
+    models: Kept = field(default_factory=Kept)
+    children: dict[Key, dict[ChildKey, bytes]] = field(default_factory=lambda: defaultdict(dict))  # JSON, as kept
     crds: set[str] = field(default_factory=set)  # established CRDs by name, e.g. inferencepools.inference...
     served: dict[str, tuple[str, ...]] = field(default_factory=dict)  # established CRD -> the versions it serves
     # Models whose `<m>-api-keys` Secret exists, with its data keys (read by get: Secrets are not watched).
@@ -149,6 +206,7 @@ class Store:
     # Models the Serving Pack's operator ran (its finalizer is still on them): their children may be its, unseen
     # by our watches, and are looked up before they are applied (operator/apply.py, assess/adopt.py).
     adopting: set[Key] = field(default_factory=set)
+    _recent: Recent = field(default_factory=lambda: Recent(RECENT))  # children read, decoded
 
     def owners(self) -> list[Key]:
         """Every LLMModel and PassthroughModel, once each."""
@@ -256,11 +314,11 @@ class Store:
     def _put_child(self, kind: str, body: Body) -> tuple[Key | None, bool]:
         if (owner := owner_of(body)) is None:
             return None, False
-        children, ref, kept = self.children[owner], (kind, body["metadata"]["name"]), keep(kind)(body)
-        changed = children.get(ref) != kept
-        if changed:  # else the one kept stays: apply.Held knows it by identity
-            children[ref] = kept
-        return owner, changed
+        children, ref, kept = self.children[owner], (kind, body["metadata"]["name"]), _encode(keep(kind)(body))
+        if children.get(ref) == kept:
+            return owner, False  # the JSON kept stays (apply.Held knows it by identity), and its decoded copy
+        children[ref] = kept
+        return owner, True
 
     def drop_child(self, kind: str, body: Body) -> Key | None:
         if (owner := owner_of(body)) is not None:
@@ -279,10 +337,17 @@ class Store:
             if not children:
                 del self.children[owner]
 
-    def child(self, key: Key, kind: str, name: str) -> Body | None:
+    def kept(self, key: Key, kind: str, name: str) -> bytes | None:
+        """The child as kept (JSON): the same object until what is kept of it changes (apply.Held)."""
         children = self.children.get(key)
         return children.get((kind, name)) if children else None
 
+    def child(self, key: Key, kind: str, name: str) -> Body | None:
+        children = self.children.get(key)
+        kept = children.get((kind, name)) if children else None
+        return self._recent.read((key, kind, name), kept) if kept is not None else None
+
     def of_kind(self, key: Key, kind: str) -> list[Body]:
         children = self.children.get(key)
-        return [body for (k, _), body in children.items() if k == kind] if children else []
+        return [self._recent.read((key, *ref), kept) for ref, kept in children.items() if ref[0] == kind] \
+            if children else []

@@ -9,7 +9,8 @@ at first: WARNING only when it persists. A stream never ends the process; its ow
 deleted, shutdown).
 
 Each line is parsed once (msgspec, straight from bytes) and handed on; a stream itself remembers of each
-object only its name and labels, to tell of deletions a relist reveals. Requests go through lightkube's own
+object only its namespace, name and model label, to tell of deletions a relist reveals (as a stub object
+that holds just those). Requests go through lightkube's own
 connection settings (kubeconfig, service account, client certificates, token refresh).
 """
 
@@ -31,6 +32,7 @@ from lightkube.config.client_adapter import ConnectionParams
 from lightkube.config.kubeconfig import SingleConfig
 
 from llmpack.kinds import Kind
+from llmpack.wellknown import MODEL_LABEL
 
 log = logging.getLogger("llmpack.watch")
 Body = dict[str, Any]
@@ -84,7 +86,7 @@ class Stream:
     source: Source
     sink: Sink
     synced: asyncio.Event = field(default_factory=asyncio.Event)
-    known: dict[tuple[str, str], Body] = field(default_factory=dict)  # (ns, name) -> a stub: name, labels
+    known: dict[tuple[str, str], str | None] = field(default_factory=dict)  # (ns, name) -> its model label
     version: str | None = None
     failures: int = 0
     since: float = 0.0  # monotonic time of the first failure in a row
@@ -106,8 +108,8 @@ class Stream:
 
     def forget(self) -> None:
         """Tell the sink every known object is gone (the kind's CRD was deleted)."""
-        for body in self.known.values():
-            self.sink("DELETED", body)
+        for ref, model in self.known.items():
+            self.sink("DELETED", _stub(ref, model))
         self.known.clear()
 
     def _params(self, **extra: str) -> dict[str, str]:
@@ -133,10 +135,10 @@ class Stream:
                 break
             params["continue"] = meta["continue"]
         self.version = meta.get("resourceVersion")
-        listed = {_ref(body): _stub(body) for body in items}
-        for ref, gone in self.known.items():
+        listed = {_ref(body): _model(body) for body in items}
+        for ref, model in self.known.items():
             if ref not in listed:
-                self.sink("DELETED", gone)
+                self.sink("DELETED", _stub(ref, model))
         self.known = listed
         for body in items:
             # A list's items of built-in kinds carry no kind or apiVersion (watch events do): without them
@@ -179,7 +181,7 @@ class Stream:
         if type_ == "DELETED":
             self.known.pop(_ref(body), None)
         else:
-            self.known[_ref(body)] = _stub(body)
+            self.known[_ref(body)] = _model(body)
         self.sink(str(type_), body)
 
     def _recovered(self) -> None:
@@ -204,10 +206,18 @@ def _ref(body: Body) -> tuple[str, str]:
     return meta.get("namespace", ""), meta.get("name", "")
 
 
-def _stub(body: Body) -> Body:
-    """Enough of an object to tell the sink it is gone."""
-    meta = body.get("metadata") or {}
-    return {"metadata": {k: meta[k] for k in ("name", "namespace", "labels") if k in meta}}
+def _model(body: Body) -> str | None:
+    return ((body.get("metadata") or {}).get("labels") or {}).get(MODEL_LABEL)
+
+
+def _stub(ref: tuple[str, str], model: str | None) -> Body:
+    """Enough of an object to tell the sink it is gone: what its key and owner are read from (store.py)."""
+    meta: Body = {"name": ref[1]}
+    if ref[0]:
+        meta["namespace"] = ref[0]
+    if model is not None:
+        meta["labels"] = {MODEL_LABEL: model}
+    return {"metadata": meta}
 
 
 def _raise_for(response: httpx2.Response) -> None:
