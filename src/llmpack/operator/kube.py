@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import functools
 import logging
+import weakref
 from typing import Any
 
 import httpx2
@@ -75,13 +77,30 @@ _encode, _decode = msgspec.json.encode, msgspec.json.decode
 _APPLY_PARAMS = {"fieldManager": FIELD_MANAGER, "force": "true"}
 
 
+# httpx keeps 20 connections alive (lightkube sets no limits): more writes at once (8 workers, each applying
+# a model's objects together) would each open, and TLS-handshake, a connection to close right after.
+KEPT_ALIVE = 20
+
+
+_limits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+def _in_flight() -> asyncio.Semaphore:
+    """One limit per event loop (a semaphore belongs to the loop it first waits in)."""
+    loop = asyncio.get_running_loop()
+    if (limit := _limits.get(loop)) is None:
+        limit = _limits[loop] = asyncio.Semaphore(KEPT_ALIVE)
+    return limit
+
+
 async def _send(client: AsyncClient, method: str, path: str, body: Any, headers: dict[str, str],
                 params: dict[str, str] | None = None) -> dict[str, Any]:
     """One request on lightkube's own connection (its auth, TLS and timeouts) with our bytes both ways: the
     writes of every pass (applies, status, Events) skip building a lightkube request and decoding its
     answer, a tenth of the operator's CPU at 200 models. Errors are lightkube's ApiError, as elsewhere."""
     http: httpx2.AsyncClient = client._client._client
-    response = await http.request(method, path, params=params, content=_encode(body), headers=headers)
+    async with _in_flight():
+        response = await http.request(method, path, params=params, content=_encode(body), headers=headers)
     if response.status_code >= 400:
         raise ApiError(request=response.request, response=response)
     answer: dict[str, Any] = _decode(response.content)
