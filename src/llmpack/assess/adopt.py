@@ -128,9 +128,10 @@ def kept_notes(desired: Iterable[Body], observed: Callable[[str, str], Body | No
     selector is the one the pack gave it."""
     notes = []
     for obj in desired:
-        have = observed(obj["kind"], obj["metadata"]["name"])
-        kept, problem = kept_immutable(obj, have)
-        if obj["kind"] == "Deployment" and problem is None and kept is not obj:
+        if obj["kind"] != "Deployment":  # no other object is read, nor copied (a PVC's class would be), per pass
+            continue
+        kept, problem = kept_immutable(obj, observed(obj["kind"], obj["metadata"]["name"]))
+        if problem is None and kept is not obj:
             selector = kept["spec"]["selector"].get("matchLabels") or {}
             labels = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
             notes.append(f"Deployment {obj['metadata']['name']} keeps the selector it was created with ({labels}): "
