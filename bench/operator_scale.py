@@ -14,7 +14,27 @@ again with PYTHONPATH=/tmp/before/src (the bench itself comes from this tree).
 Targets (issue 20): at 200 models CPU to all Ready <= 15 s, peak RSS <= 90 MB, converged <= 20 s, no request
 in a settled 60 s window, no write after a restart; at 1000 models converged <= 90 s, peak RSS <= 200 MB.
 
-Measured 2026-11-30 (branch operator-scale), `--models 200 --idle 60 --timeout 400`, alternating in one
+Measured 2026-11-30, fifth session (branches lean-cpu and lean-memory), `--models 200 --idle 60 --timeout 400`,
+alternating in one sitting on a quiet box (load 1-3 at each end), before = 16771ea with
+PYTHONPATH=/tmp/before/src, after = 6a4472e:
+| median of 3 (runs)    | before                      | after                       | after/before |
+| CPU create->all Ready | 27.0 s (26.7 / 28.8 / 27.0) | 23.9 s (22.5 / 23.9 / 25.4) | 0.89 |
+| peak RSS              | 98 MB (98 / 98 / 98)        | 67 MB (67 / 67 / 67)        | 0.68 |
+| converged (poll)      | 21.4 s (21.4 / 23.2 / 20.7) | 21.7 s (19.7 / 21.7 / 24.6) | 1.01 |
+| operator's own part   | 18.4 s (17.4 / 20.7 / 18.4) | 19.1 s (17.5 / 19.1 / 20.1) | 1.04 |
+| all Ready             | 132.0 s                     | 132.4 s                     | 1.00 |
+| requests to Ready     | 6482                        | 5489                        | 0.85 |
+| settled 60 s          | 0                           | 0                           |      |
+The operator's CPU follows how many intermediate states it sees: the same before-tree made 17.4 s on a box
+at load 9 (fewer, longer states) against 27-29 s here, so compare only side by side. Converged is the control
+plane's on 2 cores: to converged the API server used 18-23 CPU-seconds in ~20 s, etcd, controller-manager and
+kwok 9 more, so the operator's first passes (now two round trips each instead of ten) wait on it.
+1000 models, after, once, alone on the box (`--models 1000 --idle 30 --timeout 1100`): converged 116.5 s (the
+operator's own part 104.0 s; API server 106 CPU-s to then, the operator 30), all Ready 689 s, 28391 requests
+(2640 lists: Events of PVCs and download pods waiting past their grace period), operator CPU 115.9 s, peak RSS
+105 MB (236 before), settled 30 s: 3 watches renewed. Targets: RSS <= 200 MB met, converged <= 90 s not.
+
+Earlier, 2026-11-30 (branch operator-scale), `--models 200 --idle 60 --timeout 400`, alternating in one
 sitting, before = 44ab168 (main, with #23's sizing Job) with PYTHONPATH=/tmp/before/src, after = events that
 change nothing kept wake no reconcile, sizing pods unwatched. Load average 7-14 on 2 cores (five other
 sessions' tests and Go builds), so these measure the load as much as the operator:
