@@ -204,4 +204,7 @@ def format_bytes(size: int) -> str:
         return str(size)
     power = min((abs(size).bit_length() - 1) // 10, len(_BINARY_UNITS))
     tenths = round(Fraction(abs(size) * 10, 1024**power))
+    if tenths // 10 > UNIT_LIMITS[_BINARY_UNITS[power - 1]] and power < len(_BINARY_UNITS):
+        power += 1  # 1000.0Pi is outside the bounded grammar (3 digits before Pi): 1.0Ei reads back
+        tenths = round(Fraction(abs(size) * 10, 1024**power))
     return f"{'-' if size < 0 else ''}{tenths // 10}.{tenths % 10}{_BINARY_UNITS[power - 1]}"

@@ -213,3 +213,15 @@ def test_format_bytes_is_readable_for_any_size() -> None:
     assert format_bytes(3 * 2**60) == "3.0Ei"
     assert format_bytes(10**400).endswith("Ei")  # no float overflow
     assert is_quantity(format_bytes(7 * 2**60))
+
+
+@pytest.mark.parametrize("size", [1000 * 2**50, 1024 * 2**50 - 1, 999 * 2**50 + 2**49, 7 * 2**60])
+def test_a_size_near_a_units_digit_limit_is_written_in_the_next_unit_and_reads_back(size: int) -> None:
+    written = format_bytes(size)  # 1000.0Pi would have four digits before Pi: outside the bounded grammar
+    assert is_quantity(written), written
+    assert abs(parse_quantity(written) - size) <= size * Decimal("0.05")
+
+
+@given(st.integers(min_value=0, max_value=7 * 2**60))  # from 7.95Ei on, it rounds to 8.0Ei: no model is that big
+def test_every_byte_count_up_to_7ei_is_written_as_a_quantity(size: int) -> None:
+    assert is_quantity(format_bytes(size))
