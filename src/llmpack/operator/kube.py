@@ -97,7 +97,7 @@ async def _send(client: AsyncClient, method: str, path: str, body: Any, headers:
                 params: dict[str, str] | None = None) -> dict[str, Any]:
     """One request on lightkube's own connection (its auth, TLS and timeouts) with our bytes both ways: the
     writes of every pass (applies, status, Events) skip building a lightkube request and decoding its
-    answer, a tenth of the operator's CPU at 200 models. Errors are lightkube's ApiError, as elsewhere."""
+    answer (~7% of the operator's py-spy samples at 200 models). Errors are lightkube's ApiError, as elsewhere."""
     http: httpx2.AsyncClient = client._client._client
     async with _in_flight():
         response = await http.request(method, path, params=params, content=_encode(body), headers=headers)
