@@ -7,7 +7,7 @@ import datetime
 import functools
 import logging
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx2
 import msgspec
@@ -26,6 +26,9 @@ from llmpack import kinds
 from llmpack.api import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from llmpack.config import FIELD_MANAGER
 from llmpack.operator.errors import Failure, classify
+
+if TYPE_CHECKING:  # the CLI imports this module: aiohttp only where the operator runs
+    from llmpack.operator.apiserver import ApiServer
 
 log = logging.getLogger("llmpack.operator")
 
@@ -80,9 +83,14 @@ _APPLY_PARAMS = {"fieldManager": FIELD_MANAGER, "force": "true"}
 # httpx keeps 20 connections alive (lightkube sets no limits): more writes at once (8 workers, each applying
 # a model's objects together) would each open, and TLS-handshake, a connection to close right after.
 KEPT_ALIVE = 20
-
-
 _limits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+_servers: weakref.WeakKeyDictionary[AsyncClient, ApiServer] = weakref.WeakKeyDictionary()
+
+
+def use(client: AsyncClient, server: ApiServer) -> None:
+    """Send `client`'s writes through `server` (aiohttp: a quarter of httpx2's CPU a request, apiserver.py).
+    The operator does; a client without one (tests, the CLI) writes through lightkube's own connection."""
+    _servers[client] = server
 
 
 def _in_flight() -> asyncio.Semaphore:
@@ -95,16 +103,22 @@ def _in_flight() -> asyncio.Semaphore:
 
 async def _send(client: AsyncClient, method: str, path: str, body: Any, headers: dict[str, str],
                 params: dict[str, str] | None = None) -> dict[str, Any]:
-    """One request on lightkube's own connection (its auth, TLS and timeouts) with our bytes both ways: the
-    writes of every pass (applies, status, Events) skip building a lightkube request and decoding its
-    answer (~7% of the operator's py-spy samples at 200 models). Errors are lightkube's ApiError, as elsewhere."""
-    http: httpx2.AsyncClient = client._client._client
-    async with _in_flight():
-        response = await http.request(method, path, params=params, content=_encode(body), headers=headers)
-    if response.status_code >= 400:
-        raise ApiError(request=response.request, response=response)
-    answer: dict[str, Any] = _decode(response.content)
-    return answer
+    """One request with our bytes both ways: the writes of every pass (applies, status, Events) skip building
+    a lightkube request and decoding its answer. Errors are lightkube's ApiError, as elsewhere."""
+    if (server := _servers.get(client)) is not None:
+        answer = await server.request(method, path, params=params, body=_encode(body), headers=headers)
+        if answer.status >= 400:
+            raise answer.error(method, server.base + path)
+        content = answer.body
+    else:
+        http: httpx2.AsyncClient = client._client._client
+        async with _in_flight():
+            response = await http.request(method, path, params=params, content=_encode(body), headers=headers)
+        if response.status_code >= 400:
+            raise ApiError(request=response.request, response=response)
+        content = response.content
+    decoded: dict[str, Any] = _decode(content)
+    return decoded
 
 
 async def apply(client: AsyncClient, obj: dict[str, Any]) -> dict[str, Any]:
@@ -221,13 +235,16 @@ def serves_image_volumes(version: dict[str, Any]) -> bool:
     return found >= IMAGE_VOLUMES_SINCE
 
 
-async def image_volumes(http: httpx2.AsyncClient) -> bool:
+async def image_volumes(server: ApiServer) -> bool:
     """Whether OCI models are mounted as image volumes by default; when the version cannot be read, the copy
     path, which works everywhere."""
+    import aiohttp
+
     try:
-        response = await http.get("/version")
-        response.raise_for_status()
-        return serves_image_volumes(response.json())
-    except (httpx2.HTTPError, ValueError) as exc:
+        answer = await server.request("GET", "/version")
+        if answer.status >= 400:
+            raise ValueError(f"{answer.status} {answer.reason}")
+        return serves_image_volumes(_decode(answer.body))
+    except (aiohttp.ClientError, TimeoutError, ValueError, msgspec.DecodeError) as exc:
         log.warning("cannot read the API server's version (%s): OCI models are copied, not mounted", exc)
         return False

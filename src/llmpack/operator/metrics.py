@@ -78,17 +78,18 @@ class Metrics:
         self._verdicts[verdict].inc()
         self.review_seconds.observe(seconds)
 
-    def count_requests(self, http: httpx2.AsyncClient, *, watches: bool = False) -> None:
-        """Count every response `http` receives. On the watch connection a GET is a list or a watch."""
+    def count_requests(self, http: httpx2.AsyncClient) -> None:
+        """Count every response lightkube's connection receives (the reads and writes of apiserver.py's are
+        told to `requested`)."""
         async def counted(response: httpx2.Response) -> None:
             request = response.request
-            verb = _VERBS.get(request.method)
-            if verb is None:
-                watch = b"watch=" in request.url.query
-                verb = "watch" if watch else "list" if watches else "get"
-            self.requests.labels(verb, str(response.status_code)).inc()
+            verb = _VERBS.get(request.method) or ("watch" if b"watch=" in request.url.query else "get")
+            self.requested(verb, response.status_code)
 
         http.event_hooks["response"].append(counted)
+
+    def requested(self, verb: str, code: int) -> None:
+        self.requests.labels(verb, str(code)).inc()
 
     def page(self) -> tuple[str, bytes]:
         return CONTENT_TYPE_LATEST, generate_latest(self.registry)

@@ -38,10 +38,11 @@ from llmpack.assess.claims import ClaimIndex
 from llmpack.config import FIELD_MANAGER, Config
 from llmpack.kinds import CHILDREN, THIRD_PARTY, Kind, newest_served
 from llmpack.operator import crds, health, kube, listeners
+from llmpack.operator.apiserver import ApiServer
 from llmpack.operator.queue import WorkQueue
 from llmpack.operator.reconcile import Reconciler
 from llmpack.operator.store import Key, Store
-from llmpack.operator.watch import Source, Stream, Watches, connection
+from llmpack.operator.watch import Source, Stream, Watches
 from llmpack.render.sizing import SIZE_COMPONENT
 from llmpack.wellknown import MANAGED_BY, MANAGED_BY_LABEL
 
@@ -104,10 +105,13 @@ class Operator:
             self.admission = await admission_server.start(self.webhook.listen, self.webhook.port, cert,
                                                           claims=self._claims, observe=observe)
             await kube.apply(client, hook.configuration(self.webhook.endpoint, cert.ca.read_bytes()))
-        self.watches = Watches(connection(client.config))
-        self.reconciler.image_volumes = await kube.image_volumes(self.watches.http)
+        # Lists, watches and the writes of every pass: aiohttp, a quarter of httpx2's CPU a request (apiserver.py).
+        server = ApiServer(client.config)
         if self.metrics is not None:
-            self.metrics.count_requests(self.watches.http, watches=True)
+            server.observers.append(self.metrics.requested)
+        kube.use(client, server)
+        self.watches = Watches(server)
+        self.reconciler.image_volumes = await kube.image_volumes(server)
         for ns in self._namespaces():
             self.watches.start(f"llmmodels {ns or '*'}", Source(LLMMODELS, ns), self.on_model)
         for child in CHILDREN:

@@ -10,8 +10,8 @@ deleted, shutdown).
 
 Each line is parsed once (msgspec, straight from bytes) and handed on; a stream itself remembers of each
 object only its namespace, name and model label, to tell of deletions a relist reveals (as a stub object
-that holds just those). Requests go through lightkube's own
-connection settings (kubeconfig, service account, client certificates, token refresh).
+that holds just those). Requests go through apiserver.py (aiohttp, with lightkube's reading of the kubeconfig:
+service account, client certificates, token refresh).
 """
 
 from __future__ import annotations
@@ -25,13 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx2
 import msgspec
-from lightkube.config.client_adapter import AsyncClient as connect
-from lightkube.config.client_adapter import ConnectionParams
-from lightkube.config.kubeconfig import SingleConfig
 
 from llmpack.kinds import Kind
+from llmpack.operator.apiserver import TIMEOUT, ApiServer
 from llmpack.wellknown import MODEL_LABEL
 
 log = logging.getLogger("llmpack.watch")
@@ -82,7 +79,7 @@ Sink = Callable[[str, Body], None]  # (ADDED | MODIFIED | DELETED, object)
 class Stream:
     """One list+watch loop; `run` until cancelled. `synced` is set after the first complete list."""
 
-    http: httpx2.AsyncClient
+    http: ApiServer
     source: Source
     sink: Sink
     synced: asyncio.Event = field(default_factory=asyncio.Event)
@@ -124,11 +121,12 @@ class Stream:
         items: list[Body] = []
         params = self._params(limit=str(PAGE))
         while True:
-            response = await self.http.get(self.source.path, params=params)
-            if response.status_code == 410:
+            async with self.http.stream(self.source.path, params, TIMEOUT) as response:
+                content = await response.read()
+            if response.status == 410:
                 raise Gone  # the continue token expired mid-list: start over
-            _raise_for(response)
-            page = _decode(response.content)
+            _raise_for(response.status, response.reason, content)
+            page = _decode(content)
             items.extend(page.get("items") or ())
             meta = page.get("metadata") or {}
             if not meta.get("continue"):
@@ -153,16 +151,15 @@ class Stream:
         seconds = random.randint(*WATCH_SECONDS)
         params = self._params(watch="1", allowWatchBookmarks="true", timeoutSeconds=str(seconds),
                               resourceVersion=self.version)
-        timeout = httpx2.Timeout(10.0, read=seconds + 30.0)  # a stream silent past its own end is dead
-        async with self.http.stream("GET", self.source.path, params=params, timeout=timeout) as response:
-            if response.status_code == 410:
+        # A stream silent past its own end (bookmarks come every minute) is dead.
+        async with self.http.stream(self.source.path, params, seconds + 30.0) as response:
+            if response.status == 410:
                 raise Gone
-            if response.status_code >= 400:
-                await response.aread()
-                _raise_for(response)
+            if response.status >= 400:
+                _raise_for(response.status, response.reason, await response.read())
             self._recovered()
             rest = b""
-            async for chunk in response.aiter_bytes():
+            async for chunk in response.chunks():
                 lines = (rest + chunk).split(b"\n")
                 rest = lines.pop()
                 for line in lines:
@@ -220,29 +217,24 @@ def _stub(ref: tuple[str, str], model: str | None) -> Body:
     return {"metadata": meta}
 
 
-def _raise_for(response: httpx2.Response) -> None:
-    if response.status_code < 400:
+def _raise_for(status: int, reason: str, content: bytes) -> None:
+    if status < 400:
         return
-    message = response.reason_phrase
+    message = reason
     with contextlib.suppress(msgspec.DecodeError, AttributeError):
-        message = str(_decode(response.content).get("message") or message)
-    raise Failed(response.status_code, message)
+        message = str(_decode(content).get("message") or message)
+    raise Failed(status, message)
 
 
 def _one_line(exc: Exception) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def connection(config: SingleConfig) -> httpx2.AsyncClient:
-    """An HTTP client for watches with lightkube's connection settings; each stream sets its own read timeout."""
-    return connect(config, ConnectionParams(timeout=httpx2.Timeout(10.0)))
-
-
 @dataclass
 class Watches:
     """The streams an operator runs, by name; a stream can be started and stopped while others run."""
 
-    http: httpx2.AsyncClient
+    http: ApiServer
     streams: dict[str, tuple[Stream, asyncio.Task[None]]] = field(default_factory=dict)
     stopped: set[asyncio.Task[None]] = field(default_factory=set)  # cancelled, not yet finished
 
@@ -275,4 +267,4 @@ class Watches:
         for name in list(self.streams):
             self.stop(name)
         await asyncio.gather(*self.stopped, return_exceptions=True)
-        await self.http.aclose()
+        await self.http.close()
