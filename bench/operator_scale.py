@@ -3,12 +3,13 @@ API requests the operator makes for it, its CPU time from the first create to al
 and every request it makes (reads included) in a settled window afterwards.
 
 Rerun: make testbin && .venv/bin/python bench/operator_scale.py [--models 200] [--routing] [--profile FILE]
-       [--restart]
+       [--restart] [--metrics]
 (--routing installs the Gateway API, inference extension and SecurityPolicy CRDs first, so every Ready
 model also gets its pool, endpoint picker and policies; "routed" is when every pool is Applied.
 --profile records the operator with py-spy (`pip install py-spy`) into a speedscope file and prints its
 top frames. --restart then kills the operator, starts it again and counts its requests over the next
-RESTART_WATCH seconds, with nothing changed: every write is a condition flipping or an object applied again.)
+RESTART_WATCH seconds, with nothing changed: every write is a condition flipping or an object applied again.
+--metrics serves the operator's /metrics and reads its reconcile passes from it at all Ready.)
 To compare with an earlier commit: `git worktree add /tmp/before REV` and run this script
 again with PYTHONPATH=/tmp/before/src (the bench itself comes from this tree).
 Targets (issue 20): at 200 models CPU to all Ready <= 15 s, peak RSS <= 90 MB, converged <= 20 s, no request
@@ -72,6 +73,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import yaml
@@ -209,6 +211,18 @@ def restart(cluster: LocalCluster, operator: OperatorProcess) -> tuple[list[dict
         listed_at if listed_at is not None else float("nan")
 
 
+def reconciles(url: str) -> dict[str, float]:
+    """The operator's reconcile passes so far, by result, from its /metrics page."""
+    with urllib.request.urlopen(url, timeout=10) as page:
+        text = page.read().decode()
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("llmpack_reconciles_total{"):
+            labels, _, value = line.rpartition(" ")
+            found[labels.split('result="')[1].split('"')[0]] = float(value)
+    return found
+
+
 def utc_stamp() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -258,9 +272,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="llmpack-bench-") as tmp:
         cluster = LocalCluster(Path(tmp) / "cluster", ROOT / ".testbin", audit_reads=True)
         cluster.up()
+        metrics = f"http://127.0.0.1:{free_port()}/metrics" if args.metrics else None
         operator = OperatorProcess(cluster.kubeconfig_for("operator"), Path(tmp) / "operator.log",
                                    (["--workers", str(args.workers)] if args.workers else [])
-                                   + (["--metrics", f"http://127.0.0.1:{free_port()}/metrics"] if args.metrics else []))
+                                   + (["--metrics", metrics] if metrics else []))
         try:
             # room for every replica: kwok nodes hold 110 pods each
             extra = [node(f"cpu-bench-{i}", cpu="64", memory="256Gi") for i in range(args.models // 100 + 1)]
@@ -285,6 +300,7 @@ def main() -> None:
             applied = time.monotonic() - started
             converge_at = ready_at = routed_at = None
             cpu_ready = cpu_converged = float("nan")
+            passes: dict[str, float] = {}
             plane_converged: dict[str, float] = {}
             plane_ready: dict[str, float] = {}
             while time.monotonic() - started < args.timeout and (routed_at if args.routing else ready_at) is None:
@@ -298,6 +314,7 @@ def main() -> None:
                     ready_at = now
                     cpu_ready = cpu_seconds(operator.proc.pid) - cpu_before
                     plane_ready = control_plane_cpu(cluster)
+                    passes = reconciles(metrics) if metrics else {}
                 if routed == args.models:
                     routed_at = now
                 time.sleep(poll)
@@ -343,6 +360,9 @@ def main() -> None:
     print(f"operator CPU from the first create to all Ready: {cpu_ready:.1f} s"
           + (f", to all routed: {cpu:.1f} s" if args.routing else ""))
     print(f"operator peak RSS: {rss:.0f} MB{'' if alive else ' (THE OPERATOR EXITED)'}")
+    if passes:
+        print(f"reconcile passes to all Ready: {sum(passes.values()):.0f} "
+              f"({sum(passes.values()) / args.models:.1f} a model), by result {passes}")
     if idle is not None:
         print(f"requests in a settled {args.idle:.0f} s window ({args.settle:.0f} s after): {len(idle)} "
               f"{by_verb(idle)}{' e.g. ' + str([r['verb'] + ' ' + r['uri'] for r in idle[:3]]) if idle else ''}")
