@@ -225,6 +225,26 @@ def test_a_kept_pod_still_says_how_old_it_is_so_a_stuck_download_pod_is_reported
     assert (job_pod(kept, "qwen-dl") or {})["metadata"]["name"] == "qwen-dl-new"
 
 
+async def test_a_waiting_pvc_is_looked_at_again_when_the_api_server_would_next_be_asked() -> None:
+    """A pass for a waiting PVC or pod learns something new only once its grace period is over, then each
+    RECHECK seconds: the reconciler schedules its next look for then, not on a 1, 2, 4 s back-off."""
+    import datetime
+
+    from llmpack.operator.causes import GRACE, RECHECK, Causes
+
+    def pvc(uid: str, age: float) -> dict[str, Any]:
+        created = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=age)
+        return {"metadata": {"name": f"m-{uid}", "namespace": "ns", "uid": uid,
+                             "creationTimestamp": created.strftime("%Y-%m-%dT%H:%M:%SZ")}}
+
+    causes = Causes(None)  # type: ignore[arg-type]  # nothing is asked of the API server here
+    assert GRACE - 1.5 <= causes.due(pvc("young", 0)) <= GRACE
+    assert causes.due(pvc("old", 3600)) == 1.0  # never asked: at once (the pass that asks is due)
+    await causes._remembered(("pvc", "old"), lambda: asyncio.sleep(0, result=None))
+    assert RECHECK - 1 <= causes.due(pvc("old", 3600)) <= RECHECK
+    assert causes.due(pvc("other", 3600)) == 1.0
+
+
 def test_a_kept_pod_pending_on_its_node_is_still_seen_waiting_there() -> None:
     """Its Events (FailedMount, a missing ConfigMap) are asked for only when it is placed and Pending: the
     node it was placed on must survive the Store's trimming, or DownloadCannotStart never shows."""

@@ -57,6 +57,17 @@ class Causes:
         return await self._remembered(("pod", pod["metadata"].get("uid") or pod["metadata"]["name"]),
                                       lambda: self._warnings(pod))
 
+    def due(self, obj: dict[str, Any]) -> float:
+        """Seconds until a pass would learn something new of a waiting PVC or pod (`unbound`, `pod_warnings`):
+        its grace period over, its last answer old enough to ask again. A pass before then reads only what it
+        read last time, so the reconciler looks again then, not sooner."""
+        meta = obj["metadata"]
+        grace = GRACE - age(obj, datetime.datetime.now(datetime.UTC))
+        asked = [when for (what, ref), (when, _) in self._answers.items()
+                 if what in ("pvc", "pod") and ref == (meta.get("uid") or meta["name"])]
+        recheck = max(asked, default=-RECHECK) + RECHECK - time.monotonic()
+        return max(grace, recheck, 1.0)
+
     async def _remembered(self, key: tuple[str, str], ask: Callable[[], Awaitable[T]]) -> T:
         now = time.monotonic()
         if (known := self._answers.get(key)) is not None and now - known[0] < RECHECK:
