@@ -410,3 +410,26 @@ def test_a_model_is_read_back_as_its_last_event_said_and_not_at_all_once_deleted
     assert store.models.get(("ns", "qwen")) is None
     assert not store.owns(("ns", "qwen"))
     assert len(store.models) == 0
+
+
+def test_the_echo_of_our_own_status_write_wakes_no_pass_and_anything_else_does() -> None:
+    """A model's watch event that only brings back the status just written needs no pass (one per status
+    write, ~9 a model at 200); a new generation, a label, a status someone else wrote, each still does."""
+    from tests.unit.factories import body as model_body
+
+    store = Store()
+    body = {**model_body(name="qwen", namespace="ns"), "status": {"phase": "Pending"}}
+    body["metadata"] = {**body["metadata"], "resourceVersion": "1", "generation": 1}
+    store.put_model(body)
+    written = {"phase": "Downloading", "conditions": [{"type": "Ready", "status": "False"}]}
+    store.wrote_status(("ns", "qwen"), written)
+
+    def event(**meta: Any) -> dict[str, Any]:
+        return {**body, "metadata": {**body["metadata"], "resourceVersion": "2", **meta}, "status": written}
+
+    assert store.echoes(event())
+    assert not store.echoes(event(generation=2))
+    assert not store.echoes(event(labels={"team": "a"}))
+    assert not store.echoes({**event(), "status": {**written, "phase": "Ready"}})
+    store.drop_model(event())
+    assert not store.echoes(event())

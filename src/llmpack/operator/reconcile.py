@@ -273,6 +273,7 @@ class Reconciler:
                 self.later(key, wait)
                 return status.phase
         await kube.apply_status(self.client, meta["namespace"], meta["name"], wire)
+        self.store.wrote_status(key, wire)
         self._status_written[key] = time.monotonic()
         if previous is None or previous.phase != status.phase:
             ready = status.conditions[0]

@@ -211,8 +211,10 @@ class Operator:
             key, woken = self.store.drop_model(body)
             self._gone(key)
         else:
+            echo = self.store.echoes(body)
             key, woken = self.store.put_model(body, kube.now())
-            self.queue.add(key)
+            if not echo:
+                self.queue.add(key)
         self._wake(woken)
 
     def on_passthrough(self, type_: str, body: dict[str, Any]) -> None:
