@@ -433,3 +433,28 @@ def test_the_echo_of_our_own_status_write_wakes_no_pass_and_anything_else_does()
     assert not store.echoes({**event(), "status": {**written, "phase": "Ready"}})
     store.drop_model(event())
     assert not store.echoes(event())
+
+
+def test_a_new_key_secret_wakes_only_the_siblings_whose_policies_name_the_namespace_s_secrets() -> None:
+    """Each model's new Secret used to wake every other model of its namespace (200 models: ~39,000 wakes).
+    Only siblings that hold a SecurityPolicy, or whose pass is running, can name the Secret; the others read
+    the namespace's Secrets when their policy opens."""
+    from llmpack.config import Config
+    from llmpack.kinds import SECURITY_POLICY
+    from llmpack.operator.reconcile import Reconciler
+
+    store, woken = Store(), []
+    reconciler = Reconciler(None, store, Config(), wake=woken.append)  # type: ignore[arg-type]  # no API call
+    for name in ("new", "routed", "passing", "starting"):
+        store.put_model({"metadata": {"namespace": "ns", "name": name}})
+    store.put_model({"metadata": {"namespace": "other", "name": "routed"}})
+    for ns in ("ns", "other"):
+        store.put_child(SECURITY_POLICY.kind, {"metadata": {"namespace": ns, "name": "routed-external-auth",
+                                                            "labels": {MODEL_LABEL: "routed"}}})
+    reconciler._passing.add(("ns", "passing"))
+    reconciler.keys.created(("ns", "new"))
+    assert woken == []  # no SecurityPolicy CRD: no policy names any Secret
+    store.crds.add(SECURITY_POLICY.crd)
+    reconciler.keys.created(("ns", "new-2"))
+    assert sorted(woken) == [("ns", "passing"), ("ns", "routed")]
+    assert reconciler.keys.secrets("ns") == {"new-api-keys", "new-2-api-keys"}

@@ -19,6 +19,7 @@ from lightkube import AsyncClient
 from lightkube.core.exceptions import ApiError
 from pydantic import ValidationError
 
+from llmpack import kinds
 from llmpack.api import KIND, Condition, ConditionStatus, LLMModel, LLMModelStatus, Phase, names
 from llmpack.api.passthrough import PASSTHROUGH_KIND
 from llmpack.assess.adopt import kept_notes
@@ -52,6 +53,7 @@ from llmpack.operator.routes import Router
 from llmpack.operator.store import Key, Store
 from llmpack.quantity import format_bytes
 from llmpack.render import Facts, download_job, plan, render, sizing
+from llmpack.render.auth import SIDES
 from llmpack.render.plan import reads_keys
 from llmpack.render.storage import loading
 from llmpack.wellknown import HF_TOKEN_KEY
@@ -71,7 +73,7 @@ class Reconciler:
                  later: Callable[[Key, float], None] = lambda key, delay: None) -> None:
         self.client, self.store, self.config, self.wake, self.later = client, store, config, wake, later
         self.image_volumes = True  # the cluster mounts image volumes (set from its version at start)
-        self.keys = ApiKeys(client, store, wake)
+        self.keys = ApiKeys(client, store, wake, self._names_keys)
         self.router = Router(client, store, self.keys)
         self.passthroughs = Passthroughs(client, store, config, self.keys, self.router)
         self.causes = Causes(client)
@@ -84,6 +86,15 @@ class Reconciler:
         self._held = Held()
         self._events: set[asyncio.Task[None]] = set()
         self._status_written: dict[Key, float] = {}  # when (monotonic) each model's status was last written
+        self._passing: set[Key] = set()  # the models whose pass is running
+
+    def _names_keys(self, key: Key) -> bool:
+        """Whether a model's SecurityPolicies may name its namespace's key Secrets now: it holds one, or its
+        pass is running (and may be about to apply one). Any other model reads them when its policy opens."""
+        if kinds.SECURITY_POLICY.crd not in self.store.crds:
+            return False
+        return key in self._passing or any(self.store.holds(key, kinds.SECURITY_POLICY.kind, names.policy(key[1], side))
+                                           for side in SIDES)
 
     def forget(self, key: Key) -> None:
         """The model is gone: drop what was remembered of it."""
@@ -104,6 +115,7 @@ class Reconciler:
         """Returns True when the model should be retried with back-off (it could not progress)."""
         if self._in_terminating_namespace(key):
             return False
+        self._passing.add(key)
         try:
             return await self._reconcile(key)
         except ApiError as exc:
@@ -114,6 +126,7 @@ class Reconciler:
         finally:
             # What was just written may open what this pass found closed (the key metadata's uid owns the key
             # manager's Role; a Job that exists is waited on): one more pass, as its watch event once woke.
+            self._passing.discard(key)
             if self.store.wrote(key):
                 self.wake(key)
 

@@ -215,6 +215,10 @@ class Store:
     _recent: Recent = field(default_factory=lambda: Recent(RECENT))  # children read, decoded
     _statuses: dict[Key, int] = field(default_factory=dict)  # the status last written to each model, hashed
 
+    def holds(self, key: Key, kind: str, name: str) -> bool:
+        """Whether the model has this child, without reading it."""
+        return (kind, name) in self.children.get(key, {})
+
     def owners(self) -> list[Key]:
         """Every LLMModel and PassthroughModel, once each."""
         return list(dict.fromkeys([*self.models, *self.passthroughs]))
