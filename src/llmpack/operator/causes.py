@@ -18,10 +18,10 @@ from typing import Any, TypeVar
 
 from lightkube import AsyncClient
 from lightkube.core.exceptions import ApiError
-from lightkube.resources.core_v1 import Event
 from lightkube.resources.storage_v1 import StorageClass
 
 from llmpack.assess.storage import Unbound
+from llmpack.operator import kube
 from llmpack.operator.errors import Failure, classify
 
 log = logging.getLogger("llmpack.causes")
@@ -103,9 +103,7 @@ class Causes:
         if not meta.get("uid"):
             return ()
         try:
-            events = self.client.list(Event, namespace=meta["namespace"],
-                                      fields={"involvedObject.uid": meta["uid"], "type": "Warning"})
-            return tuple([dict(e.to_dict()) async for e in events])
+            return tuple(await kube.warnings(self.client, meta["namespace"], meta["uid"]))
         except ApiError as exc:
             if classify(exc) is Failure.REFUSED:
                 log.warning("%s/%s: Events not read: %s", meta["namespace"], meta["name"], exc.status.message)

@@ -103,17 +103,19 @@ def _in_flight() -> asyncio.Semaphore:
 
 async def _send(client: AsyncClient, method: str, path: str, body: Any, headers: dict[str, str],
                 params: dict[str, str] | None = None) -> dict[str, Any]:
-    """One request with our bytes both ways: the writes of every pass (applies, status, Events) skip building
-    a lightkube request and decoding its answer. Errors are lightkube's ApiError, as elsewhere."""
+    """One request with our bytes both ways (`body` None: none sent): the writes of every pass (applies,
+    status, Events) and its lists of Events skip building a lightkube request and decoding its answer into
+    typed models. Errors are lightkube's ApiError, as elsewhere."""
+    content = None if body is None else _encode(body)
     if (server := _servers.get(client)) is not None:
-        answer = await server.request(method, path, params=params, body=_encode(body), headers=headers)
+        answer = await server.request(method, path, params=params, body=content, headers=headers)
         if answer.status >= 400:
             raise answer.error(method, server.base + path)
         content = answer.body
     else:
         http: httpx2.AsyncClient = client._client._client
         async with _in_flight():
-            response = await http.request(method, path, params=params, content=_encode(body), headers=headers)
+            response = await http.request(method, path, params=params, content=content, headers=headers)
         if response.status_code >= 400:
             raise ApiError(request=response.request, response=response)
         content = response.content
@@ -157,9 +159,11 @@ async def create(client: AsyncClient, obj: dict[str, Any]) -> bool:
     """Create unless it exists (False then): for objects whose content belongs to someone else."""
     meta = obj["metadata"]
     try:
-        plain = obj["kind"] in _PLURALS
-        await client.create(_plain(obj["apiVersion"], obj["kind"], "namespace" in meta)(obj) if plain
-                            else codecs.from_dict(obj))
+        if obj["kind"] in _PLURALS:
+            await _send(client, "POST", _path(obj["apiVersion"], obj["kind"], meta.get("namespace")), obj, _JSON,
+                        {"fieldManager": FIELD_MANAGER})
+        else:
+            await client.create(codecs.from_dict(obj))
     except ApiError as exc:
         if classify(exc) is Failure.CONFLICT:
             return False
@@ -202,6 +206,13 @@ async def secret_problem(client: AsyncClient, namespace: str, name: str, key: st
     if key not in (secret.data or {}) and key not in (secret.stringData or {}):
         return f"Secret {namespace}/{name} has no key {key}: add {what} under that key"
     return None
+
+
+async def warnings(client: AsyncClient, namespace: str, uid: str) -> list[dict[str, Any]]:
+    """The Warning Events about one object (by uid), as plain dicts."""
+    answer = await _send(client, "GET", _path("v1", "Event", namespace), None, {},
+                         {"fieldSelector": f"involvedObject.uid={uid},type=Warning"})
+    return list(answer.get("items") or ())
 
 
 async def record_event(client: AsyncClient, model: dict[str, Any], type_: str, reason: str, message: str) -> None:
