@@ -63,9 +63,9 @@ class Causes:
         read last time, so the reconciler looks again then, not sooner."""
         meta = obj["metadata"]
         grace = GRACE - age(obj, datetime.datetime.now(datetime.UTC))
-        asked = [when for (what, ref), (when, _) in self._answers.items()
-                 if what in ("pvc", "pod") and ref == (meta.get("uid") or meta["name"])]
-        recheck = max(asked, default=-RECHECK) + RECHECK - time.monotonic()
+        ref = meta.get("uid") or meta["name"]
+        asked = max(self._answers.get((what, ref), (-RECHECK,))[0] for what in ("pvc", "pod"))
+        recheck = asked + RECHECK - time.monotonic()
         return max(grace, recheck, 1.0)
 
     async def _remembered(self, key: tuple[str, str], ask: Callable[[], Awaitable[T]]) -> T:
