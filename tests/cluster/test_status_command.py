@@ -4,6 +4,7 @@ bar moves and the model ends Ready; through a pipe, plain lines; without the rig
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import os
 import pty
@@ -92,10 +93,18 @@ class Terminal:
                         raise AssertionError(f"exited before {text!r}:\n{self.seen[-2000:]}") from None
         return self.seen
 
-    def interrupt(self) -> int:
+    def interrupt(self, within: float = 10.0) -> int:
+        """Ctrl-C, then read the terminal until the view exits, as a real terminal does: a view blocked writing
+        to a full terminal buffer (nobody reading it) cannot finish its last write and exit."""
         os.killpg(self.proc.pid, signal.SIGINT)
+        deadline = time.monotonic() + within
         try:
-            code = self.proc.wait(10)
+            while (code := self.proc.poll()) is None:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"still running {within}s after Ctrl-C; it shows:\n{self.seen[-2000:]}")
+                if select.select([self.fd], [], [], 0.2)[0]:
+                    with contextlib.suppress(OSError):  # the child closed the terminal
+                        self.seen += os.read(self.fd, 65536).decode(errors="replace")
         finally:
             self.close()
         return code
