@@ -155,7 +155,9 @@ async def test_key_objects_and_the_cause_of_unbound_storage_as_the_charts_servic
         for name in ("nowhere", "failing"):
             await eventually(lambda n=name: client.get(Secret, f"{n}-api-keys", namespace=namespace),  # type: ignore[misc]
                              what=f"{name}'s key Secret")
-            await client.get(ConfigMap, f"{name}-api-key-metadata", namespace=namespace)
+            # The Secret is created first and the ConfigMap applied after it in the same pass: wait for both.
+            await eventually(lambda n=name: client.get(ConfigMap, f"{n}-api-key-metadata", namespace=namespace),  # type: ignore[misc]
+                             what=f"{name}'s key metadata ConfigMap")
         # The StorageClass is read by name (get, cluster-scoped) ...
         missing = await eventually(lambda: condition(client, "nowhere", namespace, "StorageReady",
                                                      "StorageClassNotFound"), within=45, what="StorageClassNotFound")
