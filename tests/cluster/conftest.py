@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from lightkube import AsyncClient, KubeConfig
@@ -24,12 +24,28 @@ ROOT = Path(__file__).resolve().parents[2]
 # Routing settings of the session's operator (tests/cluster/test_routing.py reads them back).
 OPERATOR_ENV = {"LLMPACK_BASE_DOMAIN": "example.test", "LLMPACK_OIDC_ISSUER": "https://id.example.test/realms/llm",
                 "LLMPACK_EXTERNAL_GATEWAY_NAMESPACE": "gateways", "LLMPACK_MONITORING_NAMESPACE": "monitoring"}
+OPERATOR_LOG_LINES = 150
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/cluster/" in str(item.fspath):
             item.add_marker(pytest.mark.cluster)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+    """A failed test that used an operator process shows the end of its log: the cluster's state directory,
+    where the log lives, is gone when the run ends."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    for value in getattr(item, "funcargs", {}).values():
+        if isinstance(value, OperatorProcess) and value.log.exists():
+            lines = value.log.read_text(errors="replace").splitlines()[-OPERATOR_LOG_LINES:]
+            report.sections.append((f"operator log, last {len(lines)} lines ({value.log})", "\n".join(lines)))
+            break
 
 
 @contextmanager
