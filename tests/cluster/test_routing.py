@@ -97,7 +97,10 @@ async def test_policies_keys_and_network_policy_follow_the_model_and_go_with_it(
     crds = routing_crds()
     install(cluster, crds)
     try:
-        models.apply(cluster, "qwen", namespace, {"access": {"groups": ["ml-team"]}})
+        # An id of this test's own: claims are cluster-wide, and a Qwen/Qwen3-8B of an earlier test whose
+        # namespace is still being deleted owns that id (ModelIdConflict) until it is gone.
+        models.apply(cluster, "qwen", namespace, {"access": {"groups": ["ml-team"]},
+                                                  "model": {"name": f"Qwen/{namespace}"}})
         models.apply(cluster, "llama", namespace, {"model": {"name": "meta-llama/Llama-3.1-8B"}})
         for name in ("qwen", "llama"):
             await eventually(lambda n=name: ready_replicas(client, n, namespace, 1),  # type: ignore[misc]
