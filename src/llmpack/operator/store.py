@@ -163,8 +163,8 @@ def keep(kind: str) -> Callable[[Body], Body]:
     return _KEEP.get(kind, slim_child)
 
 
-def _unwritten(body: Body) -> Body:
-    """A model but for what every write of its status changes."""
+def unwritten(body: Body) -> Body:
+    """A model but for what every write of its status changes (its status, its resourceVersion)."""
     meta = {k: v for k, v in (body.get("metadata") or {}).items() if k != "resourceVersion"}
     return {**{k: v for k, v in body.items() if k != "status"}, "metadata": meta}
 
@@ -250,7 +250,7 @@ class Store:
         written = self._statuses.get(key)
         if written is None or key not in self.models or hash(_encode(body.get("status"))) != written:
             return False
-        return _unwritten(self.models[key]) == _unwritten(slim(body))
+        return unwritten(self.models[key]) == unwritten(slim(body))
 
     def drop_model(self, body: Body) -> tuple[Key, set[Key]]:
         key = key_of(body)
