@@ -142,8 +142,9 @@ class Converged:
 
     async def _watch_all(self) -> None:
         client = AsyncClient(self._config)
-        await asyncio.gather(*(self._watch(client, kind, res) for kind, res in self.KINDS.items()),
-                             self._watch(client, "LLMModel", LLMModelResource))
+        with contextlib.suppress(Exception):  # the control plane stopping at the end of the run
+            await asyncio.gather(*(self._watch(client, kind, res) for kind, res in self.KINDS.items()),
+                                 self._watch(client, "LLMModel", LLMModelResource))
 
     async def _watch(self, client: AsyncClient, kind: str, res: Any) -> None:
         listed = client.list(res, namespace=NAMESPACE)
