@@ -10,6 +10,7 @@ import pytest
 
 from llmpack.assess.diff import holds, written_in_another_version
 from llmpack.assess.guards import pvc_problem
+from llmpack.assess.status import job_state
 from llmpack.operator.queue import WorkQueue
 from llmpack.operator.store import Store
 from llmpack.wellknown import MODEL_LABEL
@@ -340,10 +341,21 @@ def test_an_event_that_changes_only_what_is_not_kept_wakes_no_reconcile() -> Non
     assert not store.wrote(("ns", "qwen"))  # asked once, then forgotten
     assert store.take("Job", job("1", {})) is None  # the watch's echo of that apply
     assert store.take("Job", job("2", {"active": 1, "ready": 1})) is None  # counts no reconcile reads
-    done = {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}
-    assert store.take("Job", job("3", done)) == ("ns", "qwen")  # what job_state reads changed
+    met = {"type": "SuccessCriteriaMet", "status": "True", "lastTransitionTime": "2026-11-30T10:00:00Z"}
+    assert store.take("Job", job("3", {"succeeded": 1, "conditions": [met]})) is None  # on the way to Complete
+    done = {"succeeded": 1, "conditions": [met, {"type": "Complete", "status": "True",
+                                                 "lastTransitionTime": "2026-11-30T10:00:01Z"}]}
+    assert store.take("Job", job("4", done)) == ("ns", "qwen")  # what job_state reads changed
+    assert job_state(store.child(("ns", "qwen"), "Job", "qwen-dl")) == "succeeded"
     assert not store.wrote(("ns", "qwen"))  # a watch event is not our write
-    assert store.take("Job", job("4", done)) is None
+    probed = {**done, "conditions": [met, {**done["conditions"][1], "lastProbeTime": "2026-11-30T10:00:05Z"}]}
+    assert store.take("Job", job("5", probed)) is None
+    failed = {"failed": 1, "conditions": [{"type": "FailureTarget", "status": "True"}]}
+    assert store.take("Job", job("6", failed)) == ("ns", "qwen")  # FailureTarget alone: still running to job_state
+    assert job_state(store.child(("ns", "qwen"), "Job", "qwen-dl")) == "running"
+    ended = {"failed": 1, "conditions": [*failed["conditions"], {"type": "Failed", "status": "True"}]}
+    assert store.take("Job", job("7", ended)) == ("ns", "qwen")
+    assert job_state(store.child(("ns", "qwen"), "Job", "qwen-dl")) == "failed"
 
 
 def test_a_listed_child_with_its_fields_in_another_order_is_the_same_and_wakes_no_reconcile() -> None:

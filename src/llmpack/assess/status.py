@@ -99,6 +99,9 @@ def _current_pods(model: LLMModel, pods: list[dict[str, Any]]) -> list[dict[str,
             and (p["metadata"].get("annotations") or {}).get(IDENTITY_ANNOTATION) == want]
 
 
+JOB_ENDINGS = ("Complete", "Failed")  # the only Job conditions read (the Store keeps no other)
+
+
 def job_state(job: dict[str, Any] | None) -> str | None:
     if job is None:
         return None
