@@ -15,6 +15,26 @@ again with PYTHONPATH=/tmp/before/src (the bench itself comes from this tree).
 Targets (issue 20): at 200 models CPU to all Ready <= 15 s, peak RSS <= 90 MB, converged <= 20 s, no request
 in a settled 60 s window, no write after a restart; at 1000 models converged <= 90 s, peak RSS <= 200 MB.
 
+Measured 2026-11-30, seventh session (convergence now seen through watches, not a kubectl poll; young-generation
+gc every 10,000 objects; a model's spec and status parsed once per change; a Job's status kept as its ending
+only), `--models 200 --idle 60 --timeout 400 --metrics`, alternating in one sitting on a quiet box (load 0.3-1.9),
+before = aa9d729 with PYTHONPATH=/tmp/before/src, after = 0d11320:
+| median of 3 (runs)    | before                      | after                       | after/before |
+| CPU create->all Ready | 17.7 s (17.7 / 17.9 / 17.4) | 14.2 s (15.8 / 14.2 / 14.2) | 0.80 |
+| peak RSS              | 79 MB (79 / 80 / 79)        | 84 MB (84 / 84 / 84)        | 1.06 |
+| converged (watched)   | 13.6 s (13.6 / 12.6 / 20.7) | 14.1 s (14.1 / 12.4 / 14.5) | 1.04 |
+| operator's own part   | 13.4 s (13.4 / 12.5 / 20.5) | 13.9 s (13.9 / 12.2 / 14.3) | 1.04 |
+| all Ready             | 131.1 s                     | 130.4 s                     | 0.99 |
+| requests to Ready     | 5689                        | 5668                        | 1.00 |
+| reconcile passes      | 4094                        | 3724                        | 0.91 |
+| settled 60 s          | 0                           | 0                           |      |
+The kubectl poll cost converged ~5-8 s at 200 models (the same trees read 19-26 s with it): it ran kubectl and
+listed every object twice a second on the two cores being measured. RSS grows by the gc's later collections.
+1000 models, after, once (`--models 1000 --idle 0 --timeout 300 --metrics`, quiet box): converged 75.0 s (the
+operator's own part 74.8 s, median model 35.7 s); CPU seconds to converged: operator 12.9, API server 84.5,
+controller-manager 17.3, etcd 14.5, kwok 5.6; peak RSS 132 MB over 300 s (103 MB over 200 s last session).
+Both 1000-model targets met: converged <= 90 s, RSS <= 200 MB.
+
 Measured 2026-11-30, sixth session (writes, lists and watches through aiohttp; fewer passes: no polling of a
 waiting PVC, pod or sizing step before its Events would be read again, no pass for the echo of our own status
 write, a new key Secret wakes only siblings that hold a SecurityPolicy), `--models 200 --idle 60 --timeout 400
