@@ -49,7 +49,8 @@ async def test_a_key_created_here_reaches_the_models_policy_and_a_revoked_one_le
         routed: tuple[Issuer, RunningKeyManager]) -> None:
     _, km = routed
     # An id of this test's own: a Qwen/Qwen3-8B of an earlier test's namespace, still being deleted, would own it.
-    models.apply(cluster, "qwen", namespace, {"access": {"groups": ["ml-team"]}, "model": {"name": f"Qwen/{namespace}"}})
+    models.apply(cluster, "qwen", namespace, {"access": {"groups": ["ml-team"]},
+                                              "model": {"name": f"Qwen/{namespace}"}})
     await eventually(lambda: ready_replicas(client, "qwen", namespace, 1), within=READY_WITHIN, what="Ready")
     async with km.as_user("alice", ["ml-team"]) as alice:
         async def can_create() -> dict[str, Any] | None:
