@@ -4,6 +4,7 @@ nothing corrupt left in place; space is reserved so two downloaders into one vol
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import hashlib
@@ -125,6 +126,15 @@ def test_permission_denied_is_one_line_naming_the_directory(hub: HubServer, tmp_
     assert list(target.iterdir()) == []
 
 
+def written(partial: Path) -> int:
+    """Bytes in the parts now; a small file's part is renamed into place between the listing and its stat."""
+    total = 0
+    for part in partial.glob("*.part"):
+        with contextlib.suppress(FileNotFoundError):
+            total += part.stat().st_size
+    return total
+
+
 def fill(path: Path) -> None:
     """Take every free block of the volume, as another writer would."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT)
@@ -147,11 +157,11 @@ def test_a_volume_that_fills_up_mid_download_is_exit_6_and_the_next_run_resumes(
     # Without the reservation (what a filesystem lacking fallocate gives us), something else fills the disk.
     proc = downloader(hub, tmp_path, "org/model", "--local-dir", str(target), *way, LLMPACK_PREALLOCATE="0")
     partial = target / ".llmpack" / "partial"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and sum(p.stat().st_size for p in partial.glob("*.part")) < 1 << 20:
-        time.sleep(0.02)
     filler = volume / "filler"
     try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and written(partial) < 1 << 20:
+            time.sleep(0.02)
         fill(filler)
         code = proc.wait(60)
     finally:
