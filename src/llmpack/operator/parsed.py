@@ -9,12 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-import msgspec
-
-from llmpack.operator.store import Key
+from llmpack.operator.store import Key, canonical_json
 
 T = TypeVar("T")
-_encode = msgspec.json.Encoder(order="sorted").encode
 
 
 class Parsed(Generic[T]):
@@ -27,7 +24,7 @@ class Parsed(Generic[T]):
         self._kept: dict[Key, tuple[bytes, T]] = {}
 
     def get(self, key: Key, source: Any) -> T:
-        encoded = _encode(source)
+        encoded = canonical_json(source)
         kept = self._kept.get(key)
         if kept is not None and kept[0] == encoded:
             return kept[1]

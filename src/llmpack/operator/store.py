@@ -46,7 +46,7 @@ Key = tuple[str, str]  # (namespace, LLMModel name)
 ChildKey = tuple[str, str]  # (kind, name)
 Body = dict[str, Any]
 # Sorted keys: a list's items (kind and apiVersion added last) and a watch event's compare equal as bytes.
-_encode = msgspec.json.Encoder(order="sorted").encode
+canonical_json = msgspec.json.Encoder(order="sorted").encode
 _decode = msgspec.json.decode
 RECENT = 256  # children kept decoded: those of the models the workers are reconciling, ~2 MB
 
@@ -81,7 +81,7 @@ class Kept(MutableMapping[Key, Body]):
         return self._recent.read(key, self._json[key])
 
     def __setitem__(self, key: Key, body: Body) -> None:
-        kept = _encode(body)
+        kept = canonical_json(body)
         if self._json.get(key) != kept:  # else the JSON kept stays, and so does its decoded copy
             self._json[key] = kept
 
@@ -244,7 +244,7 @@ class Store:
 
     def wrote_status(self, key: Key, status: Body) -> None:
         """The status just written to a model: its watch event, when it brings back only that, wakes no pass."""
-        self._statuses[key] = hash(_encode(status))  # a hash: the status itself is the model's to keep
+        self._statuses[key] = hash(canonical_json(status))  # a hash: the status itself is the model's to keep
 
     def echoes(self, body: Body) -> bool:
         """Whether a model event is the echo of our own status write: its status is the one last written and
@@ -252,7 +252,7 @@ class Store:
         such event used to wake a pass that found nothing to do: ~9 a model, one for each status write."""
         key = key_of(body)
         written = self._statuses.get(key)
-        if written is None or key not in self.models or hash(_encode(body.get("status"))) != written:
+        if written is None or key not in self.models or hash(canonical_json(body.get("status"))) != written:
             return False
         return unwritten(self.models[key]) == unwritten(slim(body))
 
@@ -344,7 +344,7 @@ class Store:
     def _put_child(self, kind: str, body: Body) -> tuple[Key | None, bool]:
         if (owner := owner_of(body)) is None:
             return None, False
-        children, ref, kept = self.children[owner], (kind, body["metadata"]["name"]), _encode(keep(kind)(body))
+        children, ref, kept = self.children[owner], (kind, body["metadata"]["name"]), canonical_json(keep(kind)(body))
         if children.get(ref) == kept:
             return owner, False  # the JSON kept stays (apply.Held knows it by identity), and its decoded copy
         children[ref] = kept
