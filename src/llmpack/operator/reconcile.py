@@ -287,7 +287,8 @@ class Reconciler:
     async def _report(self, body: dict[str, Any], model: LLMModel | None, observed: Observed) -> Phase | None:
         """Write the status when it changed; returns the phase."""
         meta = body["metadata"]
-        previous, was = self._statuses.get((meta["namespace"], meta["name"]), body.get("status"))
+        key = (meta["namespace"], meta["name"])
+        previous, was = self._statuses.get(key, body.get("status"))
         if model is not None:
             status = compute(model, observed, previous)
         else:
@@ -298,7 +299,6 @@ class Reconciler:
         wire = status.wire()
         if previous is not None and wire == was:
             return status.phase
-        key = (meta["namespace"], meta["name"])
         if was is not None and only_details_differ(wire, was):
             wait = self._status_written.get(key, -DETAILS_EVERY) + DETAILS_EVERY - time.monotonic()
             if wait > 0:
