@@ -90,6 +90,7 @@ def test_every_example_reports_each_gate_and_applies_policies_before_routes(exam
     routes, carried, removed = walked(plan(example, OIDC, facts))
     assert reasons(routes) == {"InferencePoolReady": pool, "ExternalEndpointReady": external,
                                "InternalEndpointReady": internal}
+    assert routes.failed == (state == "keys unreadable")  # only what the server refused is tried again soon
     # Only a model whose id another owns loses its routes, each before its policy; and what a switched-off
     # option leaves behind is removed (the router deletes only what is there).
     assert removed == ([f"{kind}/{example.name}-{side}{suffix}" for side in ("external", "internal")
@@ -126,6 +127,7 @@ def test_a_refused_policy_keeps_its_route_closed_and_says_why() -> None:
     assert "internal route" in carried  # the other side is not held back
     assert reasons(routes)["ExternalEndpointReady"] == "ApplyFailed"
     assert "external" not in routes.endpoints
+    assert routes.failed  # the pass is retried: nothing we watch announces that the refusal was lifted
 
 
 def test_a_disabled_side_removes_its_route_before_its_policy_and_nothing_else() -> None:

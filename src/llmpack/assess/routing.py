@@ -15,6 +15,12 @@ class Routes:
     reports: tuple[Report, ...] = ()  # one per condition of the plan, in its order
     endpoints: Mapping[str, str] = field(default_factory=dict)  # status.endpoints: side -> URL, while in place
 
+    @property
+    def failed(self) -> bool:
+        """A group the API server would not take: nothing we watch announces its fix (a policy or permission
+        changed, a resource now served), so the pass must be retried, as a refused child of the model is."""
+        return any(report.reason == "ApplyFailed" for report in self.reports)
+
 
 def refusal(obj: dict[str, Any] | None) -> str | None:
     """The gateway's own words when it did not accept a route or policy; None when it did or has not judged.

@@ -54,7 +54,8 @@ class Passthroughs:
         self.client, self.store, self.config, self.keys, self.router = client, store, config, keys, router
 
     async def reconcile(self, key: Key) -> bool:
-        """Returns True when it should be looked at again soon (its credential Secret is missing)."""
+        """Returns True when it should be looked at again soon (its credential Secret is missing, or a route
+        was refused)."""
         body = self.store.passthroughs.get(key)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return False  # owner references let the garbage collector remove the children
@@ -72,7 +73,7 @@ class Passthroughs:
         facts = await self._facts(key, pm, credential, claim)
         routes = await self.router.walk(key, plan(pm, self.config, facts))
         await self._report(body, compute(pm, routes, claim))
-        return credential is not None  # nothing we may watch announces the Secret: look again
+        return credential is not None or routes.failed  # nothing we may watch announces their fix: look again
 
     async def _facts(self, key: Key, pm: PassthroughModel, credential: str | None, claim: Claim | None) -> Facts:
         crds = frozenset(kind.crd for kind in THIRD_PARTY if kind.crd in self.store.crds)

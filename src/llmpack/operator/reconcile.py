@@ -230,7 +230,7 @@ class Reconciler:
             waiting.append(fetcher)
         if waiting:
             self.later(key, min(self.causes.due(obj) for obj in waiting))
-        return problem is not None
+        return problem is not None or routes.failed
 
     def _kept_notes(self, key: Key, stamp: Hashable, desired: list[dict[str, Any]]) -> tuple[str, ...]:
         """`kept_notes`, worked out again only when the render or the Deployment as kept changed: it decodes
