@@ -59,7 +59,7 @@ WORKLOADS = frozenset({"Job", "Deployment"})
 async def apply_what_differs(client: AsyncClient, store: Store, key: Key, objects: Iterable[dict[str, Any]],
                              held: Held | None = None, *, stamp: Hashable = None,
                              waves: bool = False) -> Problem | None:
-    """The first refusal (a guard's, or the server's: retrying will not help) as a Problem; the objects after
+    """The first refusal (a guard's, or the server's: retrying soon will not help) as a Problem; the objects after
     it are still applied. Any other API error is raised, for the reconcile to be retried.
 
     In order, one at a time; with `waves` (a model's own children, whose only dependencies are of workloads

@@ -12,7 +12,8 @@ class Failure(StrEnum):
     CONFLICT = "conflict"  # 409: it exists already, or someone wrote first
     RETRY = "retry"  # 401, 429, 5xx: the API server is unwell, not our request; back off and try again
     MISSING = "missing"  # 404: something the request names is not there
-    REFUSED = "refused"  # any other 4xx (400, 403, 422, ...): the server refuses this request; retrying will not help
+    REFUSED = "refused"  # any other 4xx (400, 403, 422, ...): the server refuses this request; only a change
+    # elsewhere (a policy, a permission, a CRD's schema) helps: reported, and rechecked as a problem is
 
 
 def classify(exc: ApiError) -> Failure:
