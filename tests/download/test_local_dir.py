@@ -22,6 +22,7 @@ from tests.download.conftest import (
     assert_complete,
     download,
     downloader,
+    end,
     env_for,
     files_of,
     regular_files,
@@ -165,7 +166,7 @@ def test_a_volume_that_fills_up_mid_download_is_exit_6_and_the_next_run_resumes(
         fill(filler)
         code = proc.wait(60)
     finally:
-        proc.kill()
+        end(proc)
     result = subprocess.CompletedProcess(proc.args, code, "", proc.stderr.read() if proc.stderr else "")
     assert code == 6, result.stderr
     line = the_error(result)
@@ -195,8 +196,11 @@ def test_two_downloaders_into_one_small_volume_cannot_both_start(hub: HubServer,
     hub.faults.rate = 8 << 20
     procs = {repo: downloader(hub, tmp_path, repo, "--local-dir", str(volume / repo.replace("/", "-")), *way)
              for repo in ("org/a", "org/b")}
-    results = {repo: subprocess.CompletedProcess(p.args, p.wait(60), "", p.stderr.read() if p.stderr else "")
-               for repo, p in procs.items()}
+    try:
+        results = {repo: subprocess.CompletedProcess(p.args, p.wait(60), "", p.stderr.read() if p.stderr else "")
+                   for repo, p in procs.items()}
+    finally:
+        end(*procs.values())
     assert sorted(r.returncode for r in results.values()) == [0, 6], {k: r.stderr for k, r in results.items()}
     (winner,) = [repo for repo, r in results.items() if r.returncode == 0]
     (loser,) = [repo for repo, r in results.items() if r.returncode == 6]
